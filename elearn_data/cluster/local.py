@@ -1,0 +1,799 @@
+"""The embedded cluster: real PostgreSQL primaries and streaming replicas under ELEARN_HOME.
+
+``elearn cluster up`` builds, per shard, one primary (``initdb``) and N streaming
+replicas (``pg_basebackup -R -X stream -c fast`` with a replication slot), all
+listening on 127.0.0.1 only, each on its own port, and writes two files:
+
+* ``cluster.json`` -- the inventory (nodes, ports, roles, admin secrets), 0600;
+* ``settings.json`` -- the :class:`~elearn_data.config.Settings` every later
+  command and :func:`elearn_data.connect` read, 0600.
+
+Every operation is idempotent: ``up`` starts what is stopped, rebuilds what a
+failover left behind, and changes nothing else. A file lock serialises
+concurrent commands on one ELEARN_HOME.
+
+Roles created on every primary: ``postgres`` (superuser, cluster administration
+only), the schema owner (migrations), the application role (DML and function
+calls only) and a replication role.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg2
+from psycopg2 import sql
+
+from elearn_data.cluster.binaries import ServerUser, find_bindir
+from elearn_data.config import SETTINGS_FILE_NAME, Durability
+from elearn_data.errors import ConfigurationError, InvalidInput
+from elearn_data.regions import DEFAULT_REGION_SHARDS, DEFAULT_SHARDS
+
+log = logging.getLogger(__name__)
+
+Role = Literal["primary", "replica"]
+
+STATE_FILE_NAME = "cluster.json"
+DEFAULT_BASE_PORT = 54320
+PORTS_PER_SHARD = 10
+DBNAME = "elearn"
+HOST = "127.0.0.1"
+SUPERUSER = "postgres"
+REPLICATION_USER = "elearn_replicator"
+OWNER_USER = "elearn_owner"
+APP_USER = "elearn_app"
+CONF_NAME = "elearn.conf"
+
+Progress = Callable[[str], None]
+
+
+def _no_progress(_: str) -> None:
+    return None
+
+
+@dataclass
+class NodeSpec:
+    """One PostgreSQL server of the embedded cluster."""
+
+    name: str
+    shard: str
+    index: int
+    port: int
+    role: Role
+    needs_rebuild: bool = False
+
+
+@dataclass
+class ClusterState:
+    """What ``cluster.json`` holds."""
+
+    base_port: int
+    durability: Durability
+    shards: list[str]
+    region_shards: dict[str, str]
+    superuser_password: str
+    replication_password: str
+    owner_password: str
+    app_password: str
+    email_hash_key: str
+    nodes: list[NodeSpec] = field(default_factory=list)
+    version: int = 1
+
+    @classmethod
+    def fresh(cls, base_port: int, durability: Durability, shards: list[str]) -> ClusterState:
+        region_shards = {r.value: s for r, s in DEFAULT_REGION_SHARDS.items()}
+        if set(region_shards.values()) != set(shards):
+            raise InvalidInput(
+                f"the embedded cluster serves the shards {', '.join(DEFAULT_SHARDS)}"
+            )
+        return cls(
+            base_port=base_port,
+            durability=durability,
+            shards=list(shards),
+            region_shards=region_shards,
+            superuser_password=secrets.token_urlsafe(24),
+            replication_password=secrets.token_urlsafe(24),
+            owner_password=secrets.token_urlsafe(24),
+            app_password=secrets.token_urlsafe(24),
+            email_hash_key=secrets.token_hex(32),
+        )
+
+    @classmethod
+    def load(cls, path: Path) -> ClusterState:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data["nodes"] = [NodeSpec(**n) for n in data.get("nodes", [])]
+        return cls(**data)
+
+    def nodes_of(self, shard: str) -> list[NodeSpec]:
+        return sorted((n for n in self.nodes if n.shard == shard), key=lambda n: n.index)
+
+    def primary_of(self, shard: str) -> NodeSpec:
+        for node in self.nodes_of(shard):
+            if node.role == "primary":
+                return node
+        raise ConfigurationError(f"shard {shard!r} has no primary in the cluster inventory")
+
+    def replicas_of(self, shard: str) -> list[NodeSpec]:
+        return [n for n in self.nodes_of(shard) if n.role == "replica"]
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    """Live state of one node (``elearn cluster status --json`` prints these)."""
+
+    shard: str
+    name: str
+    role: Role
+    host: str
+    port: int
+    dbname: str
+    data_dir: str
+    up: bool
+    in_recovery: bool | None
+    replay_lag_bytes: int | None
+    sync_state: str | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _write_private(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=True)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def find_free_base_port(start: int = 20000, end: int = 60000, span: int = 40) -> int:
+    """Return a base port whose next ``span`` ports are free (for tests and CI)."""
+    rng = secrets.SystemRandom()
+    for _ in range(200):
+        base = rng.randrange(start, end - span, PORTS_PER_SHARD)
+        if all(_port_free(p) for p in range(base, base + span)):
+            return base
+    raise ConfigurationError("no free range of ports found on 127.0.0.1")
+
+
+class LocalCluster:
+    """Build, start, stop, promote and inspect the embedded cluster under ``home``."""
+
+    def __init__(self, home: Path, *, fsync_initdb: bool = True) -> None:
+        self.home = Path(home).expanduser().absolute()
+        self.pg_root = self.home / "pg"
+        self.state_path = self.home / STATE_FILE_NAME
+        self.settings_path = self.home / SETTINGS_FILE_NAME
+        self._fsync_initdb = fsync_initdb
+        self._user = ServerUser.current()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def exists(self) -> bool:
+        return self.state_path.is_file()
+
+    def state(self) -> ClusterState:
+        """Return the inventory.
+
+        Raises:
+            ConfigurationError: there is no cluster under this ELEARN_HOME.
+        """
+        if not self.exists:
+            raise ConfigurationError(
+                f"no embedded cluster under {self.home}: run `elearn cluster up` first"
+            )
+        return ClusterState.load(self.state_path)
+
+    def _save(self, state: ClusterState) -> None:
+        _write_private(self.state_path, asdict(state))
+        _write_private(self.settings_path, self._settings_payload(state))
+
+    def _settings_payload(self, state: ClusterState) -> dict[str, Any]:
+        shards: dict[str, Any] = {}
+        for shard in state.shards:
+            primary = state.primary_of(shard)
+            ordered = [primary] + [n for n in state.nodes_of(shard) if n is not primary]
+            hosts = ",".join(f"{HOST}:{n.port}" for n in ordered)
+            shards[shard] = {
+                # Every node of the shard, primary first: libpq walks the list and
+                # keeps the one that accepts writes, so a promotion is followed.
+                "primary": f"postgresql://{APP_USER}@{hosts}/{DBNAME}"
+                "?target_session_attrs=read-write",
+                "replicas": [
+                    f"postgresql://{APP_USER}@{HOST}:{n.port}/{DBNAME}?target_session_attrs=standby"
+                    for n in state.replicas_of(shard)
+                    if not n.needs_rebuild
+                ],
+            }
+        return {
+            "shards": shards,
+            "region_shards": state.region_shards,
+            "db_password": state.app_password,
+            "app_user": APP_USER,
+            "owner_user": OWNER_USER,
+            "owner_password": state.owner_password,
+            "email_hash_key": state.email_hash_key,
+            "durability": state.durability,
+        }
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / "cluster.lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def data_dir(self, node: NodeSpec) -> Path:
+        return self.pg_root / node.name
+
+    def log_file(self, node: NodeSpec) -> Path:
+        return self.pg_root / f"{node.name}.log"
+
+    # ------------------------------------------------------------- primitives
+
+    def _pg(self, binary: str) -> str:
+        return str(find_bindir() / binary)
+
+    def _initialized(self, node: NodeSpec) -> bool:
+        return (self.data_dir(node) / "PG_VERSION").is_file()
+
+    def is_running(self, node: NodeSpec) -> bool:
+        """Return True when the node's postmaster is alive (``pg_ctl status``)."""
+        if not self._initialized(node):
+            return False
+        proc = self._user.run(
+            [self._pg("pg_ctl"), "status", "-D", str(self.data_dir(node))], check=False
+        )
+        return proc.returncode == 0
+
+    def _conf_text(self, state: ClusterState, node: NodeSpec) -> str:
+        sync_names = self._sync_standby_names(state, node)
+        lines = [
+            "# Written by elearn_data; rewritten by `elearn cluster up`.",
+            f"listen_addresses = '{HOST}'",
+            f"port = {node.port}",
+            "unix_socket_directories = ''",
+            f"cluster_name = '{node.name}'",
+            "max_connections = 300",
+            "shared_buffers = '64MB'",
+            "max_prepared_transactions = 150",
+            "wal_level = replica",
+            "max_wal_senders = 10",
+            "max_replication_slots = 10",
+            "wal_keep_size = '128MB'",
+            "hot_standby = on",
+            "hot_standby_feedback = on",
+            "wal_receiver_status_interval = '1s'",
+            "password_encryption = 'scram-sha-256'",
+            "synchronous_commit = on",
+            f"synchronous_standby_names = '{sync_names}'",
+            "log_min_messages = warning",
+            "log_line_prefix = '%m [%p] %q%u@%d '",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _sync_standby_names(self, state: ClusterState, node: NodeSpec) -> str:
+        if state.durability != "sync" or node.role != "primary":
+            return ""
+        standbys = [n.name for n in state.replicas_of(node.shard) if not n.needs_rebuild]
+        if not standbys:
+            # No standby to wait for: waiting would block every commit forever.
+            return ""
+        quoted = ", ".join(f'"{name}"' for name in standbys)
+        return f"ANY 1 ({quoted})"
+
+    def _write_conf(self, state: ClusterState, node: NodeSpec) -> None:
+        path = self.data_dir(node) / CONF_NAME
+        path.write_text(self._conf_text(state, node), encoding="utf-8")
+        self._user.chown(path)
+        main_conf = self.data_dir(node) / "postgresql.conf"
+        text = main_conf.read_text(encoding="utf-8")
+        include = f"include_if_exists = '{CONF_NAME}'"
+        if include not in text:
+            main_conf.write_text(text + f"\n{include}\n", encoding="utf-8")
+
+    def _start(self, node: NodeSpec) -> None:
+        self._user.run(
+            [
+                self._pg("pg_ctl"),
+                "start",
+                "-D",
+                str(self.data_dir(node)),
+                "-l",
+                str(self.log_file(node)),
+                "-w",
+                "-t",
+                "120",
+            ],
+            timeout=180,
+        )
+
+    def _stop(self, node: NodeSpec, mode: str = "fast") -> None:
+        if not self.is_running(node):
+            return
+        self._user.run(
+            [
+                self._pg("pg_ctl"),
+                "stop",
+                "-D",
+                str(self.data_dir(node)),
+                "-m",
+                mode,
+                "-w",
+                "-t",
+                "120",
+            ],
+            timeout=180,
+        )
+
+    def _reload(self, node: NodeSpec) -> None:
+        if self.is_running(node):
+            self._user.run([self._pg("pg_ctl"), "reload", "-D", str(self.data_dir(node))])
+
+    def admin_connect(self, node: NodeSpec, dbname: str = "postgres", timeout: int = 3) -> Any:
+        """Return a psycopg2 connection as the cluster superuser (autocommit)."""
+        state = self.state()
+        conn = psycopg2.connect(
+            host=HOST,
+            port=node.port,
+            user=SUPERUSER,
+            password=state.superuser_password,
+            dbname=dbname,
+            connect_timeout=timeout,
+            application_name="elearn-cluster",
+        )
+        conn.autocommit = True
+        return conn
+
+    # ------------------------------------------------------------ build steps
+
+    def _initdb(self, state: ClusterState, node: NodeSpec) -> None:
+        data = self.data_dir(node)
+        if data.exists():
+            shutil.rmtree(data)
+        pwfile = self.pg_root / f".{node.name}.pw"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(state.superuser_password + "\n")
+        self._user.chown(pwfile)
+        try:
+            argv = [
+                self._pg("initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={pwfile}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=peer",
+                "--encoding=UTF8",
+                "--no-locale",
+            ]
+            if not self._fsync_initdb:
+                argv.append("--no-sync")
+            self._user.run(argv)
+        finally:
+            pwfile.unlink(missing_ok=True)
+
+    def _bootstrap_roles(self, state: ClusterState, node: NodeSpec) -> None:
+        conn = self.admin_connect(node)
+        try:
+            with conn.cursor() as cur:
+                for role, password, extra in (
+                    (OWNER_USER, state.owner_password, sql.SQL("")),
+                    (APP_USER, state.app_password, sql.SQL("")),
+                    (REPLICATION_USER, state.replication_password, sql.SQL(" REPLICATION")),
+                ):
+                    cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
+                    verb = sql.SQL("ALTER") if cur.fetchone() else sql.SQL("CREATE")
+                    cur.execute(
+                        sql.SQL("{} ROLE {} LOGIN{} PASSWORD %s").format(
+                            verb, sql.Identifier(role), extra
+                        ),
+                        (password,),
+                    )
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,))
+                if cur.fetchone() is None:
+                    cur.execute(
+                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
+                            sql.Identifier(DBNAME), sql.Identifier(OWNER_USER)
+                        )
+                    )
+        finally:
+            conn.close()
+        conn = self.admin_connect(node, dbname=DBNAME)
+        try:
+            with conn.cursor() as cur:
+                owner, app = sql.Identifier(OWNER_USER), sql.Identifier(APP_USER)
+                cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
+                cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app))
+                cur.execute(
+                    sql.SQL("REVOKE CREATE ON DATABASE {} FROM PUBLIC").format(
+                        sql.Identifier(DBNAME)
+                    )
+                )
+        finally:
+            conn.close()
+
+    def _build_primary(self, state: ClusterState, node: NodeSpec, progress: Progress) -> None:
+        progress(f"{node.name}: initdb (primary of shard {node.shard}, port {node.port})")
+        self._initdb(state, node)
+        self._write_conf(state, node)
+        self._start(node)
+        self._bootstrap_roles(state, node)
+
+    def _drop_slot(self, primary: NodeSpec, slot: str) -> None:
+        conn = self.admin_connect(primary)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                    "WHERE slot_name = %s AND NOT active",
+                    (slot,),
+                )
+        finally:
+            conn.close()
+
+    def _build_replica(
+        self, state: ClusterState, primary: NodeSpec, node: NodeSpec, progress: Progress
+    ) -> None:
+        progress(f"{node.name}: pg_basebackup from {primary.name} (replica, port {node.port})")
+        data = self.data_dir(node)
+        self._stop(node, "immediate")
+        if data.exists():
+            shutil.rmtree(data)
+        slot = node.name.replace("-", "_")
+        self._drop_slot(primary, slot)
+        self._user.run(
+            [
+                self._pg("pg_basebackup"),
+                "-D",
+                str(data),
+                "-h",
+                HOST,
+                "-p",
+                str(primary.port),
+                "-U",
+                REPLICATION_USER,
+                "-X",
+                "stream",
+                "-c",
+                "fast",
+                "-R",
+                "-C",
+                "-S",
+                slot,
+                "--no-password",
+            ],
+            env={"PGPASSWORD": state.replication_password},
+            timeout=600,
+        )
+        # -R wrote primary_conninfo; restate it with our application_name so the
+        # primary can name this standby in synchronous_standby_names.
+        conninfo = (
+            f"host={HOST} port={primary.port} user={REPLICATION_USER} "
+            f"password={state.replication_password} application_name={node.name}"
+        )
+        auto = data / "postgresql.auto.conf"
+        with auto.open("a", encoding="utf-8") as fh:
+            fh.write(f"primary_conninfo = '{conninfo}'\nprimary_slot_name = '{slot}'\n")
+        node.needs_rebuild = False
+        self._write_conf(state, node)
+        self._start(node)
+
+    def _wait_streaming(self, state: ClusterState, shard: str, timeout: float = 60) -> None:
+        primary = state.primary_of(shard)
+        expected = {n.name for n in state.replicas_of(shard) if not n.needs_rebuild}
+        if not expected:
+            return
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = self.admin_connect(primary)
+            try:
+                with conn.cursor() as cur:
+                    # In sync mode a standby only counts once the primary waits for it.
+                    cur.execute(
+                        "SELECT application_name FROM pg_stat_replication "
+                        "WHERE state = 'streaming' AND (%s OR sync_state IN ('sync', 'quorum'))",
+                        (state.durability != "sync",),
+                    )
+                    streaming = {row[0] for row in cur.fetchall()}
+            finally:
+                conn.close()
+            if expected <= streaming:
+                return
+            if time.monotonic() > deadline:
+                missing = ", ".join(sorted(expected - streaming))
+                raise ConfigurationError(
+                    f"replica(s) {missing} of shard {shard!r} are not streaming"
+                )
+            time.sleep(0.05)
+
+    # ----------------------------------------------------------------- public
+
+    def up(
+        self,
+        *,
+        replicas: int = 1,
+        base_port: int | None = None,
+        durability: Durability | None = None,
+        progress: Progress = _no_progress,
+    ) -> list[NodeStatus]:
+        """Build what is missing, start what is stopped, and return the status.
+
+        A second call changes nothing but starting stopped nodes and rebuilding
+        replicas that a failover left behind. ``replicas`` only ever adds
+        replicas; ``base_port`` only matters on the first build.
+        """
+        if replicas < 0 or replicas > PORTS_PER_SHARD - 1:
+            raise InvalidInput(f"replicas must be between 0 and {PORTS_PER_SHARD - 1}: {replicas}")
+        with self._locked():
+            self.pg_root.mkdir(parents=True, exist_ok=True)
+            self._user.chown(self.pg_root)
+            os.chmod(self.pg_root, 0o700)
+            self._user.make_reachable(self.pg_root)
+            if self.exists:
+                state = ClusterState.load(self.state_path)
+                if base_port is not None and base_port != state.base_port:
+                    log.warning(
+                        "cluster under %s already uses base port %d; ignoring --base-port %d",
+                        self.home,
+                        state.base_port,
+                        base_port,
+                    )
+                if durability is not None:
+                    state.durability = durability
+            else:
+                port0 = DEFAULT_BASE_PORT if base_port is None else base_port
+                state = ClusterState.fresh(port0, durability or "async", list(DEFAULT_SHARDS))
+            self._plan_nodes(state, replicas)
+            self._save(state)
+            with ThreadPoolExecutor(max_workers=len(state.shards)) as pool:
+                list(pool.map(lambda s: self._up_shard(state, s, progress), state.shards))
+            self._save(state)
+        return self.status()
+
+    def _plan_nodes(self, state: ClusterState, replicas: int) -> None:
+        for shard_index, shard in enumerate(state.shards):
+            existing = {n.index for n in state.nodes_of(shard)}
+            if not existing:
+                state.nodes.append(self._new_node(state, shard, shard_index, 0, "primary"))
+                existing = {0}
+            have = len(existing) - 1
+            next_index = max(existing) + 1
+            while have < replicas:
+                state.nodes.append(self._new_node(state, shard, shard_index, next_index, "replica"))
+                next_index += 1
+                have += 1
+
+    def _new_node(
+        self, state: ClusterState, shard: str, shard_index: int, index: int, role: Role
+    ) -> NodeSpec:
+        port = state.base_port + shard_index * PORTS_PER_SHARD + index
+        if not _port_free(port):
+            raise ConfigurationError(
+                f"port {port} on {HOST} is in use; choose another range with --base-port"
+            )
+        return NodeSpec(name=f"{shard}-{index}", shard=shard, index=index, port=port, role=role)
+
+    def _up_shard(self, state: ClusterState, shard: str, progress: Progress) -> None:
+        primary = state.primary_of(shard)
+        if not self._initialized(primary):
+            self._build_primary(state, primary, progress)
+        else:
+            self._write_conf(state, primary)
+            if not self.is_running(primary):
+                progress(f"{primary.name}: starting (primary of shard {shard})")
+                self._start(primary)
+            else:
+                self._reload(primary)
+        for node in state.replicas_of(shard):
+            if node.needs_rebuild or not self._initialized(node):
+                self._build_replica(state, primary, node, progress)
+            elif not self.is_running(node):
+                progress(f"{node.name}: starting (replica of shard {shard})")
+                self._write_conf(state, node)
+                self._start(node)
+        # Standbys exist now: a sync-mode primary may start waiting for them.
+        self._write_conf(state, primary)
+        self._reload(primary)
+        self._wait_streaming(state, shard)
+
+    def down(self, *, purge: bool = False) -> None:
+        """Stop every node; with ``purge`` delete the data and the settings too."""
+        if not self.exists:
+            if purge and self.pg_root.exists():
+                shutil.rmtree(self.pg_root)
+            return
+        with self._locked():
+            state = ClusterState.load(self.state_path)
+            with ThreadPoolExecutor(max_workers=max(1, len(state.nodes))) as pool:
+                list(pool.map(lambda n: self._stop(n, "fast"), state.nodes))
+            if purge:
+                shutil.rmtree(self.pg_root, ignore_errors=True)
+                self.state_path.unlink(missing_ok=True)
+                self.settings_path.unlink(missing_ok=True)
+
+    def _select(self, state: ClusterState, shard: str, role: Role) -> list[NodeSpec]:
+        if shard not in state.shards:
+            raise InvalidInput(f"unknown shard {shard!r}; shards: {', '.join(state.shards)}")
+        return [n for n in state.nodes_of(shard) if n.role == role]
+
+    def stop(self, shard: str, role: Role, *, mode: str = "fast") -> list[NodeSpec]:
+        """Stop the shard's node(s) with ``role``; ``mode='immediate'`` kills them."""
+        state = self.state()
+        nodes = self._select(state, shard, role)
+        for node in nodes:
+            self._stop(node, mode)
+        return nodes
+
+    def start(self, shard: str, role: Role) -> list[NodeSpec]:
+        """Start the shard's stopped node(s) with ``role``."""
+        state = self.state()
+        nodes = self._select(state, shard, role)
+        for node in nodes:
+            if node.needs_rebuild:
+                raise ConfigurationError(
+                    f"{node.name} was the primary before a failover; rebuild it with "
+                    "`elearn cluster up`"
+                )
+            if not self.is_running(node):
+                self._start(node)
+        return nodes
+
+    def failover(self, shard: str, *, progress: Progress = _no_progress) -> NodeSpec:
+        """Promote the shard's first running replica; the old primary must be rebuilt.
+
+        The old primary is stopped first (fencing: two writable primaries must never
+        run at once). It is marked for rebuilding, and so are the other replicas of
+        the shard; ``elearn cluster up`` re-creates them from the new primary.
+
+        Raises:
+            ConfigurationError: the shard has no running replica to promote.
+        """
+        with self._locked():
+            state = ClusterState.load(self.state_path)
+            old = state.primary_of(shard)
+            candidates = [
+                n for n in state.replicas_of(shard) if not n.needs_rebuild and self.is_running(n)
+            ]
+            if not candidates:
+                raise ConfigurationError(f"shard {shard!r} has no running replica to promote")
+            new = candidates[0]
+            progress(f"{old.name}: stopping the old primary")
+            self._stop(old, "fast")
+            progress(f"{new.name}: promoting")
+            self._user.run(
+                [self._pg("pg_ctl"), "promote", "-D", str(self.data_dir(new)), "-w", "-t", "60"]
+            )
+            for node in state.nodes_of(shard):
+                if node is new:
+                    node.role = "primary"
+                else:
+                    node.role = "replica"
+                    node.needs_rebuild = True
+                    self._stop(node, "fast")
+            self._write_conf(state, new)
+            self._reload(new)
+            self._wait_writable(new)
+            self._save(state)
+            return replace(new)
+
+    def _wait_writable(self, node: NodeSpec, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = self.admin_connect(node)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_is_in_recovery()")
+                    row = cur.fetchone()
+                    if row is not None and not row[0]:
+                        return
+            finally:
+                conn.close()
+            if time.monotonic() > deadline:
+                raise ConfigurationError(f"{node.name} did not leave recovery after promotion")
+            time.sleep(0.05)
+
+    def set_durability(self, mode: Durability) -> None:
+        """Switch every primary between ``async`` and ``sync`` replication (reload, no restart)."""
+        with self._locked():
+            state = ClusterState.load(self.state_path)
+            state.durability = mode
+            for shard in state.shards:
+                primary = state.primary_of(shard)
+                self._write_conf(state, primary)
+                self._reload(primary)
+            self._save(state)
+
+    def status(self) -> list[NodeStatus]:
+        """Return the live state of every node, primaries first; never raises for a down node."""
+        state = self.state()
+        with ThreadPoolExecutor(max_workers=max(1, len(state.nodes))) as pool:
+            probes = dict(
+                zip((n.name for n in state.nodes), pool.map(self._probe, state.nodes), strict=True)
+            )
+        result: list[NodeStatus] = []
+        for shard in state.shards:
+            primary = state.primary_of(shard)
+            primary_lsn = probes[primary.name].get("lsn")
+            sync_states: dict[str, str] = probes[primary.name].get("sync", {})
+            for node in [primary, *[n for n in state.nodes_of(shard) if n is not primary]]:
+                probe = probes[node.name]
+                lag: int | None = None
+                if probe.get("up") and node is not primary and primary_lsn is not None:
+                    lag = max(0, int(primary_lsn) - int(probe.get("lsn") or 0))
+                elif probe.get("up") and node is primary:
+                    lag = 0
+                result.append(
+                    NodeStatus(
+                        shard=shard,
+                        name=node.name,
+                        role=node.role,
+                        host=HOST,
+                        port=node.port,
+                        dbname=DBNAME,
+                        data_dir=str(self.data_dir(node)),
+                        up=bool(probe.get("up")),
+                        in_recovery=probe.get("in_recovery"),
+                        replay_lag_bytes=lag,
+                        sync_state=sync_states.get(node.name),
+                        error=probe.get("error"),
+                    )
+                )
+        return result
+
+    def _probe(self, node: NodeSpec) -> dict[str, Any]:
+        try:
+            conn = self.admin_connect(node, timeout=2)
+        except psycopg2.Error as exc:
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            return {"up": False, "error": message}
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_is_in_recovery(), "
+                    "CASE WHEN pg_is_in_recovery() "
+                    "     THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0') "
+                    "     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END"
+                )
+                row = cur.fetchone()
+                assert row is not None
+                probe: dict[str, Any] = {"up": True, "in_recovery": row[0], "lsn": row[1]}
+                if not row[0]:
+                    cur.execute("SELECT application_name, sync_state FROM pg_stat_replication")
+                    probe["sync"] = {name: st for name, st in cur.fetchall()}
+                return probe
+        except psycopg2.Error as exc:
+            return {"up": False, "error": str(exc).strip()}
+        finally:
+            conn.close()

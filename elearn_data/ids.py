@@ -1,0 +1,175 @@
+"""Region-carrying, time-ordered 128-bit ids (RFC 9562 UUIDv8 layout).
+
+Every primary key resolves to exactly one shard without a query: the id says
+which region owns the row, and the settings say which shard serves the region.
+Ids carry the *region*, not the shard, so moving a region to another shard keeps
+every id valid.
+
+Bit layout (most significant first)::
+
+    48  unix_ts_ms      milliseconds since the epoch -> ids sort by creation time
+     4  version = 8     RFC 9562 "custom" UUID
+    12  counter         monotonic within one millisecond in this process
+     2  variant = 0b10  RFC 9562 variant
+     4  region code     1..6 = owning region; 0b1xxx = reference (catalog) row,
+                        whose low three bits name its home region (0 = none)
+    10  tag = 0x2E1     marks ids this platform issued
+    48  random
+
+A UUID without version 8, the RFC variant and the tag -- a random ``uuid4`` for
+example -- was never issued here: decoding it raises :class:`ForeignId`, a
+:class:`~elearn_data.errors.NotFound`, which is what the API contract asks of an
+id that names no row.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from elearn_data.errors import InvalidInput, NotFound
+from elearn_data.regions import Region
+
+_TAG = 0x2E1
+_REFERENCE_FLAG = 0b1000
+_REGION_CODES: dict[Region, int] = {region: index for index, region in enumerate(Region, start=1)}
+_CODE_REGIONS: dict[int, Region] = {code: region for region, code in _REGION_CODES.items()}
+
+_MAX_COUNTER = 0xFFF
+
+
+class ForeignId(NotFound):
+    """A UUID that elearn_data did not issue, so it names no row of ours."""
+
+    def __init__(self, value: uuid.UUID, reason: str) -> None:
+        self.value = value
+        super().__init__(f"id {value} was not issued by elearn_data ({reason})")
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedId:
+    """What an id says about its row."""
+
+    created_at: datetime
+    reference: bool
+    region: Region | None  # owning region, or a reference row's home region (if any)
+
+
+class _Clock:
+    """Millisecond clock with a per-millisecond counter (RFC 9562, method 1)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._counter = 0
+
+    def next(self) -> tuple[int, int]:
+        with self._lock:
+            now_ms = time.time_ns() // 1_000_000
+            if now_ms > self._last_ms:
+                self._last_ms = now_ms
+                # A random start keeps ids of two processes in one millisecond
+                # apart, while leaving half the range for increments.
+                self._counter = secrets.randbits(11)
+            else:
+                self._counter += 1
+                if self._counter > _MAX_COUNTER:
+                    # More than ~2000 ids in a millisecond: borrow the next one.
+                    self._last_ms += 1
+                    self._counter = 0
+            return self._last_ms, self._counter
+
+
+_clock = _Clock()
+
+
+def _build(code: int) -> uuid.UUID:
+    ms, counter = _clock.next()
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x8 << 76
+    value |= counter << 64
+    value |= 0b10 << 62
+    value |= code << 58
+    value |= _TAG << 48
+    value |= secrets.randbits(48)
+    return uuid.UUID(int=value)
+
+
+def new_id(region: Region) -> uuid.UUID:
+    """Return a new id for a row owned by ``region`` (a learner-owned row)."""
+    return _build(_REGION_CODES[region])
+
+
+def new_reference_id(home: Region | None = None) -> uuid.UUID:
+    """Return a new id for a reference (catalog) row, optionally naming its home region.
+
+    A course's home region is its instructor's: the course's seat ledger lives on
+    the shard that serves it.
+    """
+    return _build(_REFERENCE_FLAG | (_REGION_CODES[home] if home else 0))
+
+
+def as_uuid(value: object) -> uuid.UUID:
+    """Return ``value`` as a UUID (UUIDs and their string forms are accepted).
+
+    Raises:
+        InvalidInput: the value is not a UUID.
+    """
+    if isinstance(value, uuid.UUID):
+        return value
+    if isinstance(value, str):
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"not an id: {value!r}")
+
+
+def decode(value: object) -> DecodedId:
+    """Return what an id says about its row.
+
+    Raises:
+        InvalidInput: the value is not a UUID at all.
+        ForeignId: a UUID this platform did not issue.
+    """
+    ident = as_uuid(value)
+    bits = ident.int
+    if (bits >> 76) & 0xF != 0x8 or (bits >> 62) & 0b11 != 0b10:
+        raise ForeignId(ident, f"version {ident.version}, not an elearn id")
+    if (bits >> 48) & 0x3FF != _TAG:
+        raise ForeignId(ident, "tag mismatch")
+    code = (bits >> 58) & 0xF
+    reference = bool(code & _REFERENCE_FLAG)
+    region_code = code & 0b0111 if reference else code
+    region = _CODE_REGIONS.get(region_code)
+    if region is None and not (reference and region_code == 0):
+        raise ForeignId(ident, f"unknown region code {code}")
+    created = datetime.fromtimestamp((bits >> 80) / 1000, tz=UTC)
+    return DecodedId(created_at=created, reference=reference, region=region)
+
+
+def owner_region(value: object) -> Region:
+    """Return the region that owns a learner-owned row.
+
+    Raises:
+        ForeignId: not one of our ids, or a reference (catalog) id, which no
+            region owns.
+    """
+    decoded = decode(value)
+    if decoded.reference or decoded.region is None:
+        raise ForeignId(as_uuid(value), "a catalog id, not owned by a region")
+    return decoded.region
+
+
+def is_reference(value: object) -> bool:
+    """Return True for a reference (catalog) id."""
+    return decode(value).reference
+
+
+def region_code(region: Region) -> int:
+    """Return the 4-bit code stored in ids for ``region`` (shared with the SQL side)."""
+    return _REGION_CODES[region]

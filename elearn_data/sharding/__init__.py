@@ -1,0 +1,1 @@
+"""Routing across shards: node map, sharded sessions, causal reads, two-phase commit."""

@@ -1,0 +1,303 @@
+"""The node map: one SQLAlchemy engine (and pool) per PostgreSQL node.
+
+Every shard has one primary engine and zero or more replica engines, built from
+:class:`~elearn_data.config.Settings`. The primary URL may list several hosts
+with ``target_session_attrs=read-write``: libpq then finds whichever host
+accepts writes, so a promotion is followed without restarting the process
+(stale pooled connections fail once on use; SQLAlchemy then invalidates the
+pool and the next checkout reconnects through libpq's host walk).
+
+Connections are made by psycopg2 from the libpq URI itself (``creator=``), so
+every libpq feature the URI names keeps working; the password, the connect
+timeout and the per-session ``statement_timeout`` / ``lock_timeout`` are added
+as keyword arguments and never appear in a URL or a log line.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg2
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import NullPool, QueuePool
+
+from elearn_data.config import Settings, redact, url_hosts, with_user
+from elearn_data.errors import ConfigurationError, InvalidInput
+
+NodeRole = Literal["primary", "replica"]
+
+
+@dataclass
+class NodeHealth:
+    """What the routing layer has learnt about a node (shared by all sessions)."""
+
+    down_until: float = 0.0
+    last_error: str | None = None
+    replay_lsn: int = 0  # highest replay LSN observed (replicas only; monotonic)
+    lag_bytes: int | None = None
+    lag_checked_at: float = 0.0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def mark_down(self, error: str, for_seconds: float) -> None:
+        self.down_until = time.monotonic() + for_seconds
+        self.last_error = error
+
+    def is_down(self) -> bool:
+        return time.monotonic() < self.down_until
+
+    def observe_replay(self, lsn: int) -> None:
+        with self.lock:
+            self.replay_lsn = max(self.replay_lsn, lsn)
+            self.down_until = 0.0
+
+
+@dataclass
+class Node:
+    """One PostgreSQL server as seen from this process."""
+
+    shard: str
+    role: NodeRole
+    url: str  # without password
+    engine: Engine
+    health: NodeHealth = field(default_factory=NodeHealth)
+
+    @property
+    def address(self) -> str:
+        """``host:port`` list of the node, without credentials."""
+        return ",".join(f"{h}:{p}" for h, p in url_hosts(self.url))
+
+    @property
+    def label(self) -> str:
+        return f"{self.shard}/{self.role}@{self.address}"
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """Pool counters of one node's engine."""
+
+    shard: str
+    role: NodeRole
+    address: str
+    size: int
+    checked_out: int
+    overflow: int
+    checked_in: int
+
+
+@dataclass(frozen=True)
+class NodeProbe:
+    """Result of probing one node (never raises for a down node)."""
+
+    reachable: bool
+    in_recovery: bool | None = None
+    lsn: int | None = None  # current WAL LSN (primary) or replay LSN (replica), as bytes
+    replay_lag_seconds: float | None = None
+    server_port: int | None = None
+    error: str | None = None
+
+
+def _connect_kwargs(settings: Settings, password: str | None, application: str) -> dict[str, Any]:
+    options = []
+    if settings.statement_timeout_ms:
+        options.append(f"-c statement_timeout={settings.statement_timeout_ms}")
+    if settings.lock_timeout_ms:
+        options.append(f"-c lock_timeout={settings.lock_timeout_ms}")
+    kwargs: dict[str, Any] = {
+        "connect_timeout": settings.connect_timeout_s,
+        "application_name": application,
+    }
+    if options:
+        kwargs["options"] = " ".join(options)
+    if password is not None:
+        kwargs["password"] = password
+    return kwargs
+
+
+def build_engine(
+    url: str,
+    *,
+    settings: Settings,
+    password: str | None,
+    application: str = "elearn_data",
+    pooled: bool = True,
+) -> Engine:
+    """Return an engine that connects with psycopg2 to the libpq URI ``url``."""
+    kwargs = _connect_kwargs(settings, password, application)
+
+    def creator() -> Any:
+        return psycopg2.connect(url, **kwargs)
+
+    if not pooled:
+        return create_engine("postgresql+psycopg2://", creator=creator, poolclass=NullPool)
+    pool = settings.pool
+    engine = create_engine(
+        "postgresql+psycopg2://",
+        creator=creator,
+        poolclass=QueuePool,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_timeout=pool.timeout_s,
+        pool_recycle=pool.recycle_s,
+        pool_pre_ping=pool.pre_ping,
+        # Statements are compiled once per process and reused.
+        query_cache_size=1200,
+    )
+    return engine
+
+
+class EngineMap:
+    """Every node of every shard, with one pooled engine each.
+
+    Thread-safe: engines and pools are; the map itself is immutable once built.
+    """
+
+    def __init__(self, settings: Settings, *, application: str = "elearn_data") -> None:
+        self.settings = settings
+        self._primaries: dict[str, Node] = {}
+        self._replicas: dict[str, list[Node]] = {}
+        for shard in settings.shard_names:
+            cfg = settings.shards[shard]
+            password = settings.shard_password(shard)
+            assert cfg.primary is not None  # Settings validation guarantees it
+            self._primaries[shard] = Node(
+                shard,
+                "primary",
+                cfg.primary,
+                build_engine(
+                    cfg.primary, settings=settings, password=password, application=application
+                ),
+            )
+            self._replicas[shard] = [
+                Node(
+                    shard,
+                    "replica",
+                    url,
+                    build_engine(
+                        url, settings=settings, password=password, application=application
+                    ),
+                )
+                for url in cfg.replicas
+            ]
+        self._owner_engines: dict[str, Engine] = {}
+        self._owner_lock = threading.Lock()
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        return self.settings.shard_names
+
+    def _check(self, shard: str) -> None:
+        if shard not in self._primaries:
+            raise InvalidInput(f"unknown shard {shard!r}; shards: {', '.join(self.shards)}")
+
+    def primary(self, shard: str) -> Node:
+        """Return the shard's primary node."""
+        self._check(shard)
+        return self._primaries[shard]
+
+    def replicas(self, shard: str) -> list[Node]:
+        """Return the shard's replica nodes (possibly none)."""
+        self._check(shard)
+        return list(self._replicas[shard])
+
+    def nodes(self) -> Iterator[Node]:
+        """Yield every node, shard by shard, primary first."""
+        for shard in self.shards:
+            yield self._primaries[shard]
+            yield from self._replicas[shard]
+
+    def owner_engine(self, shard: str) -> Engine:
+        """Return an unpooled engine on the shard's primary as the schema owner (migrations)."""
+        self._check(shard)
+        with self._owner_lock:
+            if shard not in self._owner_engines:
+                if self.settings.owner_password is None and self.settings.owner_user is None:
+                    raise ConfigurationError("owner_user/owner_password are not set")
+                primary_url = self._primaries[shard].url
+                url = with_user(primary_url, self.settings.owner_user)
+                password = (
+                    self.settings.owner_password.get_secret_value()
+                    if self.settings.owner_password
+                    else self.settings.shard_password(shard)
+                )
+                self._owner_engines[shard] = build_engine(
+                    url,
+                    settings=self.settings,
+                    password=password,
+                    application="elearn_data-migrate",
+                    pooled=False,
+                )
+            return self._owner_engines[shard]
+
+    def probe(self, node: Node, *, timeout: float | None = None) -> NodeProbe:
+        """Connect to ``node`` outside its pool and report its role and position."""
+        kwargs = _connect_kwargs(self.settings, self.settings.shard_password(node.shard), "probe")
+        if timeout is not None:
+            kwargs["connect_timeout"] = max(1, int(timeout))
+        try:
+            conn = psycopg2.connect(node.url, **kwargs)
+        except psycopg2.Error as exc:
+            return NodeProbe(reachable=False, error=_first_line(exc))
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pg_is_in_recovery(), inet_server_port(),"
+                    " pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery()"
+                    "   THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, '0/0'),"
+                    " CASE WHEN pg_is_in_recovery() THEN"
+                    "   extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END"
+                )
+                row = cur.fetchone()
+                assert row is not None
+                return NodeProbe(
+                    reachable=True,
+                    in_recovery=bool(row[0]),
+                    server_port=row[1],
+                    lsn=int(row[2]) if row[2] is not None else None,
+                    replay_lag_seconds=float(row[3]) if row[3] is not None else None,
+                )
+        except psycopg2.Error as exc:
+            return NodeProbe(reachable=False, error=_first_line(exc))
+        finally:
+            conn.close()
+
+    def pool_stats(self) -> list[PoolStats]:
+        """Return the pool counters of every node."""
+        stats: list[PoolStats] = []
+        for node in self.nodes():
+            pool = node.engine.pool
+            assert isinstance(pool, QueuePool)
+            stats.append(
+                PoolStats(
+                    shard=node.shard,
+                    role=node.role,
+                    address=node.address,
+                    size=pool.size(),
+                    checked_out=pool.checkedout(),
+                    overflow=max(0, pool.overflow()),
+                    checked_in=pool.checkedin(),
+                )
+            )
+        return stats
+
+    def dispose(self) -> None:
+        """Close every pooled connection of every node."""
+        for node in self.nodes():
+            node.engine.dispose()
+        with self._owner_lock:
+            for engine in self._owner_engines.values():
+                engine.dispose()
+            self._owner_engines.clear()
+
+    def describe(self) -> list[dict[str, str]]:
+        """Return shard, role and redacted URL of every node (for reports)."""
+        return [{"shard": n.shard, "role": n.role, "url": redact(n.url)} for n in self.nodes()]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

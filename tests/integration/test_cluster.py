@@ -1,0 +1,157 @@
+"""The embedded cluster and the engine map, against real servers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from elearn_data.cluster.local import LocalCluster, find_free_base_port
+from elearn_data.config import Settings
+from elearn_data.sharding.engines import EngineMap
+from tests.conftest import make_home
+
+
+@pytest.fixture(scope="module")
+def engines(settings: Settings) -> Iterator[EngineMap]:
+    engine_map = EngineMap(settings)
+    yield engine_map
+    engine_map.dispose()
+
+
+def test_every_node_is_reachable_in_its_role(engines: EngineMap) -> None:
+    for shard in engines.shards:
+        primary = engines.probe(engines.primary(shard))
+        assert primary.reachable, primary.error
+        assert primary.in_recovery is False
+        replicas = engines.replicas(shard)
+        assert len(replicas) == 1
+        for replica in replicas:
+            probe = engines.probe(replica)
+            assert probe.reachable, probe.error
+            assert probe.in_recovery is True
+
+
+def test_three_primaries_each_stream_to_a_replica(cluster: LocalCluster) -> None:
+    nodes = cluster.status()
+    primaries = [n for n in nodes if n.role == "primary"]
+    replicas = [n for n in nodes if n.role == "replica"]
+    assert sorted(n.shard for n in primaries) == ["apac", "eu", "na"]
+    assert all(n.up and n.in_recovery is False for n in primaries)
+    assert sorted(n.shard for n in replicas) == ["apac", "eu", "na"]
+    assert all(
+        n.up and n.in_recovery and n.sync_state in {"async", "quorum", "sync"} for n in replicas
+    )
+    assert len({n.port for n in nodes}) == len(nodes)
+    assert all(n.host == "127.0.0.1" for n in nodes)
+
+
+def _wait_replayed(cur: object, lsn: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        cur.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))  # type: ignore[attr-defined]
+        if cur.fetchone()[0]:  # type: ignore[attr-defined]
+            return
+        assert time.monotonic() < deadline, "replica did not replay the write"
+        time.sleep(0.01)
+
+
+def test_each_replica_replays_a_write_made_on_its_primary(cluster: LocalCluster) -> None:
+    state = cluster.state()
+    for shard in state.shards:
+        primary = cluster.admin_connect(state.primary_of(shard))
+        replica = cluster.admin_connect(state.replicas_of(shard)[0])
+        try:
+            with primary.cursor() as cur:
+                cur.execute("CREATE TABLE IF NOT EXISTS replication_probe (shard text, n int)")
+                cur.execute("INSERT INTO replication_probe VALUES (%s, 1) RETURNING 1", (shard,))
+                cur.execute("SELECT pg_current_wal_lsn()::text")
+                lsn = cur.fetchone()[0]
+            with replica.cursor() as cur:
+                _wait_replayed(cur, lsn)
+                cur.execute("SELECT count(*) FROM replication_probe WHERE shard = %s", (shard,))
+                assert cur.fetchone()[0] >= 1
+        finally:
+            with primary.cursor() as cur:
+                cur.execute("DROP TABLE IF EXISTS replication_probe")
+            primary.close()
+            replica.close()
+
+
+def test_a_write_sent_to_a_replica_is_rejected(engines: EngineMap) -> None:
+    replica = engines.replicas("eu")[0]
+    with replica.engine.connect() as conn, pytest.raises(DBAPIError) as info:
+        conn.execute(text("CREATE TEMP TABLE should_fail (x int)"))
+    assert isinstance(info.value.orig, psycopg2.errors.ReadOnlySqlTransaction)
+
+
+def test_application_role_cannot_run_ddl(engines: EngineMap) -> None:
+    with engines.primary("na").engine.connect() as conn, pytest.raises(DBAPIError) as info:
+        conn.execute(text("CREATE TABLE not_allowed (x int)"))
+    assert isinstance(info.value.orig, psycopg2.errors.InsufficientPrivilege)
+
+
+def test_primary_url_reaches_the_primary_through_libpq(engines: EngineMap) -> None:
+    for shard in engines.shards:
+        with engines.primary(shard).engine.connect() as conn:
+            in_recovery, user = conn.execute(text("SELECT pg_is_in_recovery(), current_user")).one()
+        assert in_recovery is False
+        assert user == "elearn_app"
+
+
+def test_up_is_idempotent(cluster: LocalCluster) -> None:
+    before = json.loads(cluster.state_path.read_text())
+    settings_before = cluster.settings_path.read_text()
+    nodes = cluster.up(replicas=1)
+    assert json.loads(cluster.state_path.read_text()) == before
+    assert cluster.settings_path.read_text() == settings_before
+    assert all(n.up for n in nodes)
+    assert len(nodes) == 6
+
+
+def test_pool_statistics_cover_every_node(engines: EngineMap) -> None:
+    with engines.primary("apac").engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+        stats = {(s.shard, s.role): s for s in engines.pool_stats()}
+        assert stats[("apac", "primary")].checked_out == 1
+    assert len(stats) == 6
+    assert all(s.size == 5 for s in stats.values())
+
+
+def test_down_then_up_keeps_data_and_a_stopped_node_restarts() -> None:
+    home = make_home("elearn-updown-")
+    local = LocalCluster(home, fsync_initdb=False)
+    try:
+        local.up(replicas=1, base_port=find_free_base_port())
+        state = local.state()
+        primary = state.primary_of("na")
+        conn = local.admin_connect(primary, dbname="elearn")
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE kept (v text)")
+            cur.execute("INSERT INTO kept VALUES ('still here')")
+        conn.close()
+
+        local.down()
+        assert not any(n.up for n in local.status())
+
+        local.up()
+        conn = local.admin_connect(primary, dbname="elearn")
+        with conn.cursor() as cur:
+            cur.execute("SELECT v FROM kept")
+            assert cur.fetchall() == [("still here",)]
+        conn.close()
+
+        local.stop("eu", "replica")
+        down = {n.name: n.up for n in local.status()}
+        assert down["eu-1"] is False and down["eu-0"] is True
+        local.up()
+        assert all(n.up for n in local.status())
+    finally:
+        local.down(purge=True)
+        shutil.rmtree(home, ignore_errors=True)
