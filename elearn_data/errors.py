@@ -61,12 +61,21 @@ class ShardUnavailable(ElearnDataError):
         super().__init__(f"shard {shard!r} is unavailable{suffix}")
 
 
+class ConcurrencyConflict(ElearnDataError):
+    """A concurrent transaction won a race (serialization failure, deadlock, lock timeout).
+
+    Nothing was written; the call may be retried. The facade retries these a few
+    times itself before raising.
+    """
+
+
 class ConfigurationError(ElearnDataError):
     """Settings are incomplete or inconsistent, or the local cluster is missing."""
 
 
 __all__ = [
     "AlreadyEnrolled",
+    "ConcurrencyConflict",
     "ConfigurationError",
     "CourseFull",
     "Duplicate",

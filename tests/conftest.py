@@ -16,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from elearn_data import migrations
 from elearn_data.cluster.local import LocalCluster, find_free_base_port
 from elearn_data.config import Settings
+from elearn_data.database import Database, connect
+from elearn_data.models import Base
 
 
 def make_home(prefix: str) -> Path:
@@ -42,5 +45,44 @@ def cluster() -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="session")
 def settings(cluster: LocalCluster) -> Settings:
-    """Settings of the session's cluster, read from the file `cluster up` wrote."""
-    return Settings(home=cluster.home)
+    """Settings of the session's cluster, read from the file `cluster up` wrote.
+
+    Pools are larger than the default so that the concurrency tests (64 threads)
+    measure the database, not pool waits.
+    """
+    return Settings(home=cluster.home, pool={"size": 10, "max_overflow": 70})
+
+
+@pytest.fixture(scope="session")
+def migrated(settings: Settings) -> Settings:
+    """The session cluster with every shard at the head revision."""
+    migrations.upgrade(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def db(migrated: Settings) -> Iterator[Database]:
+    """One connect() object for the whole session (it is thread-safe)."""
+    database = connect(migrated)
+    yield database
+    database.close()
+
+
+def truncate_all(cluster: LocalCluster) -> None:
+    """Empty every table of every shard primary (fast per-test cleanup)."""
+    state = cluster.state()
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    for shard in state.shards:
+        conn = cluster.admin_connect(state.primary_of(shard), dbname="elearn")
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+        finally:
+            conn.close()
+
+
+@pytest.fixture
+def clean(cluster: LocalCluster, db: Database) -> Database:
+    """The session's Database over empty tables."""
+    truncate_all(cluster)
+    return db

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from elearn_data.cli import cluster
+from elearn_data.cli import cluster, migrate
 
 app = typer.Typer(
     name="elearn",
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(cluster.app, name="cluster")
+app.add_typer(migrate.app, name="migrate")
 
 
 @app.callback()

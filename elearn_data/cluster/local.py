@@ -436,6 +436,9 @@ class LocalCluster:
                 cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
                 cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
                 cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app))
+                # Read-only statistics (replication state for replica selection
+                # and the health report); no data, no DDL.
+                cur.execute(sql.SQL("GRANT pg_monitor TO {}").format(app))
                 cur.execute(
                     sql.SQL("REVOKE CREATE ON DATABASE {} FROM PUBLIC").format(
                         sql.Identifier(DBNAME)
@@ -616,6 +619,8 @@ class LocalCluster:
                 self._start(primary)
             else:
                 self._reload(primary)
+            # Idempotent: re-applies roles and grants a newer version may add.
+            self._bootstrap_roles(state, primary)
         for node in state.replicas_of(shard):
             if node.needs_rebuild or not self._initialized(node):
                 self._build_replica(state, primary, node, progress)

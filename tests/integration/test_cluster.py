@@ -121,7 +121,7 @@ def test_pool_statistics_cover_every_node(engines: EngineMap) -> None:
         stats = {(s.shard, s.role): s for s in engines.pool_stats()}
         assert stats[("apac", "primary")].checked_out == 1
     assert len(stats) == 6
-    assert all(s.size == 5 for s in stats.values())
+    assert all(s.size == engines.settings.pool.size for s in stats.values())
 
 
 def test_down_then_up_keeps_data_and_a_stopped_node_restarts() -> None:

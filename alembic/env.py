@@ -1,0 +1,138 @@
+"""Alembic environment: run the migrations on every shard primary in turn.
+
+Each shard is its own PostgreSQL server with its own ``alembic_version`` table,
+so every shard records its own revision. Migrations run as the schema owner
+(``Settings.owner_user``), never on a replica. ``-x shard=eu`` limits the run to
+one shard; ``-x home=/path`` reads the settings of another ELEARN_HOME.
+
+After a run, env.py records the shard's name in ``shard_meta`` and grants the
+application role DML on every table and EXECUTE on every function (least
+privilege: the application role has no DDL rights), so a new table is usable by
+the application as soon as it exists.
+"""
+
+from __future__ import annotations
+
+import logging
+from logging.config import fileConfig
+from typing import Any
+
+from alembic import context
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import OperationalError
+
+from elearn_data.config import load_settings, with_user
+from elearn_data.models import Base
+from elearn_data.sharding.engines import build_engine
+
+config = context.config
+if config.config_file_name is not None and not config.attributes.get("configured_logging"):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+log = logging.getLogger("alembic.env")
+
+target_metadata = Base.metadata
+
+
+def _include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    # Objects PostgreSQL creates on its own are not part of the models.
+    return not (type_ == "table" and name == "alembic_version")
+
+
+def _grant(connection: Connection, app_role: str) -> None:
+    exists = connection.execute(
+        text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": app_role}
+    ).first()
+    if exists is None:
+        log.warning("application role %s does not exist; no grants made", app_role)
+        return
+    role = connection.dialect.identifier_preparer.quote(app_role)
+    statements = [
+        f"GRANT USAGE ON SCHEMA public TO {role}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+        f"REVOKE ALL ON TABLE alembic_version FROM {role}",
+        f"GRANT SELECT ON TABLE alembic_version TO {role}",
+        f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+        f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}",
+    ]
+    for statement in statements:
+        connection.exec_driver_sql(statement)
+
+
+def _record_shard(connection: Connection, shard: str) -> None:
+    if connection.execute(text("SELECT to_regclass('shard_meta')")).scalar() is None:
+        return
+    connection.execute(
+        text(
+            "INSERT INTO shard_meta (key, value) VALUES ('shard', :shard) "
+            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+        ),
+        {"shard": shard},
+    )
+
+
+def run_migrations_offline() -> None:
+    """Emit SQL for one shard (they all share the schema)."""
+    context.configure(
+        url="postgresql+psycopg2://",
+        target_metadata=target_metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Migrate each shard primary in turn (or the one named by ``-x shard=``)."""
+    x = context.get_x_argument(as_dictionary=True)
+    overrides = {"home": x["home"]} if "home" in x else {}
+    settings = config.attributes.get("settings") or load_settings(**overrides)
+    shards = [x["shard"]] if "shard" in x else list(settings.shard_names)
+    unknown = [s for s in shards if s not in settings.shards]
+    if unknown:
+        raise SystemExit(f"unknown shard(s): {', '.join(unknown)}; shards: {settings.shard_names}")
+    owner_password = settings.owner_password.get_secret_value() if settings.owner_password else None
+    for shard in shards:
+        primary = settings.shards[shard].primary
+        assert primary is not None
+        engine = build_engine(
+            with_user(primary, settings.owner_user),
+            settings=settings,
+            password=owner_password or settings.shard_password(shard),
+            application="elearn_data-migrate",
+            pooled=False,
+        )
+        log.info("migrating shard %s", shard)
+        try:
+            with engine.connect() as connection:
+                context.configure(
+                    connection=connection,
+                    target_metadata=target_metadata,
+                    include_object=_include_object,
+                    compare_type=True,
+                    compare_server_default=False,
+                    transaction_per_migration=False,
+                )
+                # Revisions that need the shard's name read config.attributes["shard"].
+                config.attributes["shard"] = shard
+                with context.begin_transaction():
+                    context.run_migrations()
+                if not context.is_offline_mode():
+                    _record_shard(connection, shard)
+                    _grant(connection, settings.app_user)
+                    connection.commit()
+        except OperationalError as exc:
+            raise SystemExit(f"shard {shard}: cannot reach its primary: {exc.orig}") from exc
+        finally:
+            engine.dispose()
+        progress = config.attributes.get("progress")
+        if progress is not None:
+            progress(shard)
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,146 @@
+"""Programmatic Alembic: upgrade, downgrade and inspect every shard's schema revision.
+
+The migrations live in the project's top-level ``alembic/`` folder; ``env.py``
+runs them on each shard primary in turn as the schema owner. ``status()`` reads
+every shard's ``alembic_version`` and reports drift: a shard behind the code's
+head, ahead of it (a revision this code does not know), or unreachable.
+"""
+
+from __future__ import annotations
+
+from argparse import Namespace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from elearn_data.config import Settings
+from elearn_data.errors import ConfigurationError
+from elearn_data.sharding.engines import build_engine
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+
+State = Literal["ok", "behind", "ahead", "unreachable"]
+
+
+@dataclass(frozen=True)
+class ShardRevision:
+    """One shard's schema revision compared with the code's head."""
+
+    shard: str
+    current: str | None
+    head: str
+    state: State
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def alembic_config(
+    settings: Settings,
+    *,
+    shard: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> Config:
+    """Return an Alembic Config that migrates the shards of ``settings``."""
+    if not ALEMBIC_INI.is_file():
+        raise ConfigurationError(
+            f"alembic.ini not found at {ALEMBIC_INI}: migrations run from a source checkout "
+            "(pip install -e .)"
+        )
+    x = [f"shard={shard}"] if shard else []
+    config = Config(str(ALEMBIC_INI), cmd_opts=Namespace(x=x))
+    config.attributes["settings"] = settings
+    config.attributes["configured_logging"] = True
+    config.attributes["progress"] = progress
+    return config
+
+
+def head_revision() -> str:
+    """Return the newest revision of the code."""
+    script = ScriptDirectory(str(PROJECT_ROOT / "alembic"))
+    head = script.get_current_head()
+    if head is None:
+        raise ConfigurationError("no migration revisions found")
+    return head
+
+
+def upgrade(
+    settings: Settings,
+    revision: str = "head",
+    *,
+    shard: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Upgrade every shard (or one) to ``revision``."""
+    _check_shard(settings, shard)
+    command.upgrade(alembic_config(settings, shard=shard, progress=progress), revision)
+
+
+def downgrade(
+    settings: Settings,
+    revision: str,
+    *,
+    shard: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Downgrade every shard (or one) to ``revision`` (``base`` removes everything)."""
+    _check_shard(settings, shard)
+    command.downgrade(alembic_config(settings, shard=shard, progress=progress), revision)
+
+
+def _check_shard(settings: Settings, shard: str | None) -> None:
+    if shard is not None and shard not in settings.shards:
+        raise ConfigurationError(
+            f"unknown shard {shard!r}; shards: {', '.join(settings.shard_names)}"
+        )
+
+
+def status(settings: Settings) -> list[ShardRevision]:
+    """Return every shard's revision and drift state; never raises for a down shard."""
+    script = ScriptDirectory(str(PROJECT_ROOT / "alembic"))
+    head = head_revision()
+    known = {rev.revision for rev in script.walk_revisions()}
+    result: list[ShardRevision] = []
+    for shard in settings.shard_names:
+        primary = settings.shards[shard].primary
+        assert primary is not None
+        engine = build_engine(
+            primary, settings=settings, password=settings.shard_password(shard), pooled=False
+        )
+        try:
+            with engine.connect() as conn:
+                exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
+                current = (
+                    conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                    if exists
+                    else None
+                )
+        except SQLAlchemyError as exc:
+            message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+            result.append(ShardRevision(shard, None, head, "unreachable", message))
+            continue
+        finally:
+            engine.dispose()
+        state: State
+        if current == head:
+            state = "ok"
+        elif current is None or current in known:
+            state = "behind"
+        else:
+            state = "ahead"
+        result.append(ShardRevision(shard, current, head, state))
+    return result
+
+
+def drift(revisions: list[ShardRevision]) -> bool:
+    """Return True when any shard is not at the head revision."""
+    return any(r.state != "ok" for r in revisions)

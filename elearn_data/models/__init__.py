@@ -1,0 +1,40 @@
+"""SQLAlchemy 2.0 models of every PostgreSQL table (see docs/schema.md)."""
+
+from elearn_data.models.base import Base, Placement, placement_of, shard_key_of
+from elearn_data.models.billing import Invoice, PaymentMethod, Transaction
+from elearn_data.models.catalog import (
+    Course,
+    CourseCategory,
+    CourseLesson,
+    CourseModule,
+    CourseSeats,
+)
+from elearn_data.models.directory import EmailDirectoryEntry
+from elearn_data.models.learning import CourseReview, CourseStats, Enrollment, LessonProgress
+from elearn_data.models.system import ContentOutbox, ShardMeta, TwoPhaseDecision
+from elearn_data.models.users import User, UserProfile
+
+__all__ = [
+    "Base",
+    "ContentOutbox",
+    "Course",
+    "CourseCategory",
+    "CourseLesson",
+    "CourseModule",
+    "CourseReview",
+    "CourseSeats",
+    "CourseStats",
+    "EmailDirectoryEntry",
+    "Enrollment",
+    "Invoice",
+    "LessonProgress",
+    "PaymentMethod",
+    "Placement",
+    "ShardMeta",
+    "Transaction",
+    "TwoPhaseDecision",
+    "User",
+    "UserProfile",
+    "placement_of",
+    "shard_key_of",
+]

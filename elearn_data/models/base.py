@@ -1,0 +1,111 @@
+"""Declarative base, naming convention, shared column types and table placement.
+
+Every table says where its rows live (``Table.info["placement"]``) and which
+column decides the shard (``Table.info["shard_key"]``); the router in
+:mod:`elearn_data.sharding.routing` reads nothing else.
+
+* ``learner``   -- owned by one learner's region, stored only on that region's
+  shard; the shard key is a region-carrying id (see :mod:`elearn_data.ids`).
+* ``reference`` -- the catalog: the same rows on every shard, written to every
+  primary in one two-phase commit, read on the local shard.
+* ``home``      -- one authoritative row per catalog entry, on the shard of the
+  entry's home region (the seat ledger of a course).
+* ``directory`` -- placed by a hash of the key (the global email directory).
+* ``local``     -- per-shard bookkeeping (partial aggregates, two-phase decision
+  log); every statement names its shard explicitly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
+
+from sqlalchemy import (
+    Date,
+    DateTime,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Placement(StrEnum):
+    """Where a table's rows live (see the module docstring)."""
+
+    LEARNER = "learner"
+    REFERENCE = "reference"
+    HOME = "home"
+    DIRECTORY = "directory"
+    LOCAL = "local"
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every elearn_data table."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: DateTime(timezone=True),
+        date: Date(),
+        uuid.UUID: UUID(as_uuid=True),
+        Decimal: Numeric(12, 2),
+        dict[str, Any]: JSONB(),
+        str: String(),
+    }
+
+
+def placed(placement: Placement, shard_key: str | None = None) -> dict[str, Any]:
+    """Return the ``__table_args__`` entry that records a table's placement."""
+    return {"info": {"placement": placement.value, "shard_key": shard_key}}
+
+
+def placement_of(table: Table) -> Placement:
+    """Return where ``table``'s rows live."""
+    return Placement(table.info["placement"])
+
+
+def shard_key_of(table: Table) -> str | None:
+    """Return the name of the column that decides ``table``'s shard."""
+    key = table.info.get("shard_key")
+    return str(key) if key else None
+
+
+# Shared column shapes.
+uuid_pk = Annotated[uuid.UUID, mapped_column(primary_key=True)]
+created_at = Annotated[datetime, mapped_column(server_default=func.now(), nullable=False)]
+updated_at = Annotated[datetime, mapped_column(server_default=func.now(), nullable=False)]
+money = Annotated[Decimal, mapped_column(Numeric(12, 2), nullable=False)]
+currency = Annotated[str, mapped_column(String(3), nullable=False, server_default="USD")]
+
+ROLES = ("student", "instructor", "admin")
+USER_STATUSES = ("active", "inactive", "suspended")
+LEVELS = ("beginner", "intermediate", "advanced")
+COURSE_STATUSES = ("draft", "published", "archived")
+LESSON_TYPES = ("video", "reading", "quiz", "assignment")
+CONTENT_STATUSES = ("none", "pending", "ready")
+ENROLLMENT_STATUSES = ("active", "completed", "dropped")
+METHOD_TYPES = ("credit_card", "debit_card", "paypal", "bank_transfer")
+CARD_TYPES = ("credit_card", "debit_card")
+TRANSACTION_TYPES = ("purchase", "refund")
+TRANSACTION_STATUSES = ("pending", "completed", "failed", "refunded")
+INVOICE_STATUSES = ("issued", "paid", "void")
+
+
+def one_of(column: str, values: tuple[str, ...]) -> str:
+    """Return a CHECK expression that keeps ``column`` inside ``values``."""
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"

@@ -1,0 +1,174 @@
+"""Causal tokens and the choice of a node for reads.
+
+Reads go to replicas, but a caller must see its own writes. Every committed
+write yields a :class:`CausalToken`: per shard, the primary's WAL position
+(LSN) right after the commit. A reader that holds a token uses a replica of a
+shard only once that replica has replayed up to the token's LSN for the shard;
+it waits at most ``ReplicaPolicy.causal_wait_s`` and otherwise reads from the
+primary. A replica that cannot be reached, or lags more than
+``ReplicaPolicy.max_lag_bytes``, is skipped for a while, and the caller never
+sees an error for it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from elearn_data.config import ReplicaPolicy
+from elearn_data.sharding.engines import EngineMap, Node
+
+log = logging.getLogger(__name__)
+
+_REPLAY_LSN = text("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint")
+_STANDBY_STATE = text(
+    "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,"
+    " pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint,"
+    " (SELECT status FROM pg_stat_wal_receiver)"
+)
+
+
+@dataclass(frozen=True)
+class CausalToken:
+    """Per-shard WAL positions a reader must have seen (immutable; merge with ``|``)."""
+
+    lsns: Mapping[str, int] = field(default_factory=dict)
+
+    def __or__(self, other: CausalToken) -> CausalToken:
+        merged = dict(self.lsns)
+        for shard, lsn in other.lsns.items():
+            merged[shard] = max(lsn, merged.get(shard, 0))
+        return CausalToken(merged)
+
+    def get(self, shard: str) -> int | None:
+        return self.lsns.get(shard)
+
+    def __bool__(self) -> bool:
+        return bool(self.lsns)
+
+
+class TokenStore:
+    """The latest causal token of one ``connect()`` object (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._token = CausalToken()
+
+    def current(self) -> CausalToken:
+        with self._lock:
+            return self._token
+
+    def merge(self, token: CausalToken) -> None:
+        if not token:
+            return
+        with self._lock:
+            self._token = self._token | token
+
+
+@dataclass(frozen=True)
+class ReadChoice:
+    """The node a reader settled on for a shard, and why."""
+
+    node: Node
+    reason: str  # "replica", "replica-caught-up", "primary-fallback", "primary-only"
+
+
+class ReplicaSelector:
+    """Picks, per shard, a replica that satisfies a token, or the primary."""
+
+    def __init__(self, engines: EngineMap, policy: ReplicaPolicy) -> None:
+        self._engines = engines
+        self._policy = policy
+        self._round_robin = itertools.count()
+
+    def connect(self, shard: str, lsn: int | None) -> tuple[Connection, ReadChoice]:
+        """Return an autocommit connection for reading ``shard`` at or after ``lsn``.
+
+        Autocommit: a single-statement read needs no BEGIN/ROLLBACK round trips;
+        a reader that wants one snapshot over several statements switches the
+        connection to REPEATABLE READ before its first statement. Falls back to
+        the primary; only a failure of the primary raises.
+        """
+        replicas = [r for r in self._engines.replicas(shard) if not r.health.is_down()]
+        if replicas:
+            start = next(self._round_robin) % len(replicas)
+            for replica in replicas[start:] + replicas[:start]:
+                conn = self._try_replica(replica, lsn)
+                if conn is not None:
+                    reason = "replica" if lsn is None else "replica-caught-up"
+                    return conn, ReadChoice(replica, reason)
+            reason = "primary-fallback"
+        else:
+            reason = "primary-only"
+        primary = self._engines.primary(shard)
+        conn = primary.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        return conn, ReadChoice(primary, reason)
+
+    def _try_replica(self, replica: Node, lsn: int | None) -> Connection | None:
+        try:
+            conn = replica.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except (DBAPIError, PoolTimeout) as exc:
+            self._mark_down(replica, exc)
+            return None
+        try:
+            if self._too_far_behind(replica, conn):
+                conn.close()
+                return None
+            if lsn is None or replica.health.replay_lsn >= lsn:
+                return conn
+            deadline = time.monotonic() + self._policy.causal_wait_s
+            while True:
+                replayed = int(conn.execute(_REPLAY_LSN).scalar_one())
+                conn.commit()  # ends SQLAlchemy's autobegun (server-side no-op) transaction
+                replica.health.observe_replay(replayed)
+                if replayed >= lsn:
+                    return conn
+                if time.monotonic() >= deadline:
+                    conn.close()
+                    return None
+                time.sleep(0.0005)
+        except SQLAlchemyError as exc:
+            conn.invalidate()
+            conn.close()
+            self._mark_down(replica, exc)
+            return None
+
+    def _too_far_behind(self, replica: Node, conn: Connection) -> bool:
+        """Check the replica's lag at most every ``check_interval_s`` (cached between checks).
+
+        Measured on the replica alone, so that choosing a replica never touches the
+        primary: WAL received but not yet replayed, and whether the WAL receiver is
+        streaming at all (a standby cut off from its primary serves stale data).
+        """
+        health = replica.health
+        now = time.monotonic()
+        if now - health.lag_checked_at < self._policy.check_interval_s:
+            return health.lag_bytes is None or health.lag_bytes > self._policy.max_lag_bytes
+        health.lag_checked_at = now
+        replayed, pending, receiver = conn.execute(_STANDBY_STATE).one()
+        conn.commit()
+        health.observe_replay(int(replayed))
+        # status is NULL without pg_read_all_stats; then only the byte lag counts.
+        detached = receiver is not None and receiver != "streaming"
+        health.lag_bytes = None if detached else int(pending or 0)
+        if health.lag_bytes is None or health.lag_bytes > self._policy.max_lag_bytes:
+            log.warning(
+                "replica %s is %s: reading from the primary",
+                replica.label,
+                "not streaming" if detached else f"{health.lag_bytes} bytes behind",
+            )
+            return True
+        return False
+
+    def _mark_down(self, replica: Node, exc: BaseException) -> None:
+        if not replica.health.is_down():
+            log.warning("replica %s unavailable, skipping it: %s", replica.label, exc)
+        replica.health.mark_down(str(exc).splitlines()[0], self._policy.retry_down_after_s)
