@@ -209,6 +209,11 @@ class Settings(BaseSettings):
     lock_timeout_ms: int = Field(default=10_000, ge=0)
 
     email_hash_key: SecretStr | None = None
+    # argon2id parameters (OWASP's minimum: 19 MiB, 2 passes, 1 lane). Hashes made
+    # with other parameters are upgraded at the next successful login.
+    argon2_time_cost: int = Field(default=2, ge=1)
+    argon2_memory_kib: int = Field(default=19456, ge=1024)
+    argon2_parallelism: int = Field(default=1, ge=1)
     tax_rate: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
     twophase_grace_s: float = Field(default=30.0, ge=0)
     recover_on_connect: bool = True

@@ -11,13 +11,23 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from elearn_data.config import Settings, load_settings
+from elearn_data.content import ContentStore
 from elearn_data.dberrors import is_disconnect
-from elearn_data.errors import ConcurrencyConflict, ShardUnavailable
+from elearn_data.errors import ConcurrencyConflict, ElearnDataError, ShardUnavailable
+from elearn_data.services.billing import Payments
+from elearn_data.services.catalog import Catalog
+from elearn_data.services.content import Content, Preferences
+from elearn_data.services.learning import Enrollments, Reviews
+from elearn_data.services.outbox import apply_pending
+from elearn_data.services.users import Users
+from elearn_data.sharding import twophase
 from elearn_data.sharding.consistency import CausalToken, TokenStore
 from elearn_data.sharding.unit_of_work import Cluster, UnitOfWork
 
@@ -39,16 +49,78 @@ class Database:
         self._tokens = TokenStore()
         self._closed = False
         self._lock = threading.Lock()
+        self._content_store: ContentStore | None = None
+        self.users = Users(self)
+        self.catalog = Catalog(self)
+        self.enrollments = Enrollments(self)
+        self.reviews = Reviews(self)
+        self.payments = Payments(self)
+        self.content = Content(self)
+        self.preferences = Preferences(self)
+        if settings.recover_on_connect:
+            self._recover_quietly()
+
+    def _recover_quietly(self) -> None:
+        """Settle in-doubt two-phase transactions left by a crashed process (start-up)."""
+        try:
+            report = self.recover()
+        except Exception as exc:  # start-up must not fail because a shard is down
+            log.warning("two-phase recovery at start-up failed: %s", exc)
+            return
+        if report.resolved:
+            log.warning(
+                "start-up recovery: %d committed, %d rolled back",
+                len(report.committed),
+                len(report.rolled_back),
+            )
+
+    def recover(self, *, grace_s: float | None = None) -> twophase.RecoveryReport:
+        """Resolve in-doubt prepared transactions older than ``grace_s`` (default: settings)."""
+        grace = self.settings.twophase_grace_s if grace_s is None else grace_s
+        return twophase.recover(self.cluster.engines, grace=timedelta(seconds=grace))
 
     # ----------------------------------------------------------- lifecycle
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and the content store's client)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+            store, self._content_store = self._content_store, None
         self.cluster.engines.dispose()
+        if store is not None:
+            store.close()
+
+    # --------------------------------------------------------- content store
+
+    @property
+    def content_store(self) -> ContentStore:
+        """The MongoDB (or in-process) content store, connected on first use."""
+        with self._lock:
+            if self._content_store is None:
+                self._content_store = ContentStore(self.settings)
+            return self._content_store
+
+    def content_ready(self, content_id: str) -> bool:
+        """Return True when the content document exists (False if the store is down)."""
+        try:
+            return content_id in self.content_store.content.exists([content_id])
+        except ElearnDataError as exc:
+            log.warning("content store unavailable, lesson content marked pending: %s", exc)
+            return False
+
+    def after_registration(self, user_id: uuid.UUID) -> None:
+        """Apply the new user's outbox entries now (best effort: the outbox keeps them)."""
+        self.process_outbox([self.router.shard_of_owner(user_id)])
+
+    def process_outbox(self, shards: list[str] | None = None, *, limit: int = 500) -> int:
+        """Apply pending content-store work recorded by PostgreSQL transactions.
+
+        Returns the number of entries applied. Entries that fail stay pending
+        (with their attempt count and last error) and are retried on the next call.
+        """
+        return apply_pending(self, shards or list(self.router.shards), limit=limit)
 
     def __enter__(self) -> Database:
         return self

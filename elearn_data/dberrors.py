@@ -85,7 +85,15 @@ def translate(exc: BaseException, shard: str | None = None) -> ElearnDataError:
     orig = getattr(exc, "orig", None) if isinstance(exc, DBAPIError) else exc
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return ShardUnavailable(where, "connection lost")
-    pgcode, message, _ = _diag(orig) if orig is not None else (None, str(exc), None)
+    pgcode, message, constraint = _diag(orig) if orig is not None else (None, str(exc), None)
+    error = _classify(pgcode, message, where, exc, orig)
+    error.constraint = constraint
+    return error
+
+
+def _classify(
+    pgcode: str | None, message: str, where: str, exc: BaseException, orig: Any
+) -> ElearnDataError:
     if pgcode is None:
         if isinstance(exc, DBAPIError) or orig is not None:
             return ShardUnavailable(where, message)

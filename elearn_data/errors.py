@@ -14,6 +14,10 @@ from collections.abc import Iterable
 class ElearnDataError(Exception):
     """Root of every error elearn_data raises on purpose."""
 
+    # The database constraint behind the error, when there is one (e.g. the
+    # unique index that turned a unique violation into Duplicate).
+    constraint: str | None = None
+
 
 class NotFound(ElearnDataError):
     """A row, document or id that does not exist (or was never issued by us)."""

@@ -9,6 +9,7 @@ and reuse one between runs while developing.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -50,7 +51,16 @@ def settings(cluster: LocalCluster) -> Settings:
     Pools are larger than the default so that the concurrency tests (64 threads)
     measure the database, not pool waits.
     """
-    return Settings(home=cluster.home, pool={"size": 10, "max_overflow": 70})
+    return Settings(
+        home=cluster.home,
+        pool={"size": 10, "max_overflow": 70},
+        # Cheap argon2 parameters: the tests exercise logic, not the hash's cost.
+        argon2_time_cost=1,
+        argon2_memory_kib=8192,
+        # The content store: in-process mongomock unless a real MongoDB is given.
+        mongo_uri=os.environ.get("ELEARN_TEST_MONGO_URI") or None,
+        mongo_db=f"elearn_test_{secrets.token_hex(4)}",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +81,8 @@ def db(migrated: Settings) -> Iterator[Database]:
 def truncate_all(cluster: LocalCluster) -> None:
     """Empty every table of every shard primary (fast per-test cleanup)."""
     state = cluster.state()
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    # shard_meta is the shard's identity (written by migrations), not data.
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "shard_meta")
     for shard in state.shards:
         conn = cluster.admin_connect(state.primary_of(shard), dbname="elearn")
         try:
@@ -83,6 +94,8 @@ def truncate_all(cluster: LocalCluster) -> None:
 
 @pytest.fixture
 def clean(cluster: LocalCluster, db: Database) -> Database:
-    """The session's Database over empty tables."""
+    """The session's Database over empty tables and an empty content store."""
     truncate_all(cluster)
+    db.content_store.faults.clear()
+    db.content_store.clear()
     return db

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from elearn_data.cli import cluster, migrate
+from elearn_data.cli import cluster, migrate, ops
 
 app = typer.Typer(
     name="elearn",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(migrate.app, name="migrate")
+app.command()(ops.recover)
 
 
 @app.callback()

@@ -346,6 +346,16 @@ class ContentStore:
         report["collections"] = counts
         return report
 
+    def clear(self) -> None:
+        """Delete every document of every collection (tests and re-seeding).
+
+        Raises:
+            ContentUnavailable: MongoDB cannot be reached or the store is closed.
+        """
+        with self._gateway.writing("clear"):
+            for document in DOCUMENT_CLASSES:
+                self._gateway.collection(document).delete_many({})
+
     def close(self) -> None:
         """Close the client and unregister the alias (idempotent)."""
         if self._closed:

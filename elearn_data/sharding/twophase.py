@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -62,6 +62,12 @@ _FORGET = text(
     "DELETE FROM twophase_decisions WHERE created_at < now() - make_interval(secs => :age) "
     "AND NOT (gid = ANY(:keep))"
 )
+
+
+# Fault-injection points for crash drills (tests set these; None in production):
+# called after every participant is PREPAREd, and after the coordinator's commit.
+after_prepare: Callable[[str], None] | None = None
+after_decision: Callable[[str], None] | None = None
 
 
 def new_gid(coordinator: str) -> str:
@@ -114,11 +120,15 @@ def commit_all(participants: Mapping[str, Participant], coordinator: str, gid: s
         for shard in writers:
             participants[shard].transaction.prepare()
             prepared.append(shard)
+        if after_prepare is not None:
+            after_prepare(gid)
         coord.connection.execute(_DECIDE, {"gid": gid})
         coord.transaction.commit()  # the decision point
     except BaseException:
         _roll_back(participants, coord, prepared, writers)
         raise
+    if after_decision is not None:
+        after_decision(gid)
 
     committed = [coordinator]
     for shard in writers:

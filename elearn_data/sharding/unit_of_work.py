@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 from sqlalchemy import Connection, Executable, Result, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -39,6 +39,8 @@ from elearn_data.sharding.session import RoutedSession
 log = logging.getLogger(__name__)
 
 Role = Literal["writer", "reader"]
+# A result of any shape (SQLAlchemy 2.1 types rows by their column tuple).
+AnyResult: TypeAlias = Result[*tuple[Any, ...]]
 
 _CURRENT_LSN = text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
 
@@ -130,7 +132,7 @@ class UnitOfWork:
 
     def execute(
         self, statement: Executable, params: Any = None, *, shard: str | None = None
-    ) -> Result[Any]:
+    ) -> AnyResult:
         """Run a Core statement on one shard (the unit of work's own shard by default)."""
         target = shard or self.default_shard
         try:
@@ -140,7 +142,7 @@ class UnitOfWork:
 
     def execute_all(
         self, statement: Executable, params: Any = None, *, shards: tuple[str, ...] | None = None
-    ) -> dict[str, Result[Any]]:
+    ) -> dict[str, AnyResult]:
         """Run a Core statement on several shards (all by default), in shard order."""
         return {
             shard: self.execute(statement, params, shard=shard)

@@ -1,0 +1,1 @@
+"""Repositories: domain reads and writes inside a unit of work (they never commit)."""

@@ -1,0 +1,317 @@
+"""The catalog: written to every shard primary in one unit of work, read on the local shard.
+
+Catalog rows are reference rows: the same values (ids and timestamps included)
+on every shard. :class:`CatalogRepository` writes each change to every shard in
+sorted shard order (the lock order of catalog writes); the unit of work then
+commits all of them atomically with two-phase commit. Course statistics are
+per-shard partials (``course_stats``), merged here: sums of sums and counts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, select, text, update
+
+from elearn_data.errors import NotFound
+from elearn_data.models import (
+    ContentOutbox,
+    Course,
+    CourseCategory,
+    CourseLesson,
+    CourseModule,
+    CourseStats,
+)
+from elearn_data.repositories.views import CategoryView, CourseView, LessonView, ModuleView
+from elearn_data.sharding.unit_of_work import UnitOfWork
+
+_COURSE_COLUMNS = (
+    Course.id,
+    Course.code,
+    Course.title,
+    Course.description,
+    Course.instructor_id,
+    Course.category_id,
+    Course.level,
+    Course.price,
+    Course.currency,
+    Course.status,
+    Course.max_enrollments,
+    Course.duration_hours,
+    Course.language,
+    Course.published_at,
+    Course.lesson_count,
+)
+
+_CREATE_COURSE = text(
+    "SELECT create_course(:id, :code, :title, :instructor_id, :description, :category_id,"
+    " :level, :price, :currency, :duration_hours, :max_enrollments, :language,"
+    " :with_seat_ledger, :at)"
+)
+_PUBLISH = text("SELECT publish_course(:course_id, :at)")
+_ARCHIVE = text("SELECT archive_course(:course_id, :at)")
+_CURRICULUM = text("SELECT * FROM get_course_curriculum(:course_id)")
+_SEARCH = text(
+    "SELECT course_id, rank FROM search_courses(:query, :category_id, :level, :max_price, :limit)"
+)
+_POPULAR_PARTIALS = text("SELECT course_id, enrollment_count FROM get_popular_courses(:limit)")
+
+TWO_PLACES = Decimal("0.01")
+
+
+class Partials:
+    """Merged per-shard statistics of some courses."""
+
+    def __init__(self) -> None:
+        self.rating_sum: dict[uuid.UUID, int] = {}
+        self.rating_count: dict[uuid.UUID, int] = {}
+        self.enrollments: dict[uuid.UUID, int] = {}
+
+    def add(self, course_id: uuid.UUID, rating_sum: int, rating_count: int, enrolled: int) -> None:
+        self.rating_sum[course_id] = self.rating_sum.get(course_id, 0) + int(rating_sum)
+        self.rating_count[course_id] = self.rating_count.get(course_id, 0) + int(rating_count)
+        self.enrollments[course_id] = self.enrollments.get(course_id, 0) + int(enrolled)
+
+    def rating(self, course_id: uuid.UUID) -> Decimal | None:
+        """Global average: total of ratings over number of ratings (never a mean of means)."""
+        count = self.rating_count.get(course_id, 0)
+        if count == 0:
+            return None
+        average = Decimal(self.rating_sum[course_id]) / Decimal(count)
+        return average.quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+
+
+class CatalogRepository:
+    """Catalog reads and replicated writes inside one unit of work."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    # ----------------------------------------------------------------- writes
+
+    def _everywhere(self, statement: Any, params: Mapping[Any, Any] | None = None) -> list[Any]:
+        return [
+            self.uow.execute(statement, params, shard=shard) for shard in self.uow.router.shards
+        ]
+
+    def create_category(
+        self,
+        category_id: uuid.UUID,
+        name: str,
+        description: str | None,
+        parent_id: uuid.UUID | None,
+        at: datetime,
+    ) -> None:
+        self._everywhere(
+            insert(CourseCategory).values(
+                id=category_id,
+                name=name,
+                description=description,
+                parent_id=parent_id,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+
+    def create_course(self, values: Mapping[Any, Any], home_shard: str, at: datetime) -> None:
+        """Create the course on every shard; its seat ledger only on ``home_shard``."""
+        for shard in self.uow.router.shards:
+            params = {**values, "at": at, "with_seat_ledger": shard == home_shard}
+            self.uow.execute(_CREATE_COURSE, params, shard=shard)
+
+    def add_module(
+        self,
+        module_id: uuid.UUID,
+        course_id: uuid.UUID,
+        *,
+        title: str,
+        order: int,
+        description: str | None,
+        at: datetime,
+    ) -> None:
+        self._everywhere(
+            insert(CourseModule).values(
+                id=module_id,
+                course_id=course_id,
+                title=title,
+                module_order=order,
+                description=description,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+
+    def add_lesson(self, values: Mapping[Any, Any], at: datetime) -> None:
+        self._everywhere(insert(CourseLesson).values(**values, created_at=at, updated_at=at))
+
+    def set_content_status(self, lesson_ids: Sequence[uuid.UUID], status: str) -> None:
+        """Mark lessons' content ready or pending, on every shard (one timestamp for all)."""
+        if not lesson_ids:
+            return
+        self._everywhere(
+            update(CourseLesson)
+            .where(
+                CourseLesson.id.in_(lesson_ids),
+                CourseLesson.content_id.is_not(None),
+                CourseLesson.content_status != status,
+            )
+            .values(content_status=status, updated_at=datetime.now(UTC))
+        )
+
+    def enqueue_content_deletion(self, course_id: uuid.UUID) -> None:
+        """Record (on the unit of work's shard) that the course's content must go."""
+        self.uow.execute(
+            insert(ContentOutbox).values(
+                kind="delete_course_content", payload={"course_id": str(course_id)}
+            )
+        )
+
+    def delete_course(self, course_id: uuid.UUID) -> None:
+        """Delete the course (modules, lessons, stats, seat ledger cascade) on every shard."""
+        for result in self._everywhere(
+            delete(Course).where(Course.id == course_id).returning(Course.id)
+        ):
+            if result.first() is None:
+                raise NotFound(f"course {course_id} not found")
+
+    def publish(self, course_id: uuid.UUID, at: datetime) -> None:
+        self._everywhere(_PUBLISH, {"course_id": course_id, "at": at})
+
+    def archive(self, course_id: uuid.UUID, at: datetime) -> None:
+        self._everywhere(_ARCHIVE, {"course_id": course_id, "at": at})
+
+    # ------------------------------------------------------------------ reads
+
+    def module_course(self, module_id: uuid.UUID) -> uuid.UUID:
+        """Return the course of a module (NotFound when missing)."""
+        course_id = self.uow.execute(
+            select(CourseModule.course_id).where(CourseModule.id == module_id)
+        ).scalar()
+        if course_id is None:
+            raise NotFound(f"module {module_id} not found")
+        return uuid.UUID(str(course_id))
+
+    def course_rows(self, course_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Mapping[Any, Any]]:
+        wanted = list(course_ids)
+        if not wanted:
+            return {}
+        rows = self.uow.execute(
+            select(*_COURSE_COLUMNS).where(Course.id.in_(bindparam("ids", expanding=True))),
+            {"ids": wanted},
+        ).mappings()
+        return {row["id"]: row for row in rows}
+
+    def partials(self, course_ids: Iterable[uuid.UUID] | None = None) -> Partials:
+        """Merge every shard's course_stats for the given courses (all when None)."""
+        stmt = select(
+            CourseStats.course_id,
+            CourseStats.rating_sum,
+            CourseStats.rating_count,
+            CourseStats.enrollment_count,
+        )
+        params: dict[str, Any] | None = None
+        if course_ids is not None:
+            wanted = list(course_ids)
+            if not wanted:
+                return Partials()
+            stmt = stmt.where(CourseStats.course_id.in_(bindparam("ids", expanding=True)))
+            params = {"ids": wanted}
+        merged = Partials()
+        for shard in self.uow.router.shards:
+            for row in self.uow.execute(stmt, params, shard=shard):
+                merged.add(row[0], row[1], row[2], row[3])
+        return merged
+
+    def views(self, course_ids: Sequence[uuid.UUID]) -> list[CourseView]:
+        """Return CourseViews with global statistics, in the order of ``course_ids``."""
+        rows = self.course_rows(course_ids)
+        merged = self.partials(rows)
+        return [_view(rows[cid], merged) for cid in course_ids if cid in rows]
+
+    def view(self, course_id: uuid.UUID) -> CourseView:
+        found = self.views([course_id])
+        if not found:
+            raise NotFound(f"course {course_id} not found")
+        return found[0]
+
+    def category(self, category_id: uuid.UUID) -> CategoryView | None:
+        row = self.uow.execute(
+            select(
+                CourseCategory.id,
+                CourseCategory.name,
+                CourseCategory.description,
+                CourseCategory.parent_id,
+            ).where(CourseCategory.id == category_id)
+        ).first()
+        return None if row is None else CategoryView(row[0], row[1], row[2], row[3])
+
+    def curriculum(self, course_id: uuid.UUID) -> list[ModuleView]:
+        modules: dict[uuid.UUID, tuple[str, int, list[LessonView]]] = {}
+        for row in self.uow.execute(_CURRICULUM, {"course_id": course_id}).mappings():
+            entry = modules.setdefault(
+                row["module_id"], (row["module_title"], row["module_order"], [])
+            )
+            if row["lesson_id"] is not None:
+                entry[2].append(
+                    LessonView(
+                        id=row["lesson_id"],
+                        title=row["lesson_title"],
+                        order=row["lesson_order"],
+                        lesson_type=row["lesson_type"],
+                        content_id=row["content_id"],
+                        content_status=row["content_status"],
+                        duration_minutes=row["duration_minutes"],
+                        is_preview=row["is_preview"],
+                    )
+                )
+        return [
+            ModuleView(id=mid, title=title, order=order, lessons=tuple(lessons))
+            for mid, (title, order, lessons) in modules.items()
+        ]
+
+    def lessons_with_content(self, content_id: str) -> list[uuid.UUID]:
+        rows = self.uow.execute(
+            select(CourseLesson.id).where(CourseLesson.content_id == content_id)
+        )
+        return [row[0] for row in rows]
+
+    def search_candidates(self, params: Mapping[Any, Any]) -> list[uuid.UUID]:
+        return [row[0] for row in self.uow.execute(_SEARCH, params)]
+
+    def enrollment_partials(self) -> dict[uuid.UUID, int]:
+        """Sum, over shards, of live enrollments per published course."""
+        totals: dict[uuid.UUID, int] = {}
+        for shard in self.uow.router.shards:
+            for course_id, count in self.uow.execute(
+                _POPULAR_PARTIALS, {"limit": None}, shard=shard
+            ):
+                totals[course_id] = totals.get(course_id, 0) + int(count)
+        return totals
+
+
+def _view(row: Mapping[Any, Any], merged: Partials) -> CourseView:
+    cid = row["id"]
+    return CourseView(
+        id=cid,
+        code=row["code"],
+        title=row["title"],
+        description=row["description"],
+        instructor_id=row["instructor_id"],
+        category_id=row["category_id"],
+        level=row["level"],
+        price=row["price"],
+        currency=row["currency"],
+        status=row["status"],
+        max_enrollments=row["max_enrollments"],
+        duration_hours=row["duration_hours"],
+        language=row["language"],
+        rating=merged.rating(cid),
+        rating_count=merged.rating_count.get(cid, 0),
+        enrollment_count=merged.enrollments.get(cid, 0),
+        published_at=row["published_at"],
+        lesson_count=row["lesson_count"],
+    )

@@ -1,0 +1,200 @@
+"""Users: rows on the learner's home shard, plus the global email directory.
+
+Registration writes two places: the directory row (on the shard its email hash
+names) and the user row (on the home shard of the user's region). Both are in
+one unit of work, so they commit together -- atomically with two-phase commit
+when the shards differ -- and the directory never points at a user that does
+not exist. The directory row is written first: concurrent registrations of one
+email from any region queue on its primary key, and exactly one wins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import SQLAlchemyError
+
+from elearn_data.dberrors import translate
+from elearn_data.errors import Duplicate, DuplicateEmail, NotFound
+from elearn_data.models import ContentOutbox, EmailDirectoryEntry, User, UserProfile
+from elearn_data.regions import Region
+from elearn_data.repositories.views import UserView
+from elearn_data.sharding.unit_of_work import UnitOfWork
+
+PROFILE_FIELDS = ("country", "city", "phone", "bio", "timezone", "language", "avatar_url")
+USER_FIELDS = ("first_name", "last_name")
+
+_USER_COLUMNS = (
+    User.id,
+    User.email,
+    User.first_name,
+    User.last_name,
+    User.role,
+    User.region,
+    User.status,
+    User.created_at,
+    User.last_login,
+    UserProfile.country,
+    UserProfile.city,
+    UserProfile.phone,
+    UserProfile.bio,
+    UserProfile.timezone,
+    UserProfile.language,
+)
+
+
+def _user_query(user_id: uuid.UUID) -> Any:
+    return select(*_USER_COLUMNS).outerjoin(UserProfile).where(User.id == user_id)
+
+
+class UsersRepository:
+    """User rows and directory entries, inside one unit of work."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    def add(
+        self,
+        *,
+        user_id: uuid.UUID,
+        email: str,
+        email_hash: bytes,
+        password_hash: str,
+        first_name: str,
+        last_name: str,
+        region: Region,
+        role: str,
+        profile: dict[str, Any],
+    ) -> None:
+        """Insert the directory entry, the user, its profile and its preferences intent.
+
+        Raises:
+            DuplicateEmail: the email is registered in some region already.
+        """
+        router = self.uow.router
+        directory_shard = router.directory_shard(email_hash)
+        try:
+            self.uow.execute(
+                insert(EmailDirectoryEntry).values(
+                    email_hash=email_hash, user_id=user_id, region=region.value
+                ),
+                shard=directory_shard,
+            )
+        except Duplicate as exc:
+            raise DuplicateEmail(f"email {email!r} is already registered") from exc
+        home = router.shard_of_region(region)
+        self.uow.session.add(
+            User(
+                id=user_id,
+                email=email,
+                password_hash=password_hash,
+                first_name=first_name,
+                last_name=last_name,
+                region=region.value,
+                role=role,
+            )
+        )
+        self.uow.session.add(UserProfile(user_id=user_id, **profile))
+        try:
+            self.uow.session.flush()
+        except SQLAlchemyError as exc:
+            error = translate(exc, home)
+            if isinstance(error, Duplicate) and error.constraint == "uq_users_email":
+                raise DuplicateEmail(f"email {email!r} is already registered") from exc
+            raise error from exc
+        # The preferences document is created after the commit, from this intent.
+        self.uow.execute(
+            insert(ContentOutbox).values(
+                kind="ensure_preferences", payload={"user_id": str(user_id)}
+            ),
+            shard=home,
+        )
+
+    def get(self, user_id: uuid.UUID) -> UserView:
+        """Return the user.
+
+        Raises:
+            NotFound: no such user.
+        """
+        shard = self.uow.router.shard_of_owner(user_id)
+        row = self.uow.execute(_user_query(user_id), shard=shard).mappings().first()
+        if row is None:
+            raise NotFound(f"user {user_id} not found")
+        return UserView.from_row(row)
+
+    def locate(self, email_hash: bytes) -> tuple[uuid.UUID, Region] | None:
+        """Return (user id, region) of the email's owner from the directory."""
+        shard = self.uow.router.directory_shard(email_hash)
+        row = self.uow.execute(
+            select(EmailDirectoryEntry.user_id, EmailDirectoryEntry.region).where(
+                EmailDirectoryEntry.email_hash == email_hash
+            ),
+            shard=shard,
+        ).first()
+        return None if row is None else (row[0], Region(row[1]))
+
+    def credentials(self, user_id: uuid.UUID) -> tuple[str, str] | None:
+        """Return (password hash, status) of a user, or None."""
+        shard = self.uow.router.shard_of_owner(user_id)
+        row = self.uow.execute(
+            select(User.password_hash, User.status).where(User.id == user_id), shard=shard
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    def record_login(self, user_id: uuid.UUID, new_hash: str | None = None) -> None:
+        """Stamp last_login (and store an upgraded password hash)."""
+        values: dict[str, Any] = {"last_login": func.now()}
+        if new_hash is not None:
+            values["password_hash"] = new_hash
+        shard = self.uow.router.shard_of_owner(user_id)
+        self.uow.execute(update(User).where(User.id == user_id).values(**values), shard=shard)
+
+    def update_profile(
+        self,
+        user_id: uuid.UUID,
+        user_fields: dict[str, Any],
+        profile_fields: dict[str, Any],
+        date_of_birth: date | None = None,
+    ) -> None:
+        """Update names and upsert profile fields.
+
+        Raises:
+            NotFound: no such user.
+        """
+        shard = self.uow.router.shard_of_owner(user_id)
+        found = self.uow.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(**user_fields, updated_at=func.now())
+            .returning(User.id),
+            shard=shard,
+        ).first()
+        if found is None:
+            raise NotFound(f"user {user_id} not found")
+        if date_of_birth is not None:
+            profile_fields = {**profile_fields, "date_of_birth": date_of_birth}
+        if profile_fields:
+            stmt = pg_insert(UserProfile).values(user_id=user_id, **profile_fields)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[UserProfile.user_id],
+                set_={**{k: stmt.excluded[k] for k in profile_fields}, "updated_at": func.now()},
+            )
+            self.uow.execute(stmt, shard=shard)
+
+    def deactivate(self, user_id: uuid.UUID) -> None:
+        """Mark the user inactive.
+
+        Raises:
+            NotFound: no such user.
+        """
+        shard = self.uow.router.shard_of_owner(user_id)
+        found = self.uow.execute(
+            update(User).where(User.id == user_id).values(status="inactive").returning(User.id),
+            shard=shard,
+        ).first()
+        if found is None:
+            raise NotFound(f"user {user_id} not found")

@@ -1,0 +1,194 @@
+"""``db.users``: registration, lookup without a region, authentication, profiles."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+from elearn_data import ids, validation
+from elearn_data.errors import InvalidInput
+from elearn_data.models.base import ROLES
+from elearn_data.regions import parse_region
+from elearn_data.repositories.users import PROFILE_FIELDS, USER_FIELDS, UsersRepository
+from elearn_data.repositories.views import UserView
+from elearn_data.security import EmailHasher, Passwords, normalise_email
+
+if TYPE_CHECKING:
+    from elearn_data.database import Database
+
+_LIMITS = {
+    "first_name": 100,
+    "last_name": 100,
+    "country": 100,
+    "city": 100,
+    "phone": 32,
+    "bio": 5000,
+    "timezone": 64,
+    "language": 35,
+    "avatar_url": 500,
+}
+
+
+def _clean_profile(fields: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name == "avatar_url":
+            cleaned[name] = validation.url(name, value, required=False)
+        elif name == "phone":
+            phone = validation.text(name, value, max_length=_LIMITS[name], required=False)
+            if phone is not None and not all(c.isdigit() or c in "+(). x-" for c in phone):
+                raise InvalidInput(f"phone has characters other than digits and +().- x: {phone!r}")
+            if phone is not None and len(phone) < 3:
+                raise InvalidInput(f"phone is too short: {phone!r}")
+            cleaned[name] = phone
+        else:
+            cleaned[name] = validation.text(name, value, max_length=_LIMITS[name], required=False)
+    return cleaned
+
+
+class Users:
+    """The users part of the API (each method is one unit of work)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._passwords = Passwords(db.settings)
+        self._emails = EmailHasher(db.settings)
+
+    def register(
+        self,
+        *,
+        email: str,
+        password: str,
+        first_name: str,
+        last_name: str,
+        region: str,
+        role: str = "student",
+        country: str | None = None,
+        city: str | None = None,
+        phone: str | None = None,
+    ) -> uuid.UUID:
+        """Register a user in ``region``; return its id.
+
+        Raises:
+            UnknownRegion: not one of the six regions.
+            InvalidInput: malformed email, password shorter than 8 characters,
+                unknown role, blank names.
+            DuplicateEmail: the email is registered in any region.
+        """
+        home = parse_region(region)
+        normalised = normalise_email(email)
+        validation.choice("role", role, ROLES)
+        first = validation.required_text("first_name", first_name, max_length=100)
+        last = validation.required_text("last_name", last_name, max_length=100)
+        profile = _clean_profile({"country": country, "city": city, "phone": phone})
+        password_hash = self._passwords.hash(password)
+        digest = self._emails.digest(normalised)
+        user_id = ids.new_id(home)
+
+        def work(uow: Any) -> None:
+            UsersRepository(uow).add(
+                user_id=user_id,
+                email=normalised,
+                email_hash=digest,
+                password_hash=password_hash,
+                first_name=first,
+                last_name=last,
+                region=home,
+                role=role,
+                profile=profile,
+            )
+
+        self._db.write(home, work)
+        self._db.after_registration(user_id)
+        return user_id
+
+    def get(self, user_id: uuid.UUID) -> UserView:
+        """Return the user (its shard comes from the id).
+
+        Raises:
+            NotFound: no such user (including ids the platform never issued).
+        """
+        uid = validation.identifier("user_id", user_id)
+        return self._db.read(
+            self._db.router.shard_of_owner(uid), lambda uow: UsersRepository(uow).get(uid)
+        )
+
+    def find_by_email(self, email: str) -> UserView | None:
+        """Return the user with this email, in any region, or None."""
+        try:
+            normalised = normalise_email(email)
+        except InvalidInput:
+            return None
+        digest = self._emails.digest(normalised)
+        located = self._db.read(None, lambda uow: UsersRepository(uow).locate(digest))
+        if located is None:
+            return None
+        return self.get(located[0])
+
+    def authenticate(self, email: str, password: str) -> UserView | None:
+        """Return the user when the password matches and the user is active, else None.
+
+        Records last_login on success and upgrades a hash made with old parameters.
+        """
+        try:
+            normalised = normalise_email(email)
+        except InvalidInput:
+            self._passwords.verify(None, password)
+            return None
+        digest = self._emails.digest(normalised)
+        located = self._db.read(None, lambda uow: UsersRepository(uow).locate(digest))
+        if located is None:
+            self._passwords.verify(None, password)
+            return None
+        user_id = located[0]
+        creds = self._db.read(
+            self._db.router.shard_of_owner(user_id),
+            lambda uow: UsersRepository(uow).credentials(user_id),
+        )
+        stored = creds[0] if creds else None
+        if not self._passwords.verify(stored, password) or creds is None:
+            return None
+        if creds[1] != "active":
+            return None
+        assert stored is not None
+        new_hash = self._passwords.hash(password) if self._passwords.needs_rehash(stored) else None
+        self._db.write(
+            self._db.router.shard_of_owner(user_id),
+            lambda uow: UsersRepository(uow).record_login(user_id, new_hash),
+        )
+        return self.get(user_id)
+
+    def update_profile(self, user_id: uuid.UUID, **fields: Any) -> None:
+        """Update names and profile fields (only those given).
+
+        Raises:
+            NotFound: no such user.
+            InvalidInput: an unknown field or a bad value.
+        """
+        uid = validation.identifier("user_id", user_id)
+        validation.no_extra("profile", fields, (*USER_FIELDS, *PROFILE_FIELDS, "date_of_birth"))
+        user_fields = {
+            name: validation.required_text(name, fields[name], max_length=_LIMITS[name])
+            for name in USER_FIELDS
+            if name in fields
+        }
+        profile = _clean_profile({k: v for k, v in fields.items() if k in PROFILE_FIELDS})
+        birth = fields.get("date_of_birth")
+        if birth is not None and not isinstance(birth, date):
+            raise InvalidInput(f"date_of_birth must be a date: {birth!r}")
+        self._db.write(
+            self._db.router.shard_of_owner(uid),
+            lambda uow: UsersRepository(uow).update_profile(uid, user_fields, profile, birth),
+        )
+
+    def deactivate(self, user_id: uuid.UUID) -> None:
+        """Deactivate the user (it can no longer log in or enroll).
+
+        Raises:
+            NotFound: no such user.
+        """
+        uid = validation.identifier("user_id", user_id)
+        self._db.write(
+            self._db.router.shard_of_owner(uid), lambda uow: UsersRepository(uow).deactivate(uid)
+        )
