@@ -15,8 +15,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from elearn_data.analytics import Analytics
 from elearn_data.config import Settings, load_settings
 from elearn_data.content import ContentStore
 from elearn_data.dberrors import is_disconnect
@@ -30,6 +31,9 @@ from elearn_data.services.users import Users
 from elearn_data.sharding import twophase
 from elearn_data.sharding.consistency import CausalToken, TokenStore
 from elearn_data.sharding.unit_of_work import Cluster, UnitOfWork
+
+if TYPE_CHECKING:
+    from elearn_data.health import HealthReport
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class Database:
         self.payments = Payments(self)
         self.content = Content(self)
         self.preferences = Preferences(self)
+        self.analytics = Analytics(self)
         if settings.recover_on_connect:
             self._recover_quietly()
 
@@ -91,6 +96,16 @@ class Database:
         self.cluster.engines.dispose()
         if store is not None:
             store.close()
+
+    def health(self, *, timeout_s: float = 3.0) -> HealthReport:
+        """Check every node, replication lag, schema, content store, pools and statistics.
+
+        Never raises for a down part: it is reported (``report.ok`` is False).
+        """
+        # Imported here: the report needs alembic, which a plain connect() should not load.
+        from elearn_data.health import health_report  # noqa: PLC0415
+
+        return health_report(self, timeout_s=timeout_s)
 
     # --------------------------------------------------------- content store
 
@@ -163,10 +178,7 @@ class Database:
         snapshot: bool = False,
     ) -> Iterator[UnitOfWork]:
         """A unit of work on replicas that have replayed ``token`` (default: this object's)."""
-        effective = self.token if token is None else token
-        uow = UnitOfWork(
-            self.cluster, "reader", self._shard(region_or_shard), token=effective, snapshot=snapshot
-        )
+        uow = self._reader_uow(region_or_shard, token=token, snapshot=snapshot)
         with uow.scope():
             yield uow
 
@@ -196,23 +208,33 @@ class Database:
                 if attempt > CONFLICT_RETRIES:
                     raise
 
+    def _reader_uow(
+        self,
+        region_or_shard: object | None,
+        *,
+        token: CausalToken | None = None,
+        snapshot: bool = False,
+    ) -> UnitOfWork:
+        effective = self.token if token is None else token
+        return UnitOfWork(
+            self.cluster, "reader", self._shard(region_or_shard), token=effective, snapshot=snapshot
+        )
+
     def read(self, shard: object | None, fn: Callable[[UnitOfWork], T], **kw: Any) -> T:
         """Run ``fn`` in a reader unit of work; a replica that fails mid-read is retried."""
-        uow_box: list[UnitOfWork] = []
+        # The hottest path of the API: what ``with self.reader(shard, **kw) as uow``
+        # does, without two generator-based context managers per call.
+        uow = self._reader_uow(shard, **kw)
         try:
-            with self.reader(shard, **kw) as uow:
-                uow_box.append(uow)
-                return fn(uow)
+            return uow.run(fn)
         except ShardUnavailable as exc:
             if not is_disconnect(exc.__cause__ or exc):
                 raise
-            failed = [c.node for c in uow_box[0].choices.values()] if uow_box else []
-            for node in failed:
-                if node.role == "replica":
-                    node.health.mark_down(str(exc), self.settings.replica.retry_down_after_s)
+            for choice in uow.choices.values():
+                if choice.node.role == "replica":
+                    choice.node.health.mark_down(str(exc), self.settings.replica.retry_down_after_s)
             log.info("retrying a read after a dropped connection: %s", exc)
-        with self.reader(shard, **kw) as uow:
-            return fn(uow)
+        return self._reader_uow(shard, **kw).run(fn)
 
 
 def connect(settings: Settings | None = None) -> Database:

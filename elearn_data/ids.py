@@ -173,3 +173,62 @@ def is_reference(value: object) -> bool:
 def region_code(region: Region) -> int:
     """Return the 4-bit code stored in ids for ``region`` (shared with the SQL side)."""
     return _REGION_CODES[region]
+
+
+# ------------------------------------------------------------ deterministic ids
+
+_MAX_MS = 0xFFFF_FFFF_FFFF
+_MAX_RAND48 = 0xFFFF_FFFF_FFFF
+
+
+def _compose(code: int, ms: int, counter: int, rand48: int) -> uuid.UUID:
+    if not 0 <= ms <= _MAX_MS:
+        raise InvalidInput(f"ms must fit 48 bits, got {ms}")
+    if not 0 <= counter <= _MAX_COUNTER:
+        raise InvalidInput(f"counter must fit 12 bits, got {counter}")
+    if not 0 <= rand48 <= _MAX_RAND48:
+        raise InvalidInput(f"rand48 must fit 48 bits, got {rand48}")
+    value = ms << 80
+    value |= 0x8 << 76
+    value |= counter << 64
+    value |= 0b10 << 62
+    value |= code << 58
+    value |= _TAG << 48
+    value |= rand48
+    return uuid.UUID(int=value)
+
+
+def make_id(region: Region, *, ms: int, counter: int, rand48: int) -> uuid.UUID:
+    """Return the id of a learner-owned row built from given parts (no clock, no randomness).
+
+    The layout is the one :func:`new_id` uses; deterministic generators (seeding)
+    pass a timestamp in Unix milliseconds, a 12-bit counter and 48 random bits
+    drawn from their own seeded generator.
+
+    Raises:
+        InvalidInput: a part does not fit its bit field.
+    """
+    return _compose(_REGION_CODES[region], ms, counter, rand48)
+
+
+def make_reference_id(
+    home: Region | None = None, *, ms: int, counter: int, rand48: int
+) -> uuid.UUID:
+    """Return a reference (catalog) id built from given parts, like :func:`make_id`.
+
+    Raises:
+        InvalidInput: a part does not fit its bit field.
+    """
+    return _compose(_REFERENCE_FLAG | (_REGION_CODES[home] if home else 0), ms, counter, rand48)
+
+
+def id_code(region: Region | None, *, reference: bool = False) -> int:
+    """Return the 4-bit region field of an id (owned, or reference with an optional home)."""
+    if reference:
+        return _REFERENCE_FLAG | (_REGION_CODES[region] if region else 0)
+    if region is None:
+        raise InvalidInput("an owned id needs a region")
+    return _REGION_CODES[region]
+
+
+ID_TAG = _TAG

@@ -113,7 +113,13 @@ def money(
         raise InvalidInput(f"{name} is not a number: {_shown(value)}") from None
     if not amount.is_finite():
         raise InvalidInput(f"{name} must be finite: {_shown(value)}")
-    if amount != amount.quantize(Decimal("0.01")):
+    try:
+        exact = amount == amount.quantize(Decimal("0.01"))
+    except InvalidOperation:
+        # Found by tests/integration/test_fuzz_api.py: a value with more digits than
+        # the decimal context holds (e.g. 1E+30) cannot be quantized at all.
+        raise InvalidInput(f"{name} is out of range: {_shown(value)}") from None
+    if not exact:
         raise InvalidInput(f"{name} has more than two decimals: {amount}")
     if minimum is not None and (amount <= minimum if exclusive_minimum else amount < minimum):
         bound = "greater than" if exclusive_minimum else "at least"

@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from elearn_data.cli import cluster, migrate, ops
+from elearn_data.cli import cluster, health, migrate, ops
 
 app = typer.Typer(
     name="elearn",
@@ -17,6 +17,8 @@ app = typer.Typer(
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(migrate.app, name="migrate")
 app.command()(ops.recover)
+app.command()(health.health)
+app.command()(health.stats)
 
 
 @app.callback()

@@ -84,11 +84,13 @@ class ClusterState:
     durability: Durability
     shards: list[str]
     region_shards: dict[str, str]
-    superuser_password: str
-    replication_password: str
-    owner_password: str
-    app_password: str
-    email_hash_key: str
+    # Secrets stay out of repr() (found by tests/integration/reliability/test_secrets.py:
+    # the dataclass repr printed every password of the cluster).
+    superuser_password: str = field(repr=False)
+    replication_password: str = field(repr=False)
+    owner_password: str = field(repr=False)
+    app_password: str = field(repr=False)
+    email_hash_key: str = field(repr=False)
     nodes: list[NodeSpec] = field(default_factory=list)
     version: int = 1
 
@@ -439,8 +441,11 @@ class LocalCluster:
                 # Read-only statistics (replication state for replica selection
                 # and the health report); no data, no DDL.
                 cur.execute(sql.SQL("GRANT pg_monitor TO {}").format(app))
+                # TEMPORARY too: PUBLIC may create temporary tables by default, and a
+                # temporary table or view is DDL the application role must not run
+                # (found by tests/integration/reliability/test_least_privilege.py).
                 cur.execute(
-                    sql.SQL("REVOKE CREATE ON DATABASE {} FROM PUBLIC").format(
+                    sql.SQL("REVOKE CREATE, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
                         sql.Identifier(DBNAME)
                     )
                 )

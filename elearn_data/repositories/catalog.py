@@ -282,16 +282,6 @@ class CatalogRepository:
     def search_candidates(self, params: Mapping[Any, Any]) -> list[uuid.UUID]:
         return [row[0] for row in self.uow.execute(_SEARCH, params)]
 
-    def enrollment_partials(self) -> dict[uuid.UUID, int]:
-        """Sum, over shards, of live enrollments per published course."""
-        totals: dict[uuid.UUID, int] = {}
-        for shard in self.uow.router.shards:
-            for course_id, count in self.uow.execute(
-                _POPULAR_PARTIALS, {"limit": None}, shard=shard
-            ):
-                totals[course_id] = totals.get(course_id, 0) + int(count)
-        return totals
-
 
 def _view(row: Mapping[Any, Any], merged: Partials) -> CourseView:
     cid = row["id"]

@@ -14,7 +14,7 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -23,7 +23,7 @@ from elearn_data.errors import Duplicate, DuplicateEmail, NotFound
 from elearn_data.models import ContentOutbox, EmailDirectoryEntry, User, UserProfile
 from elearn_data.regions import Region
 from elearn_data.repositories.views import UserView
-from elearn_data.sharding.unit_of_work import UnitOfWork
+from elearn_data.sharding.unit_of_work import PreparedRead, UnitOfWork
 
 PROFILE_FIELDS = ("country", "city", "phone", "bio", "timezone", "language", "avatar_url")
 USER_FIELDS = ("first_name", "last_name")
@@ -47,8 +47,12 @@ _USER_COLUMNS = (
 )
 
 
-def _user_query(user_id: uuid.UUID) -> Any:
-    return select(*_USER_COLUMNS).outerjoin(UserProfile).where(User.id == user_id)
+# Built once: the point read by id is the hottest statement of the API. It is
+# prepared on the server once per pooled connection (see PreparedRead).
+USER_BY_ID = select(*_USER_COLUMNS).outerjoin(UserProfile).where(User.id == bindparam("user_id"))
+_USER_BY_ID = PreparedRead("elearn_user_by_id", USER_BY_ID, ("user_id",))
+if _USER_BY_ID.columns != tuple(UserView.__dataclass_fields__):
+    raise RuntimeError("USER_BY_ID must select UserView's fields in order")
 
 
 class UsersRepository:
@@ -114,17 +118,18 @@ class UsersRepository:
             shard=home,
         )
 
-    def get(self, user_id: uuid.UUID) -> UserView:
-        """Return the user.
+    def get(self, user_id: uuid.UUID, *, shard: str | None = None) -> UserView:
+        """Return the user (``shard``: the user's shard, when the caller decoded it already).
 
         Raises:
             NotFound: no such user.
         """
-        shard = self.uow.router.shard_of_owner(user_id)
-        row = self.uow.execute(_user_query(user_id), shard=shard).mappings().first()
+        if shard is None:
+            shard = self.uow.router.shard_of_owner(user_id)
+        row = self.uow.fetch_prepared(_USER_BY_ID, (user_id,), shard=shard)
         if row is None:
             raise NotFound(f"user {user_id} not found")
-        return UserView.from_row(row)
+        return UserView(*row)
 
     def locate(self, email_hash: bytes) -> tuple[uuid.UUID, Region] | None:
         """Return (user id, region) of the email's owner from the directory."""

@@ -353,13 +353,14 @@ class Catalog:
         return self._db.read(None, work)
 
     def popular(self, limit: int = 10) -> list[CourseView]:
-        """Return published courses by global enrollments (merged over shards), most first."""
+        """Return published courses by global enrollments (merged over shards), most first.
+
+        The ranking is the analytics layer's threshold top-N over every shard's
+        partial counts (it cannot miss a course that is popular everywhere but
+        first nowhere), read in parallel from replicas.
+        """
         clean_limit = validation.required_integer("limit", limit, minimum=1, maximum=1000)
-
-        def work(uow: UnitOfWork) -> list[CourseView]:
-            repo = CatalogRepository(uow)
-            totals = repo.enrollment_partials()
-            ranked = sorted(totals, key=lambda cid: (-totals[cid], str(cid)))[:clean_limit]
-            return repo.views(ranked)
-
-        return self._db.read(None, work)
+        ranked = [
+            uuid.UUID(str(c)) for c in self._db.analytics.popular_courses(clean_limit)["course_id"]
+        ]
+        return self._db.read(None, lambda uow: CatalogRepository(uow).views(ranked))

@@ -17,7 +17,7 @@ Cross-store rules (see docs/architecture.md, "Cross-store consistency"):
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import select
@@ -40,6 +40,52 @@ if TYPE_CHECKING:
     from elearn_data.database import Database
 
 T = TypeVar("T")
+
+# Found by tests/integration/test_fuzz_api.py: arguments the content store let
+# through as driver errors instead of InvalidInput. mongoengine's URLField calls
+# value.split() and a StringField with choices puts the value in a set before
+# any type check (TypeError/AttributeError for bytes, int or dict values); BSON
+# refuses ints beyond 64 bits (OverflowError) and mongoengine has no upper bound
+# on these fields; a content id with a NUL character was stored in MongoDB and
+# then failed in PostgreSQL (psycopg2's ValueError) when the lessons naming it
+# were marked ready. Only types, the int64 range and NULs are checked here; the
+# store's documents validate the values themselves.
+_CONTENT_STRINGS = ("video_url", "thumbnail_url", "document_url", "document_type")
+_CONTENT_INTS = ("duration_seconds", "file_size_bytes", "page_count")
+_LEARNING_STRINGS = ("difficulty_level", "learning_pace")
+_INT64 = range(-(2**63), 2**63)
+_MAX_CONTENT_ID = 128  # CourseContent.content_id
+
+
+def _require_strings(fields: dict[str, Any], names: tuple[str, ...]) -> None:
+    """Raise InvalidInput when one of ``names`` is given and is not a string (None passes)."""
+    for name in names:
+        value = fields.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidInput(f"{name} must be a string, not {type(value).__name__}")
+
+
+def _require_int64(name: str, value: object) -> None:
+    if isinstance(value, int) and value not in _INT64:
+        raise InvalidInput(f"{name} is out of range: {value}")
+
+
+def _check_content(fields: dict[str, Any]) -> None:
+    validation.text("content_id", fields.get("content_id"), max_length=_MAX_CONTENT_ID, strip=False)
+    _require_strings(fields, _CONTENT_STRINGS)
+    for name in _CONTENT_INTS:
+        _require_int64(name, fields.get(name))
+    subtitles = fields.get("subtitles", ())
+    if isinstance(subtitles, str | bytes | Mapping) or not isinstance(subtitles, Iterable):
+        raise InvalidInput(f"subtitles must be a list of subtitles, not {type(subtitles).__name__}")
+    for item in subtitles if isinstance(subtitles, list | tuple) else ():
+        url = item.get("url") if isinstance(item, Mapping) else getattr(item, "url", None)
+        if url is not None and not isinstance(url, str):
+            raise InvalidInput(f"subtitle url must be a string, not {type(url).__name__}")
+    questions = fields.get("questions", ())
+    for item in questions if isinstance(questions, list | tuple) else ():
+        points = item.get("points") if isinstance(item, Mapping) else getattr(item, "points", None)
+        _require_int64("points", points)
 
 
 class Content:
@@ -72,6 +118,7 @@ class Content:
         self._db.write(None, work)
 
     def _add(self, kind: Callable[..., str], fields: dict[str, Any]) -> str:
+        _check_content(fields)
         course = catalog_id("course_id", fields["course_id"])
         lesson = catalog_id("lesson_id", fields["lesson_id"])
         self._check_lesson(course, lesson)
@@ -224,6 +271,7 @@ class Preferences:
             fields,
             ("preferred_categories", "preferred_languages", "difficulty_level", "learning_pace"),
         )
+        _require_strings(fields, _LEARNING_STRINGS)
         self._with_document(user_id, lambda uid: self._store.set_learning(uid, **fields))
 
     def set_notifications(self, user_id: uuid.UUID, **fields: Any) -> None:

@@ -110,9 +110,8 @@ class Users:
             NotFound: no such user (including ids the platform never issued).
         """
         uid = validation.identifier("user_id", user_id)
-        return self._db.read(
-            self._db.router.shard_of_owner(uid), lambda uow: UsersRepository(uow).get(uid)
-        )
+        shard = self._db.router.shard_of_owner(uid)
+        return self._db.read(shard, lambda uow: UsersRepository(uow).get(uid, shard=shard))
 
     def find_by_email(self, email: str) -> UserView | None:
         """Return the user with this email, in any region, or None."""

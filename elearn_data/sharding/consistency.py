@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -28,6 +29,9 @@ from elearn_data.sharding.engines import EngineMap, Node
 
 log = logging.getLogger(__name__)
 
+# Pauses between polls of a replica that has not replayed a token yet.
+_FIRST_PAUSE_S = 0.0001
+_MAX_PAUSE_S = 0.002
 _REPLAY_LSN = text("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint")
 _STANDBY_STATE = text(
     "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,"
@@ -81,6 +85,33 @@ class ReadChoice:
     reason: str  # "replica", "replica-caught-up", "primary-fallback", "primary-only"
 
 
+def replica_autocommit(conn: Connection) -> Connection:
+    """Put a replica connection in autocommit mode at the driver level, and leave it there.
+
+    Switching through SQLAlchemy (``isolation_level="AUTOCOMMIT"``) makes the
+    pool restore READ COMMITTED at every check-in, and psycopg2 then sends
+    ``SET default_transaction_isolation TO DEFAULT`` the next time it leaves
+    autocommit: one extra round trip per read, as much as the read itself
+    (found by ``scripts/profile_bench.py point_read``). Replicas serve readers
+    only, and every reader wants autocommit, so their connections keep it
+    across check-ins; only a snapshot reader changes it (through SQLAlchemy,
+    which restores it at check-in; the next reader switches back here, which
+    costs no round trip).
+    """
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    if not dbapi_connection.autocommit:
+        error = conn.dialect.loaded_dbapi.Error
+        try:
+            dbapi_connection.autocommit = True
+        except error as exc:  # closed under our feet: no round trip is involved
+            conn.invalidate(exc)
+            conn.close()
+            raise DBAPIError.instance(
+                None, None, exc, error, connection_invalidated=True, dialect=conn.dialect
+            ) from exc
+    return conn
+
+
 class ReplicaSelector:
     """Picks, per shard, a replica that satisfies a token, or the primary."""
 
@@ -88,6 +119,17 @@ class ReplicaSelector:
         self._engines = engines
         self._policy = policy
         self._round_robin = itertools.count()
+        # The node map is immutable once built: look the replicas up once.
+        self._replicas = {shard: tuple(engines.replicas(shard)) for shard in engines.shards}
+        # ReadChoice is immutable: one per (node, reason), not one per read.
+        self._choices: dict[tuple[int, str], ReadChoice] = {}
+
+    def _choice(self, node: Node, reason: str) -> ReadChoice:
+        key = (id(node), reason)
+        choice = self._choices.get(key)
+        if choice is None:
+            choice = self._choices[key] = ReadChoice(node, reason)
+        return choice
 
     def connect(self, shard: str, lsn: int | None) -> tuple[Connection, ReadChoice]:
         """Return an autocommit connection for reading ``shard`` at or after ``lsn``.
@@ -96,25 +138,37 @@ class ReplicaSelector:
         a reader that wants one snapshot over several statements switches the
         connection to REPEATABLE READ before its first statement. Falls back to
         the primary; only a failure of the primary raises.
+
+        A replica's pooled connections stay in autocommit at the driver level
+        (see :func:`replica_autocommit`); a primary's are shared with writers, so
+        the primary fallback switches through SQLAlchemy, which restores the
+        isolation level when the connection goes back to the pool.
         """
-        replicas = [r for r in self._engines.replicas(shard) if not r.health.is_down()]
+        known = self._replicas.get(shard)
+        replicas = [
+            r
+            for r in (known if known is not None else self._engines.replicas(shard))
+            if not r.health.is_down()
+        ]
         if replicas:
-            start = next(self._round_robin) % len(replicas)
-            for replica in replicas[start:] + replicas[:start]:
+            if len(replicas) > 1:
+                start = next(self._round_robin) % len(replicas)
+                replicas = replicas[start:] + replicas[:start]
+            for replica in replicas:
                 conn = self._try_replica(replica, lsn)
                 if conn is not None:
                     reason = "replica" if lsn is None else "replica-caught-up"
-                    return conn, ReadChoice(replica, reason)
+                    return conn, self._choice(replica, reason)
             reason = "primary-fallback"
         else:
             reason = "primary-only"
         primary = self._engines.primary(shard)
         conn = primary.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        return conn, ReadChoice(primary, reason)
+        return conn, self._choice(primary, reason)
 
     def _try_replica(self, replica: Node, lsn: int | None) -> Connection | None:
         try:
-            conn = replica.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            conn = replica_autocommit(replica.engine.connect())
         except (DBAPIError, PoolTimeout) as exc:
             self._mark_down(replica, exc)
             return None
@@ -125,6 +179,7 @@ class ReplicaSelector:
             if lsn is None or replica.health.replay_lsn >= lsn:
                 return conn
             deadline = time.monotonic() + self._policy.causal_wait_s
+            pause = _FIRST_PAUSE_S
             while True:
                 replayed = int(conn.execute(_REPLAY_LSN).scalar_one())
                 conn.commit()  # ends SQLAlchemy's autobegun (server-side no-op) transaction
@@ -134,7 +189,10 @@ class ReplicaSelector:
                 if time.monotonic() >= deadline:
                     conn.close()
                     return None
-                time.sleep(0.0005)
+                # Replay right after a commit usually takes a fraction of a
+                # millisecond: poll soon, then back off.
+                time.sleep(pause)
+                pause = min(pause * 2, _MAX_PAUSE_S)
         except SQLAlchemyError as exc:
             conn.invalidate()
             conn.close()

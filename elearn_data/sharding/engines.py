@@ -15,6 +15,8 @@ as keyword arguments and never appear in a URL or a log line.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -22,11 +24,14 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg2
-from sqlalchemy import Engine, create_engine
-from sqlalchemy.pool import NullPool, QueuePool
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection, QueuePool
 
 from elearn_data.config import Settings, redact, url_hosts, with_user
 from elearn_data.errors import ConfigurationError, InvalidInput
+
+log = logging.getLogger(__name__)
 
 NodeRole = Literal["primary", "replica"]
 
@@ -146,7 +151,45 @@ def build_engine(
         # Statements are compiled once per process and reused.
         query_cache_size=1200,
     )
+    _tolerate_dead_connections(engine)
     return engine
+
+
+def _tolerate_dead_connections(engine: Engine) -> None:
+    """Keep a connection the server dropped from failing a call that already succeeded.
+
+    Found by the replica-stop drill (tests/integration/reliability/test_fault_drills.py):
+    readers switch pooled connections to AUTOCOMMIT, and SQLAlchemy restores the
+    isolation level when the connection goes back to the pool -- outside its own
+    error handling. If the server went away in between (a replica stopped
+    right after answering), ``Connection.close()`` raised a raw
+    ``psycopg2.OperationalError`` out of a read whose result was already in hand.
+
+    * A failed reset on a connection is logged and the connection closed, not raised.
+    * On checkout, a connection libpq already knows to be closed or broken
+      (``closed != 0``, no round trip) is replaced by the pool (DisconnectionError
+      is the pool's documented "discard and reconnect" signal).
+    """
+    dialect = engine.dialect
+    reset = dialect.reset_isolation_level
+
+    def reset_isolation_level(dbapi_connection: Any) -> None:
+        try:
+            reset(dbapi_connection)
+        except psycopg2.Error as exc:
+            log.info("connection lost before it was returned to the pool: %s", exc)
+            with contextlib.suppress(psycopg2.Error):
+                dbapi_connection.close()
+
+    dialect.reset_isolation_level = reset_isolation_level  # type: ignore[method-assign]
+
+    def replace_broken(
+        dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
+    ) -> None:
+        if getattr(dbapi_connection, "closed", 0):
+            raise DisconnectionError("pooled connection was closed; reconnecting")
+
+    event.listen(engine, "checkout", replace_broken)
 
 
 class EngineMap:

@@ -24,9 +24,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table
-from sqlalchemy.ext.horizontal_shard import ShardedSession
-from sqlalchemy.orm import Mapper, ORMExecuteState
+from sqlalchemy import Table, event, inspect
+from sqlalchemy.ext.horizontal_shard import (
+    ShardedQuery,
+    ShardedSession,
+    execute_and_instances,
+)
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session
 
 from elearn_data.errors import ElearnDataError
 from elearn_data.models.base import Placement, placement_of, shard_key_of
@@ -46,13 +50,32 @@ class RoutedSession(ShardedSession):
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
         self._router = uow.router
-        super().__init__(
-            shard_chooser=self._shard_chooser,
-            identity_chooser=self._identity_chooser,
-            execute_chooser=self._execute_chooser,
-            expire_on_commit=False,
-            autoflush=True,
-        )
+        # ShardedSession.__init__ registers its execute hook as an event listener
+        # of every new instance (about 10 us of event bookkeeping per unit of
+        # work); RoutedSession registers it once for the class (below) and does
+        # the rest of that set-up here. tests/integration/test_routing.py covers it.
+        Session.__init__(self, query_cls=ShardedQuery, expire_on_commit=False, autoflush=True)
+        self.shard_chooser = self._shard_chooser
+        self.identity_chooser = self._identity_chooser
+        self.execute_chooser = self._execute_chooser
+        self._ShardedSession__shards: dict[str, Any] = {}
+
+    # -------------------------------------------------------------------- get
+
+    def get(self, entity: Any, ident: Any, **kw: Any) -> Any:
+        """``Session.get``, routed once: the id names its shard, the SELECT is pinned to it.
+
+        ShardedSession would ask the identity chooser (for the identity map) and
+        then the execute chooser (for the SELECT) the same question; passing the
+        one answer as ``identity_token`` gives the same row for one routing.
+        """
+        if kw.get("identity_token") is None and not isinstance(ident, dict):
+            mapper = getattr(inspect(entity, raiseerr=False), "mapper", None)
+            if isinstance(mapper, Mapper):
+                shards = list(self._identity_chooser(mapper, ident))
+                if len(shards) == 1:
+                    kw["identity_token"] = shards[0]
+        return super().get(entity, ident, **kw)
 
     # ------------------------------------------------------------------ binds
 
@@ -117,11 +140,13 @@ class RoutedSession(ShardedSession):
         where = getattr(statement, "whereclause", None)
         params = ctx.parameters if isinstance(ctx.parameters, dict) else {}
         narrowed = self._router.shards_for_criteria(where, params)
-        tables = tables_of(statement)
         if narrowed is not None:
             # Criteria naming only ids we never issued match no row anywhere; the
             # unit of work's own shard answers "no rows" as well as any.
             return sorted(narrowed) or [self._uow.default_shard]
+        # Only now: finding a statement's tables builds a compile state of its own,
+        # as costly as the statement's execution (a third of a point read's time).
+        tables = tables_of(statement)
         reference_only = bool(tables) and all(
             "placement" in t.info and placement_of(t) is Placement.REFERENCE for t in tables
         )
@@ -130,3 +155,7 @@ class RoutedSession(ShardedSession):
                 return [self._uow.default_shard]
             return list(self._router.shards)
         return list(self._router.shards)
+
+
+# Once for the class instead of once per session (see RoutedSession.__init__).
+event.listen(RoutedSession, "do_orm_execute", execute_and_instances, retval=True)

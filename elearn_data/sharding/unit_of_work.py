@@ -12,18 +12,22 @@ caller's token (or to the primary), in autocommit mode: one statement, one
 round trip. ``snapshot=True`` gives one REPEATABLE READ snapshot per shard.
 
 Repositories receive ``uow.session`` (ORM) or call ``uow.execute(..., shard=)``
-(Core); they never commit.
+(Core); they never commit. The hottest point reads use ``uow.fetch_prepared``:
+a :class:`PreparedRead` is prepared on the server once per pooled connection
+and then run with ``EXECUTE``, without SQLAlchemy's per-call machinery.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
-from sqlalchemy import Connection, Executable, Result, text
+from sqlalchemy import Connection, Executable, Result, Select, text
+from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -38,11 +42,177 @@ from elearn_data.sharding.session import RoutedSession
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Role = Literal["writer", "reader"]
 # A result of any shape (SQLAlchemy 2.1 types rows by their column tuple).
 AnyResult: TypeAlias = Result[*tuple[Any, ...]]
 
-_CURRENT_LSN = text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+# Tokens are immutable: one empty token serves every unit of work that has none.
+_NO_TOKEN = CausalToken()
+_CURRENT_LSN_SQL = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+_CURRENT_LSN = text(_CURRENT_LSN_SQL)
+
+
+# SQLSTATEs of a server that lost (26000) or already has (42P05) a prepared statement.
+_NOT_PREPARED = "26000"
+_ALREADY_PREPARED = "42P05"
+# Key of the set of statement names prepared on a pooled connection (in its ``info``,
+# which SQLAlchemy clears when the connection is replaced).
+_PREPARED_KEY = "elearn_prepared"
+_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class PreparedRead:
+    """A SELECT the server prepares once per pooled connection and then runs with EXECUTE.
+
+    Two costs of a point read disappear: the server's parse and plan of the
+    statement (the plan is kept per connection), and SQLAlchemy's per-call
+    execution machinery (the statement is compiled once, here). Rows come back
+    as the driver returns them, in the statement's column order, with the same
+    Python values SQLAlchemy would return: the constructor refuses a statement
+    with a column SQLAlchemy would post-process.
+
+    Args:
+        name: the server-side name (a lower-case SQL identifier, unique per statement).
+        statement: a Core SELECT whose parameters are all ``bindparam(name)``.
+        params: the names of those parameters, in the order ``fetch_prepared`` takes them.
+    """
+
+    def __init__(
+        self, name: str, statement: Select[*tuple[Any, ...]], params: Sequence[str]
+    ) -> None:
+        if not _NAME.match(name):
+            raise ValueError(f"not a prepared statement name: {name!r}")
+        dialect: Any = PGDialect_psycopg2()  # type: ignore[no-untyped-call]
+        compiled = statement.compile(dialect=dialect)
+        if set(compiled.params) != set(params):
+            raise ValueError(f"{name}: parameters {sorted(compiled.params)} != {sorted(params)}")
+        for column in statement.selected_columns:
+            if column.type._cached_result_processor(dialect, None) is not None:
+                raise ValueError(f"{name}: column {column.key!r} needs SQLAlchemy's processing")
+        sql = str(compiled)
+        for index, param in enumerate(params, start=1):
+            sql = sql.replace(f"%({param})s", f"${index}")
+        placeholders = ", ".join(["%s"] * len(params))
+        self.name = name
+        # The statement's text with $1..$n (what PREPARE takes).
+        self.sql = sql
+        self.statement = statement
+        self.params = tuple(params)
+        self.columns = tuple(c.key for c in statement.selected_columns)
+        # The compiled text escapes "%" for the driver; it is only ever sent with
+        # arguments (as part of the first EXECUTE), so the driver unescapes it.
+        self.execute_sql = f"EXECUTE {name}({placeholders})" if params else f"EXECUTE {name}"
+        self.prepare_sql = f"PREPARE {name} AS {sql}"
+        self.prepare_and_execute_sql = f"{self.prepare_sql}; {self.execute_sql}"
+
+
+def _observed(conn: Connection) -> bool:
+    """True when something listens to this connection's statements (events, echo)."""
+    if conn._echo:
+        return True
+    # The engine's flag says whether any connection event was ever registered
+    # (it stays set after a removal: the listener collections then decide).
+    if conn._has_events or conn.engine._has_events:
+        dispatch: Any = conn.dispatch
+        if (
+            dispatch.before_cursor_execute
+            or dispatch.after_cursor_execute
+            or dispatch.before_execute
+            or dispatch.after_execute
+        ):
+            return True
+    dialect_dispatch: Any = conn.dialect.dispatch
+    return bool(dialect_dispatch.handle_error or dialect_dispatch.do_execute)
+
+
+def _fetch_prepared(
+    conn: Connection, fairy: Any, query: PreparedRead, args: Sequence[Any]
+) -> tuple[Any, ...] | None:
+    """Run ``query`` on the driver connection of ``conn`` (``fairy``: its pooled connection).
+
+    Returns the first row or None. Driver errors become SQLAlchemy's
+    ``DBAPIError``, and a lost connection is invalidated, exactly as
+    SQLAlchemy's own execution would do.
+    """
+    dbapi_connection = fairy.dbapi_connection
+    info = fairy.info
+    prepared: set[str] | None = info.get(_PREPARED_KEY)
+    if prepared is None:
+        prepared = info[_PREPARED_KEY] = set()
+    error = conn.dialect.loaded_dbapi.Error
+    cursor = None
+    sql = query.execute_sql if query.name in prepared else query.prepare_and_execute_sql
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(sql, args)
+        except error as exc:
+            # Only in autocommit, where a failed statement leaves nothing behind:
+            # the server lost the statement (a pooler switched server connections,
+            # DISCARD ALL) or has it already; prepare again, or just execute.
+            code = getattr(exc, "pgcode", None)
+            if code == _NOT_PREPARED and sql is query.execute_sql:
+                cursor.execute(query.prepare_and_execute_sql, args)
+            elif code == _ALREADY_PREPARED and sql is not query.execute_sql:
+                cursor.execute(query.execute_sql, args)
+            else:
+                raise
+        prepared.add(query.name)
+        row: tuple[Any, ...] | None = cursor.fetchone()
+        cursor.close()
+        return row
+    except error as exc:
+        disconnect = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if disconnect:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, args, exc, error, connection_invalidated=disconnect, dialect=conn.dialect
+        ) from exc
+
+
+def _current_lsn(conn: Connection) -> int:
+    """Return the WAL position of a primary whose transaction just committed (one round trip).
+
+    The query must not open a transaction of its own, so it runs in autocommit.
+    Switching through SQLAlchemy (``isolation_level="AUTOCOMMIT"``) would make
+    the pool restore the level at check-in, which costs psycopg2 a ``SET`` round
+    trip at the next switch; flipping the driver's flag and back costs none
+    while the connection's level is the server default (made so once here).
+    """
+    if _observed(conn):
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        lsn = int(conn.execute(_CURRENT_LSN).scalar_one())
+        conn.commit()
+        return lsn
+    dbapi_connection: Any = conn.connection.dbapi_connection
+    error = conn.dialect.loaded_dbapi.Error
+    cursor = None
+    try:
+        dbapi_connection.autocommit = True
+        try:
+            if dbapi_connection.isolation_level is not None:
+                # Left explicit by an earlier SQLAlchemy switch: back to the default.
+                dbapi_connection.set_session(isolation_level="DEFAULT")
+            cursor = dbapi_connection.cursor()
+            cursor.execute(_CURRENT_LSN_SQL)
+            row = cursor.fetchone()
+            cursor.close()
+        finally:
+            dbapi_connection.autocommit = False
+        return int(row[0])
+    except error as exc:
+        disconnect = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
+        if disconnect:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            _CURRENT_LSN_SQL,
+            None,
+            exc,
+            error,
+            connection_invalidated=disconnect,
+            dialect=conn.dialect,
+        ) from exc
 
 
 @dataclass(frozen=True)
@@ -76,7 +246,7 @@ class UnitOfWork:
         self.router = cluster.router
         self.role = role
         self.default_shard = default_shard
-        self.token = token or CausalToken()
+        self.token = token if token is not None else _NO_TOKEN
         self.snapshot = snapshot
         self.choices: dict[str, ReadChoice] = {}
         self._connections: dict[str, Connection] = {}
@@ -86,7 +256,7 @@ class UnitOfWork:
         self._closed = False
         self.commit_started = False
         # The token of the last commit (what a reader must see to read these writes).
-        self.committed_token = CausalToken()
+        self.committed_token = _NO_TOKEN
 
     # ------------------------------------------------------------ connections
 
@@ -140,6 +310,29 @@ class UnitOfWork:
         except SQLAlchemyError as exc:
             raise translate(exc, target) from exc
 
+    def fetch_prepared(
+        self, query: PreparedRead, args: Sequence[Any], *, shard: str | None = None
+    ) -> tuple[Any, ...] | None:
+        """Return the first row of a prepared read on one shard (None when there is none).
+
+        The fast path (server-side prepared statement, driver cursor) serves
+        autocommit readers. A connection inside a transaction (a writer, a
+        snapshot reader) or one that something observes (engine events, echo)
+        runs the same statement through SQLAlchemy instead, so listeners see
+        every statement and a transaction never meets a PREPARE error.
+        """
+        target = shard or self.default_shard
+        try:
+            conn = self.connection(target)
+            fairy: Any = conn.connection
+            if fairy.dbapi_connection.autocommit and not _observed(conn):
+                return _fetch_prepared(conn, fairy, query, args)
+            row = conn.execute(query.statement, dict(zip(query.params, args, strict=True)))
+            first = row.first()
+            return None if first is None else tuple(first)
+        except SQLAlchemyError as exc:
+            raise translate(exc, target) from exc
+
     def execute_all(
         self, statement: Executable, params: Any = None, *, shards: tuple[str, ...] | None = None
     ) -> dict[str, AnyResult]:
@@ -185,9 +378,7 @@ class UnitOfWork:
         for shard in shards:
             conn = self._connections[shard]
             try:
-                conn.execution_options(isolation_level="AUTOCOMMIT")
-                lsns[shard] = int(conn.execute(_CURRENT_LSN).scalar_one())
-                conn.commit()
+                lsns[shard] = _current_lsn(conn)
             except SQLAlchemyError as exc:
                 # Committed, but the position is unknown: reads of this shard will
                 # simply not be pinned; log rather than fail a committed write.
@@ -224,6 +415,27 @@ class UnitOfWork:
                 conn.close()
             except SQLAlchemyError as exc:
                 log.debug("closing a connection failed: %s", exc)
+
+    def run(self, fn: Callable[[UnitOfWork], T]) -> T:
+        """Return ``fn(self)`` and commit; roll back on error (``scope()`` for one call).
+
+        The same outcome as ``with uow.scope(): return fn(uow)``, without the
+        generator machinery of a context manager on the per-call path.
+        """
+        try:
+            result = fn(self)
+        except SQLAlchemyError as exc:
+            self.rollback()
+            raise translate(exc, self.default_shard) from exc
+        except BaseException:
+            self.rollback()
+            raise
+        try:
+            self.commit()
+        except SQLAlchemyError as exc:
+            self.rollback()
+            raise translate(exc, self.default_shard) from exc
+        return result
 
     @contextmanager
     def scope(self) -> Iterator[UnitOfWork]:

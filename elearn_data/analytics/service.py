@@ -1,0 +1,401 @@
+"""``db.analytics``: platform figures as pandas DataFrames, merged over every shard.
+
+Each method is one fan-out (:class:`~elearn_data.analytics.fanout.FanOut`):
+every shard answers at once, from a replica that has replayed the caller's
+writes, with aggregates only (counts and sums -- never raw rows); the partials
+are merged by the rules of :mod:`elearn_data.analytics.merge`. A shard that
+cannot answer within ``Settings.analytics_timeout_s`` ends the call with
+:class:`~elearn_data.errors.ShardUnavailable` naming it: a figure silently
+computed without one region would be wrong, not partial.
+
+Money columns hold :class:`decimal.Decimal` (exact sums; ``.astype(float)``
+for plotting); counts are integers. ``DataFrame.attrs["nodes"]`` names the
+node that answered for each shard.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from elearn_data import ids, validation
+from elearn_data.analytics import queries
+from elearn_data.analytics.fanout import FanOut, ShardQuery
+from elearn_data.analytics.merge import (
+    add,
+    average,
+    catalog_count,
+    group_sum,
+    sum_partials,
+    threshold_top_n,
+)
+from elearn_data.errors import InvalidInput, NotFound
+from elearn_data.regions import Region
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from elearn_data.database import Database
+
+T = TypeVar("T")
+
+PLATFORM_COLUMNS = (
+    "users",
+    "students",
+    "instructors",
+    "courses",
+    "published_courses",
+    "enrollments",
+    "active_enrollments",
+    "completed_enrollments",
+    "revenue",
+)
+# Catalog (reference) counts: the same on every shard, taken once in the `all` row.
+CATALOG_COLUMNS = ("courses", "published_courses")
+REGION_COLUMNS = ("enrollments", "active", "completed", "dropped", "learners")
+REVENUE_COLUMNS = ("purchases", "refunds", "revenue", "transactions")
+FUNNEL_STAGES = ("enrolled", "started", "halfway", "completed", "reviewed")
+POPULAR_COLUMNS = (
+    "rank",
+    "course_id",
+    "code",
+    "title",
+    "instructor_id",
+    "enrollments",
+    "rating_sum",
+    "rating_count",
+    "average_rating",
+)
+MAX_POPULAR = 1000
+
+
+class Analytics:
+    """Read-side figures over all shards (see API.md, "Analytics").
+
+    Args:
+        db: the ``connect()`` object whose replicas (and causal token) are used.
+        timeout_s: per-shard budget of one call (default ``Settings.analytics_timeout_s``).
+    """
+
+    def __init__(self, db: Database, *, timeout_s: float | None = None) -> None:
+        self._db = db
+        self.timeout_s = timeout_s if timeout_s is not None else db.settings.analytics_timeout_s
+        if self.timeout_s <= 0:
+            raise InvalidInput(f"timeout_s must be positive, not {self.timeout_s!r}")
+
+    def _fan_out(self) -> FanOut:
+        return FanOut(self._db, timeout_s=self.timeout_s)
+
+    def _everywhere(self, work: Callable[[ShardQuery], T]) -> tuple[dict[str, T], dict[str, str]]:
+        with self._fan_out() as fan:
+            results = fan.run(work)
+            return results, fan.nodes
+
+    # ------------------------------------------------------------- platform
+
+    def platform_stats(self) -> pd.DataFrame:
+        """Return the platform's figures: one row per shard, then the merged ``all`` row.
+
+        Columns: shard, users, students, instructors, courses, published_courses,
+        enrollments (every enrollment, dropped ones too), active_enrollments,
+        completed_enrollments, revenue (completed purchases minus refunds,
+        Decimal). Learner-owned counts add up over shards; ``courses`` and
+        ``published_courses`` count the catalog, which every shard holds whole,
+        so the ``all`` row takes them once.
+
+        Raises:
+            ShardUnavailable: a shard did not answer (the error names it).
+        """
+        partials, nodes = self._everywhere(lambda q: q.one(queries.PLATFORM_STATS))
+        rows: list[dict[str, Any]] = []
+        for shard, partial in partials.items():
+            rows.append({"shard": shard, **_platform_row(partial)})
+        merged = sum_partials(rows, [c for c in PLATFORM_COLUMNS if c not in CATALOG_COLUMNS])
+        for column in CATALOG_COLUMNS:
+            merged[column] = catalog_count(row[column] for row in rows)
+        rows.append({"shard": "all", **merged})
+        return _frame(rows, ("shard", *PLATFORM_COLUMNS), nodes)
+
+    # ----------------------------------------------------------- instructor
+
+    def instructor_stats(self, instructor_id: uuid.UUID) -> pd.DataFrame:
+        """Return one row of an instructor's figures over every shard.
+
+        Columns: instructor_id, courses (catalog count), enrollments (live:
+        active and completed), active_students (learners with an active
+        enrollment; a learner lives on one shard, so the shards' counts add
+        up), rating_sum, rating_count, average_rating (sum of the shards'
+        rating sums over the sum of their counts, Decimal, None without
+        reviews), revenue (completed purchases minus refunds of the
+        instructor's courses, Decimal).
+
+        Raises:
+            NotFound: no such user (an id the platform never issued included).
+            ShardUnavailable: a shard did not answer.
+        """
+        user_id = ids.as_uuid(instructor_id)
+        home = self._db.router.shard_of_owner(user_id)
+
+        def work(q: ShardQuery) -> tuple[dict[str, Any], str | None]:
+            stats = q.one(queries.INSTRUCTOR_STATS, instructor_id=user_id)
+            role = q.scalar(queries.USER_ROLE, user_id=user_id) if q.shard == home else None
+            return stats, role
+
+        answers, nodes = self._everywhere(work)
+        if answers[home][1] is None:
+            raise NotFound(f"user {user_id} not found")
+        partials = [stats for stats, _ in answers.values()]
+        merged = sum_partials(
+            partials, ("enrollments", "active_students", "rating_sum", "rating_count", "revenue")
+        )
+        row = {
+            "instructor_id": user_id,
+            "courses": catalog_count(p["courses"] for p in partials),
+            "enrollments": int(merged["enrollments"]),
+            "active_students": int(merged["active_students"]),
+            "rating_sum": int(merged["rating_sum"]),
+            "rating_count": int(merged["rating_count"]),
+            "average_rating": average(merged["rating_sum"], merged["rating_count"]),
+            "revenue": Decimal(merged["revenue"]),
+        }
+        return _frame([row], tuple(row), nodes)
+
+    # -------------------------------------------------------------- popular
+
+    def popular_courses(self, limit: int = 10) -> pd.DataFrame:
+        """Return the global top ``limit`` published courses by live enrollments.
+
+        Computed with the threshold algorithm of
+        :func:`~elearn_data.analytics.merge.threshold_top_n` over the shards'
+        course partials (three parallel rounds in one snapshot per shard), so
+        a course that is nowhere first but popular everywhere is not missed.
+        Ties go to the lower course id; when fewer than ``limit`` courses have
+        enrollments, courses without any fill the list (lowest ids first).
+
+        Columns: rank, course_id, code, title, instructor_id, enrollments,
+        rating_sum, rating_count, average_rating. ``attrs`` holds the
+        algorithm's ``lower_bound``, ``threshold`` and ``candidates``.
+
+        Raises:
+            InvalidInput: limit is not an integer in 1..1000.
+            ShardUnavailable: a shard did not answer.
+        """
+        n = validation.required_integer("limit", limit, minimum=1, maximum=MAX_POPULAR)
+        with self._fan_out() as fan:
+            shards = fan.shards
+            details: dict[uuid.UUID, dict[str, Any]] = {}
+
+            def local_top(count: int) -> dict[str, list[tuple[uuid.UUID, int]]]:
+                found = fan.run(lambda q: q.rows(queries.POPULAR_TOP, limit=count))
+                return {
+                    s: [(r["course_id"], int(r["enrollment_count"])) for r in rows]
+                    for s, rows in found.items()
+                }
+
+            def above(threshold: int) -> dict[str, list[uuid.UUID]]:
+                found = fan.run(lambda q: q.rows(queries.POPULAR_ABOVE, threshold=threshold))
+                return {s: [r["course_id"] for r in rows] for s, rows in found.items()}
+
+            def exact(keys: list[uuid.UUID]) -> dict[str, dict[uuid.UUID, int]]:
+                found = fan.run(lambda q: q.rows(queries.POPULAR_EXACT, ids=keys))
+                counts: dict[str, dict[uuid.UUID, int]] = {}
+                for s, rows in found.items():
+                    counts[s] = {}
+                    for r in rows:
+                        counts[s][r["course_id"]] = int(r["enrollments"])
+                        slot = details.setdefault(
+                            r["course_id"],
+                            {k: r[k] for k in ("code", "title", "instructor_id")}
+                            | {"rating_sum": 0, "rating_count": 0},
+                        )
+                        slot["rating_sum"] += int(r["rating_sum"])
+                        slot["rating_count"] += int(r["rating_count"])
+                return counts
+
+            top = threshold_top_n(n, len(shards), local_top, above, exact)
+            rows: list[dict[str, Any]] = []
+            for course_id, total in top.ranked:
+                info = details[course_id]
+                rows.append(
+                    {
+                        "course_id": course_id,
+                        "code": info["code"],
+                        "title": info["title"],
+                        "instructor_id": info["instructor_id"],
+                        "enrollments": total,
+                        "rating_sum": info["rating_sum"],
+                        "rating_count": info["rating_count"],
+                        "average_rating": average(info["rating_sum"], info["rating_count"]),
+                    }
+                )
+            if len(rows) < n:
+                # Every course with an enrollment is ranked already; the rest have
+                # none anywhere, and the catalog (the same on every shard) lists them.
+                first = shards[0]
+                fill = fan.run(
+                    lambda q: q.rows(
+                        queries.POPULAR_FILL,
+                        exclude=[r["course_id"] for r in rows],
+                        limit=n - len(rows),
+                    ),
+                    shards=(first,),
+                )[first]
+                rows.extend(
+                    {
+                        **r,
+                        "enrollments": 0,
+                        "rating_sum": 0,
+                        "rating_count": 0,
+                        "average_rating": None,
+                    }
+                    for r in fill
+                )
+            nodes = fan.nodes
+        for rank, row in enumerate(rows, start=1):
+            row["rank"] = rank
+        frame = _frame(rows, POPULAR_COLUMNS, nodes)
+        frame.attrs.update(
+            lower_bound=top.lower_bound, threshold=top.threshold, candidates=top.candidates
+        )
+        return frame
+
+    # -------------------------------------------------------------- revenue
+
+    def revenue_by_month(self, start: date | None = None, end: date | None = None) -> pd.DataFrame:
+        """Return revenue per (UTC) month and currency over every shard.
+
+        A purchase counts in the month it completed (refunded ones included),
+        a refund in the month the refund completed. ``start`` and ``end`` are
+        inclusive days (UTC); None leaves that side open.
+
+        Columns: month (first day, datetime64), currency, purchases, refunds,
+        revenue (purchases minus refunds; Decimal), transactions (how many
+        purchases and refunds made the figures). Sorted by month, then currency.
+
+        Raises:
+            InvalidInput: start is after end, or not a date.
+            ShardUnavailable: a shard did not answer.
+        """
+        first, last = _day(start, "start"), _day(end, "end")
+        if first is not None and last is not None and first > last:
+            raise InvalidInput(f"start {first} is after end {last}")
+        partials, nodes = self._everywhere(
+            lambda q: q.rows(queries.REVENUE_BY_MONTH, start=first, end=last)
+        )
+        merged = group_sum(
+            (row for rows in partials.values() for row in rows),
+            ("month", "currency"),
+            REVENUE_COLUMNS,
+        )
+        rows = [
+            {"month": month, "currency": currency, **figures}
+            for (month, currency), figures in sorted(merged.items())
+        ]
+        frame = _frame(rows, ("month", "currency", *REVENUE_COLUMNS), nodes)
+        frame["month"] = frame["month"].astype("datetime64[s]")
+        frame["transactions"] = frame["transactions"].astype("int64")
+        return frame
+
+    # -------------------------------------------------------------- regions
+
+    def enrollments_by_region(self) -> pd.DataFrame:
+        """Return enrollments per learner region (every region, zeros included).
+
+        A learner's enrollments live on the learner's home shard whatever the
+        course, so each region's figures come from exactly one shard.
+
+        Columns: region, shard, enrollments (all, dropped included), active,
+        completed, dropped, learners (distinct learners with any enrollment).
+
+        Raises:
+            ShardUnavailable: a shard did not answer.
+        """
+        partials, nodes = self._everywhere(lambda q: q.rows(queries.ENROLLMENTS_BY_REGION))
+        merged = group_sum(
+            (row for rows in partials.values() for row in rows), ("region",), REGION_COLUMNS
+        )
+        rows = []
+        for region in Region:
+            figures = merged.get((region.value,), dict.fromkeys(REGION_COLUMNS, 0))
+            shard = self._db.router.shard_of_region(region)
+            rows.append({"region": region.value, "shard": shard, **figures})
+        frame = _frame(rows, ("region", "shard", *REGION_COLUMNS), nodes)
+        return frame.astype({c: "int64" for c in REGION_COLUMNS})
+
+    # --------------------------------------------------------------- funnel
+
+    def course_funnel(self, course_id: uuid.UUID) -> pd.DataFrame:
+        """Return how far the course's learners got, merged over every shard.
+
+        Stages (over every enrollment of the course, dropped ones included):
+        enrolled; started (at least one lesson completed); halfway (progress
+        of 50 % or more); completed; reviewed (the enrollment has a review).
+
+        Columns: stage, learners, share (of enrolled, 0..1; 0 when nobody enrolled).
+
+        Raises:
+            NotFound: no such course.
+            ShardUnavailable: a shard did not answer.
+        """
+        cid = ids.as_uuid(course_id)
+        if not ids.is_reference(cid):
+            raise NotFound(f"course {cid} not found")
+
+        def work(q: ShardQuery) -> dict[str, Any] | None:
+            if not q.scalar(queries.COURSE_EXISTS, course_id=cid):
+                return None
+            return q.one(queries.COURSE_FUNNEL, course_id=cid)
+
+        partials, nodes = self._everywhere(work)
+        found = [p for p in partials.values() if p is not None]
+        if not found:
+            raise NotFound(f"course {cid} not found")
+        merged = sum_partials(found, FUNNEL_STAGES)
+        enrolled = int(merged["enrolled"])
+        rows = [
+            {
+                "stage": stage,
+                "learners": int(merged[stage]),
+                "share": (int(merged[stage]) / enrolled) if enrolled else 0.0,
+            }
+            for stage in FUNNEL_STAGES
+        ]
+        return _frame(rows, ("stage", "learners", "share"), nodes)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _platform_row(partial: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {c: int(partial[c] or 0) for c in PLATFORM_COLUMNS if c != "revenue"}
+    row["revenue"] = Decimal(add([partial["revenue"]]))
+    return row
+
+
+def _day(value: object, name: str) -> date | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise InvalidInput(f"{name} must be a date (YYYY-MM-DD), not {value!r}")
+
+
+def _frame(
+    rows: list[dict[str, Any]], columns: tuple[str, ...], nodes: dict[str, str]
+) -> pd.DataFrame:
+    # pandas is imported on first use: `import elearn_data` (every CLI command) stays fast.
+    import pandas as pd  # noqa: PLC0415
+
+    frame = pd.DataFrame.from_records(rows, columns=list(columns))
+    frame.attrs["nodes"] = dict(nodes)
+    return frame

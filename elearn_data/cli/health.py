@@ -1,0 +1,165 @@
+"""``elearn health`` and ``elearn stats``: the operator's and the analyst's first look.
+
+Both open the platform read-only (no start-up recovery: a health check never
+writes) and print what :func:`elearn_data.health.health_report` and
+:meth:`elearn_data.analytics.Analytics.platform_stats` return.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from elearn_data.analytics import Analytics
+from elearn_data.cli.common import console, domain_errors, print_json
+from elearn_data.config import load_settings
+from elearn_data.database import Database
+from elearn_data.health import HealthReport, health_report
+
+
+def _open(application: str) -> Database:
+    settings = load_settings().model_copy(update={"recover_on_connect": False})
+    return Database(settings, application=application)
+
+
+def health(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds allowed for each node probe.", min=0.1)
+    ] = 3.0,
+) -> None:
+    """Check nodes, replication lag, schema, MongoDB, pools and statistics; exit 1 if unhealthy."""
+    with domain_errors():
+        with _open("elearn-health") as db:
+            report = health_report(db, timeout_s=timeout)
+        if as_json:
+            print_json(report.to_dict())
+        else:
+            show_report(report)
+        if not report.ok:
+            raise typer.Exit(1)
+
+
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Print the platform's headline figures, per shard and merged."""
+    with domain_errors():
+        with _open("elearn-stats") as db:
+            frame = Analytics(db).platform_stats()
+        records = [
+            {str(k): _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")
+        ]
+        if as_json:
+            print_json(records)
+            return
+        table = Table(title="platform statistics")
+        for column in frame.columns:
+            table.add_column(str(column), justify="left" if column == "shard" else "right")
+        for row in records:
+            style = "bold" if row["shard"] == "all" else None
+            table.add_row(*(_cell(v) for v in row.values()), style=style)
+        console.print(table)
+
+
+# ------------------------------------------------------------------ rendering
+
+
+def show_report(report: HealthReport) -> None:
+    """Print the health report as tables (nodes, schema, mongo, pools, stats)."""
+    nodes = Table(title="nodes")
+    for column in (
+        "shard",
+        "role",
+        "server",
+        "up",
+        "recovery",
+        "lag bytes",
+        "lag s",
+        "revision",
+        "error",
+    ):
+        nodes.add_column(column)
+    for n in report.nodes:
+        nodes.add_row(
+            n.shard,
+            n.role,
+            n.server or n.address,
+            "[green]yes[/]" if n.reachable else "[red]DOWN[/]",
+            _cell(n.in_recovery),
+            _cell(n.replay_lag_bytes),
+            "-" if n.replay_lag_seconds is None else f"{n.replay_lag_seconds:.1f}",
+            _cell(n.schema_revision),
+            n.error or "",
+        )
+    console.print(nodes)
+
+    schema = Table(title="schema")
+    for column in ("shard", "revision", "head", "state"):
+        schema.add_column(column)
+    for s in report.schema:
+        colour = "green" if s.state == "ok" else "red"
+        state = f"[{colour}]{s.state}[/]" + (f" ({s.error})" if s.error else "")
+        schema.add_row(s.shard, _cell(s.revision), s.head, state)
+    console.print(schema)
+
+    mongo = Table(title="content store")
+    for column in ("backend", "address", "database", "reachable", "documents", "error"):
+        mongo.add_column(column)
+    m = report.mongo
+    documents = sum((m.get("collections") or {}).values())
+    mongo.add_row(
+        _cell(m.get("backend")),
+        _cell(m.get("address") or "in process"),
+        _cell(m.get("database")),
+        "[green]yes[/]" if m.get("reachable") else "[red]no[/]",
+        str(documents),
+        _cell(m.get("error") or ""),
+    )
+    console.print(mongo)
+
+    pools = Table(title="connection pools")
+    for column in ("shard", "role", "address", "size", "checked out", "overflow", "checked in"):
+        pools.add_column(column)
+    for p in report.pools:
+        pools.add_row(
+            *(_cell(p[k]) for k in ("shard", "role", "address", "size", "checked_out", "overflow")),
+            _cell(p["checked_in"]),
+        )
+    console.print(pools)
+
+    if report.stats is None:
+        console.print(f"[red]statistics unavailable:[/] {report.stats_error}")
+    else:
+        figures = Table(title="platform statistics (all shards)")
+        figures.add_column("figure")
+        figures.add_column("value", justify="right")
+        for key, value in report.stats.items():
+            figures.add_row(key, _cell(value))
+        console.print(figures)
+
+    if report.ok:
+        console.print(f"[bold green]healthy[/] (checked in {report.elapsed_s:.2f} s)")
+    else:
+        console.print("[bold red]UNHEALTHY[/]")
+        for problem in report.problems:
+            console.print(f"  [red]•[/] {problem}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)

@@ -1,0 +1,178 @@
+"""The point-read fast path: server-side prepared statements, driver-level autocommit.
+
+``db.users.get`` runs a statement prepared once per pooled connection and sent
+with ``EXECUTE``; replica connections stay in autocommit between reads; a
+writer reads its WAL position without leaving the connection in autocommit.
+These tests pin the behaviour those shortcuts must keep: the same result as
+SQLAlchemy's own execution, recovery when the server forgot the statement or
+the connection died, and statements visible to engine listeners.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from elearn_data import ids
+from elearn_data.cluster.local import LocalCluster
+from elearn_data.database import Database
+from elearn_data.errors import NotFound
+from elearn_data.models import User, UserProfile
+from elearn_data.regions import Region
+from elearn_data.repositories import users as users_repository
+from elearn_data.repositories.users import USER_BY_ID
+from elearn_data.repositories.views import UserView
+from elearn_data.sharding.consistency import CausalToken
+from elearn_data.sharding.unit_of_work import PreparedRead, UnitOfWork
+from tests.integration.factories import add_user
+from tests.integration.observe import recording
+
+
+def _with_profile(db: Database, region: Region = Region.EUROPE) -> uuid.UUID:
+    user_id = add_user(db, region)
+    with db.writer(region) as uow:
+        uow.session.add(UserProfile(user_id=user_id, country="France", city="Lyon", bio="50% off"))
+    return user_id
+
+
+def _core_view(db: Database, user_id: uuid.UUID) -> UserView:
+    with db.reader(Region.EUROPE) as uow:
+        row = uow.execute(USER_BY_ID, {"user_id": user_id}, shard="eu").mappings().one()
+        return UserView.from_row(row)
+
+
+def _replica_dbapi(db: Database) -> Any:
+    """The driver connection a reader of ``eu`` gets from the replica's pool (checked back in).
+
+    An earlier test may have stopped the replica: it is skipped for a few
+    seconds after it failed, so wait until readers use it again.
+    """
+    deadline = time.monotonic() + 15
+    while True:
+        with db.reader(Region.EUROPE, token=CausalToken()) as uow:
+            conn = uow.connection("eu")
+            if uow.choices["eu"].node.role == "replica":
+                return conn.connection.dbapi_connection
+        assert time.monotonic() < deadline, "the eu replica never came back"
+        time.sleep(0.1)
+
+
+def test_the_prepared_point_read_returns_what_sqlalchemy_returns(clean: Database) -> None:
+    user_id = _with_profile(clean)
+    fast = clean.users.get(user_id)
+    assert fast == _core_view(clean, user_id)
+    assert isinstance(fast.id, uuid.UUID)
+    assert fast.created_at.tzinfo is not None
+    assert fast.bio == "50% off"
+
+
+def test_a_user_without_a_profile_and_an_unknown_id_behave_as_before(clean: Database) -> None:
+    user_id = add_user(clean, Region.ASIA)
+    view = clean.users.get(user_id)
+    assert view.region == "asia" and view.country is None
+    with pytest.raises(NotFound):
+        clean.users.get(ids.new_id(Region.ASIA))
+    with pytest.raises(NotFound):
+        clean.users.get(uuid.uuid4())
+
+
+def test_replica_connections_stay_in_autocommit_and_primaries_do_not(clean: Database) -> None:
+    user_id = _with_profile(clean)
+    clean.users.get(user_id)
+    assert _replica_dbapi(clean).autocommit is True
+    # A writer read its WAL position in autocommit and put the connection back.
+    with clean.writer(Region.EUROPE) as uow:
+        uow.session.add(UserProfile(user_id=add_user(clean, Region.EUROPE)))
+        primary = uow.connection("eu").connection.dbapi_connection
+    assert primary.autocommit is False
+    assert primary.isolation_level is None  # the server default, no SET pending
+    assert uow.committed_token.get("eu") is not None
+
+
+def test_a_statement_the_server_forgot_is_prepared_again(clean: Database) -> None:
+    user_id = _with_profile(clean)
+    clean.users.get(user_id)
+    dbapi = _replica_dbapi(clean)
+    with dbapi.cursor() as cur:
+        cur.execute("DEALLOCATE ALL")
+    assert clean.users.get(user_id).id == user_id
+
+
+def test_a_statement_the_server_already_has_is_just_executed(clean: Database) -> None:
+    user_id = _with_profile(clean)
+    clean.users.get(user_id)
+    with clean.reader(Region.EUROPE, token=CausalToken()) as uow:
+        conn = uow.connection("eu")
+        conn.connection.info.pop("elearn_prepared", None)  # we forgot; the server did not
+        row = uow.fetch_prepared(_prepared(), (user_id,), shard="eu")
+    assert row is not None and row[0] == user_id
+
+
+def _prepared() -> PreparedRead:
+    return users_repository._USER_BY_ID
+
+
+def test_a_replica_connection_killed_between_reads_is_replaced(
+    clean: Database, cluster: LocalCluster
+) -> None:
+    user_id = _with_profile(clean)
+    clean.users.get(user_id)
+    state = cluster.state()
+    conn = cluster.admin_connect(state.replicas_of("eu")[0], dbname="elearn")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = 'elearn' AND pid <> pg_backend_pid()"
+                " AND backend_type = 'client backend'"
+            )
+    finally:
+        conn.close()
+    # The dead pooled connection fails on first use and the read is retried.
+    for _ in range(5):
+        assert clean.users.get(user_id).id == user_id
+
+
+def test_listeners_see_the_point_read_as_sqlalchemy_sends_it(
+    clean: Database, cluster: LocalCluster
+) -> None:
+    user_id = _with_profile(clean)
+    with recording(clean, cluster) as seen:
+        assert clean.users.get(user_id).id == user_id
+    statements = [" ".join(sql.split()) for _, _, sql in seen.seen]
+    assert any(
+        "FROM users LEFT OUTER JOIN user_profiles" in " ".join(sql.split()) for sql in statements
+    )
+    assert not any(sql.startswith(("PREPARE", "EXECUTE")) for sql in statements)
+    # Listeners removed: the fast path is back.
+    clean.users.get(user_id)
+
+
+def test_inside_a_snapshot_the_point_read_goes_through_sqlalchemy(clean: Database) -> None:
+    user_id = _with_profile(clean)
+    with clean.reader(Region.EUROPE, snapshot=True) as uow:
+        row = uow.fetch_prepared(_prepared(), (user_id,), shard="eu")
+        again = uow.session.scalar(select(User.id).where(User.id == user_id))
+    assert row is not None and row[0] == user_id == again
+
+
+def test_a_prepared_read_refuses_a_statement_it_cannot_run_raw() -> None:
+    with pytest.raises(ValueError, match="name"):
+        PreparedRead("Bad Name", USER_BY_ID, ("user_id",))
+    with pytest.raises(ValueError, match="parameters"):
+        PreparedRead("elearn_x", USER_BY_ID, ("id",))
+
+
+def test_a_unit_of_work_runs_a_function_like_its_scope(clean: Database) -> None:
+    user_id = add_user(clean, Region.EUROPE)
+    uow = UnitOfWork(clean.cluster, "reader", "eu", token=CausalToken())
+    assert uow.run(lambda u: u.session.get(User, user_id)) is not None
+    with pytest.raises(RuntimeError):
+        uow.connection("na")  # finished: no new connection
+    failing = UnitOfWork(clean.cluster, "reader", "eu", token=CausalToken())
+    with pytest.raises(NotFound):
+        failing.run(lambda u: u.router.shard_of_owner(uuid.uuid4()))
