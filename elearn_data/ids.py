@@ -148,7 +148,11 @@ def decode(value: object) -> DecodedId:
     region = _CODE_REGIONS.get(region_code)
     if region is None and not (reference and region_code == 0):
         raise ForeignId(ident, f"unknown region code {code}")
-    created = datetime.fromtimestamp((bits >> 80) / 1000, tz=UTC)
+    try:
+        created = datetime.fromtimestamp((bits >> 80) / 1000, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        # Our tag, but a time past what datetime holds (year > 9999): not one of ours.
+        raise ForeignId(ident, "timestamp out of range") from None
     return DecodedId(created_at=created, reference=reference, region=region)
 
 

@@ -6,7 +6,12 @@ import logging
 
 import typer
 
-from elearn_data.cli import cluster, health, migrate, ops
+from elearn_data import migrations
+from elearn_data.cli import bench, cluster, health, migrate, ops, seed
+from elearn_data.cli import migrate as migrate_cli
+from elearn_data.cli.common import console, domain_errors
+from elearn_data.config import load_settings
+from elearn_data.errors import InvalidState
 
 app = typer.Typer(
     name="elearn",
@@ -19,6 +24,8 @@ app.add_typer(migrate.app, name="migrate")
 app.command()(ops.recover)
 app.command()(health.health)
 app.command()(health.stats)
+app.command()(seed.seed)
+app.command()(bench.bench)
 
 
 @app.callback()
@@ -34,8 +41,28 @@ def up(
     replicas: int = typer.Option(1, help="Streaming replicas per primary."),
     base_port: int | None = typer.Option(None, help="First port of a new cluster."),
 ) -> None:
-    """Bring the platform up from nothing: the embedded cluster, then its status (idempotent)."""
+    """Bring the platform up from nothing: cluster, migrations, sample data, health report.
+
+    Idempotent: a second run starts what is stopped, migrates what is behind,
+    keeps the existing data, and reports.
+    """
     cluster.up(replicas=replicas, base_port=base_port, durability=None)
+    with domain_errors():
+        settings = load_settings()
+        migrations.upgrade(settings)
+        migrate_cli.show(migrations.status(settings))
+        try:
+            report = seed.run(settings, "small", 0, reset=False)
+        except InvalidState as exc:
+            console.print(f"[dim]sample data: kept the existing data ({exc})[/]")
+        else:
+            console.print(
+                f"sample data: {report.rows:,} rows (scale small); every seeded user's "
+                f"password is [bold]{report.password}[/]"
+            )
+            for note in report.notes:
+                console.print(f"[yellow]note:[/] {note}")
+    health.health(as_json=False, timeout=3.0)
 
 
 def main() -> None:

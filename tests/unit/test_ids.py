@@ -81,3 +81,9 @@ def test_values_that_are_not_uuids_are_invalid_input(bad: object) -> None:
 def test_string_form_is_accepted() -> None:
     value = ids.new_id(Region.AFRICA)
     assert ids.owner_region(str(value)) is Region.AFRICA
+
+
+def test_a_tagged_id_from_the_far_future_is_foreign_not_a_crash() -> None:
+    far = (0xFFFF_FFFF_FFFF << 80) | (0x8 << 76) | (0b10 << 62) | (1 << 58) | (0x2E1 << 48)
+    with pytest.raises(ids.ForeignId, match="out of range"):
+        ids.decode(uuid.UUID(int=far))

@@ -1,0 +1,637 @@
+"""The six benchmarks: what each side runs, and how a batch is timed.
+
+Every workload has a measured side (the platform's own path) and a baseline
+side (what the same work costs without the platform), each called once per
+chunk of a round with ``(round, chunk)`` and returning a
+:class:`~elearn_data.bench.measure.Sample`. Set-up (data, connections, prepared
+statements) happens in ``setup()`` and diagnostics in ``finish()``; neither is
+timed. Where the work writes, each side writes its own rows (its own learners,
+ids and enrollments).
+
+* routing_overhead: reader/writer units of work and their ``uow.session``
+  (get by id, region query, insert) -- a plain ``Session`` on the primary;
+* point_read: ``db.users.get`` -- raw psycopg2 ``EXECUTE`` of a prepared SELECT
+  on the same node;
+* bulk_load: the seeding bulk path -- ``COPY`` of the same rows into the same tables;
+* cross_region_enroll: an enrollment whose seat is on another shard (2PC) --
+  one whose seat is on the learner's shard;
+* fan_out: ``Analytics.platform_stats()`` on every shard at once -- the
+  slowest shard's part alone;
+* causal_read: a read holding the token of the write just made -- the same
+  read without a token.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import psycopg2
+import psycopg2.extras
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+
+from elearn_data import ids
+from elearn_data.analytics import Analytics, FanOut
+from elearn_data.analytics.queries import PLATFORM_STATS
+from elearn_data.bench.bulk import CopyBaseline, SeedingPath, bench_scale
+from elearn_data.bench.data import (
+    NO_PASSWORD,
+    LearnerFactory,
+    enrollment_courses,
+    load_learners,
+    load_population,
+)
+from elearn_data.bench.measure import Sample
+from elearn_data.config import Settings
+from elearn_data.database import Database
+from elearn_data.models import User
+from elearn_data.regions import Region
+from elearn_data.repositories.users import USER_BY_ID, UsersRepository
+from elearn_data.sharding.consistency import CausalToken
+from elearn_data.sharding.engines import build_engine
+from elearn_data.sharding.unit_of_work import PreparedRead
+
+Kind = Literal["rate", "time"]
+
+# Where the single-region work happens (learners, plain-session baseline node).
+HOME_REGION = Region.EUROPE
+# The region whose shard holds the remote course's seat ledger.
+OTHER_REGION = Region.NORTH_AMERICA
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How many rounds each benchmark runs, and how much work one chunk of a round does.
+
+    A round is ``chunks`` chunks of each side, alternating (see
+    :func:`~elearn_data.bench.measure.interleave`); the per-chunk figures below
+    are per side.
+    """
+
+    name: str
+    rounds: int
+    warmup: int
+    chunks: int
+    routing_ops: int  # of each of get / region query / insert
+    point_reads: int
+    enrolls: int
+    fan_out_calls: int
+    causal_reads: int
+    read_pool: int  # learners loaded for the read benchmarks
+    bulk_rounds: int  # a bulk load takes seconds: fewer rounds, one chunk each
+    bulk_students: int  # learners of the seeding scale loaded per round
+    fan_out_learners: int  # extra learners loaded for the analytics fan-out
+
+
+SMOKE = Sizes(
+    "smoke", rounds=1, warmup=0, chunks=1, routing_ops=2, point_reads=5, enrolls=1,
+    fan_out_calls=1, causal_reads=2, read_pool=50, bulk_rounds=1, bulk_students=100,
+    fan_out_learners=0,
+)  # fmt: skip
+QUICK = Sizes(
+    "quick", rounds=5, warmup=1, chunks=8, routing_ops=8, point_reads=150, enrolls=4,
+    fan_out_calls=1, causal_reads=10, read_pool=3000, bulk_rounds=3, bulk_students=3000,
+    fan_out_learners=200_000,
+)  # fmt: skip
+FULL = Sizes(
+    "full", rounds=15, warmup=1, chunks=10, routing_ops=12, point_reads=300, enrolls=6,
+    fan_out_calls=1, causal_reads=20, read_pool=10_000, bulk_rounds=7, bulk_students=10_000,
+    fan_out_learners=1_000_000,
+)  # fmt: skip
+PROFILES: dict[str, Sizes] = {s.name: s for s in (SMOKE, QUICK, FULL)}
+
+
+@dataclass
+class Context:
+    """What every workload shares: the scratch Database, its settings, the sizes."""
+
+    db: Database
+    settings: Settings
+    sizes: Sizes
+    learners: LearnerFactory
+    rng: random.Random
+    read_ids: list[uuid.UUID] = field(default_factory=list)
+
+
+class Workload(ABC):
+    """One row of the report."""
+
+    name: str
+    unit: str
+    kind: Kind
+    target: float | None
+    measured_label: str
+    baseline_label: str
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.db = ctx.db
+        self.sizes = ctx.sizes
+        self.detail: dict[str, Any] = {}
+
+    def rounds(self) -> int:
+        """How many recorded rounds this workload runs."""
+        return self.sizes.rounds
+
+    def chunks(self) -> int:
+        """How many alternating chunks of each side make one round."""
+        return self.sizes.chunks
+
+    def setup(self) -> None:  # noqa: B027 - optional hook
+        """Prepare data and connections (not timed)."""
+
+    @abstractmethod
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        """Run one chunk of the platform's path."""
+
+    @abstractmethod
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        """Run one chunk of the baseline."""
+
+    def finish(self) -> None:  # noqa: B027 - optional hook
+        """Diagnostics after the rounds, and cleanup (not timed)."""
+
+
+def _home_shard(ctx: Context) -> str:
+    return ctx.db.router.shard_of_region(HOME_REGION)
+
+
+def _plain_engine(ctx: Context, shard: str) -> Engine:
+    """An ordinary SQLAlchemy engine (one QueuePool) on the shard's primary."""
+    cfg = ctx.settings.shards[shard]
+    assert cfg.primary is not None
+    return build_engine(
+        cfg.primary,
+        settings=ctx.settings,
+        password=ctx.settings.shard_password(shard),
+        application="elearn-bench-baseline",
+    )
+
+
+def _new_user(region: Region, tag: str, n: int) -> User:
+    return User(
+        id=ids.new_id(region),
+        email=f"bench-{tag}-{n}@bench.example.org",
+        password_hash=NO_PASSWORD,
+        first_name="Bench",
+        last_name=f"Insert {n}",
+        region=region.value,
+        role="student",
+    )
+
+
+# --------------------------------------------------------------- routing_overhead
+
+
+REGION_QUERY = (
+    select(User).where(User.region == HOME_REGION.value).order_by(User.created_at.desc()).limit(10)
+)
+
+
+class RoutingOverhead(Workload):
+    """The ShardedSession + units of work against a plain single-database Session."""
+
+    name = "routing_overhead"
+    unit = "ops/s"
+    kind: Kind = "rate"
+    target = 0.90
+    measured_label = (
+        "db.reader()/db.writer() uow.session: get by id, region query, insert"
+        " (reads without a causal token: causal_read measures that wait)"
+    )
+    baseline_label = "plain sqlalchemy Session on the shard's primary: the same ops"
+
+    def setup(self) -> None:
+        self.shard = _home_shard(self.ctx)
+        self.engine = _plain_engine(self.ctx, self.shard)
+        self.plain = sessionmaker(bind=self.engine, expire_on_commit=False)
+        self.counter = 0
+        # side -> round -> op -> seconds, for the per-operation breakdown.
+        self.times: dict[str, dict[int, Counter[str]]] = {"m": {}, "b": {}}
+
+    def _users(self, n: int, side: str) -> list[User]:
+        users = []
+        for _ in range(n):
+            self.counter += 1
+            users.append(_new_user(HOME_REGION, f"{self.ctx.learners.tag}-{side}", self.counter))
+        return users
+
+    def _run(
+        self,
+        side: str,
+        round_no: int,
+        get: Callable[[uuid.UUID], None],
+        query: Callable[[], None],
+        insert: Callable[[User], None],
+    ) -> Sample:
+        n = self.sizes.routing_ops
+        picks = self.ctx.rng.sample(self.ctx.read_ids, n)
+        new_users = self._users(n, side)
+        t0 = time.perf_counter()
+        for uid in picks:
+            get(uid)
+        t1 = time.perf_counter()
+        for _ in range(n):
+            query()
+        t2 = time.perf_counter()
+        for user in new_users:
+            insert(user)
+        t3 = time.perf_counter()
+        self.times[side].setdefault(round_no, Counter()).update(
+            {"get": t1 - t0, "query": t2 - t1, "insert": t3 - t2}
+        )
+        return Sample(t3 - t0, 3 * n)
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        db = self.db
+
+        # The inserts of this run move the Database's token: with it, the next
+        # read would wait for the replica to replay them, which is causal_read's
+        # subject. Routing is measured on its own, as for any reader of rows
+        # it did not just write.
+        any_replica = CausalToken()
+
+        def get(uid: uuid.UUID) -> None:
+            with db.reader(HOME_REGION, token=any_replica) as uow:
+                assert uow.session.get(User, uid) is not None
+
+        def query() -> None:
+            with db.reader(HOME_REGION, token=any_replica) as uow:
+                uow.session.scalars(REGION_QUERY).all()
+
+        def insert(user: User) -> None:
+            with db.writer(HOME_REGION) as uow:
+                uow.session.add(user)
+
+        return self._run("m", round_no, get, query, insert)
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        plain = self.plain
+
+        def get(uid: uuid.UUID) -> None:
+            with plain() as session:
+                assert session.get(User, uid) is not None
+
+        def query() -> None:
+            with plain() as session:
+                session.scalars(REGION_QUERY).all()
+
+        def insert(user: User) -> None:
+            with plain.begin() as session:
+                session.add(user)
+
+        return self._run("b", round_no, get, query, insert)
+
+    def finish(self) -> None:
+        n = self.sizes.routing_ops * self.sizes.chunks
+        recorded = sorted(
+            r for r in self.times["m"] if r in self.times["b"] and r >= self.sizes.warmup
+        )
+        for op in ("get", "query", "insert"):
+            pairs = [(self.times["m"][r][op], self.times["b"][r][op]) for r in recorded]
+            if not pairs:
+                continue
+            self.detail[op] = {
+                "measured_us": round(statistics.median(m for m, _ in pairs) / n * 1e6, 1),
+                "baseline_us": round(statistics.median(b for _, b in pairs) / n * 1e6, 1),
+                "ratio": round(statistics.median(b / m for m, b in pairs), 3),
+            }
+        self.engine.dispose()
+
+
+# --------------------------------------------------------------------- point_read
+
+
+class PointRead(Workload):
+    """``db.users.get`` against a raw prepared statement on the same replica."""
+
+    name = "point_read"
+    unit = "ops/s"
+    kind: Kind = "rate"
+    target = 0.50
+    measured_label = "db.users.get(id) (repository API, replica, causal check)"
+    baseline_label = "raw psycopg2 EXECUTE of a server-side prepared SELECT on the same node"
+
+    def setup(self) -> None:
+        shard = _home_shard(self.ctx)
+        probe = self.ctx.read_ids[0]
+        choice = self.db.read(
+            shard, lambda uow: (UsersRepository(uow).get(probe), uow.choices[shard])[1]
+        )
+        node = choice.node
+        self.detail["node"] = node.label
+        self.raw = psycopg2.connect(
+            node.url, password=self.ctx.settings.shard_password(shard), application_name="bench"
+        )
+        self.raw.autocommit = True
+        psycopg2.extras.register_uuid(conn_or_curs=self.raw)
+        self.cursor = self.raw.cursor()
+        # The very statement db.users.get runs, prepared under a name of our own.
+        self.statement = PreparedRead("bench_user_by_id", USER_BY_ID, ("user_id",))
+        if "%" in self.statement.sql:  # sent without arguments: nothing would unescape it
+            raise RuntimeError("the point-read statement must not contain '%'")
+        self.cursor.execute(self.statement.prepare_sql)
+
+    def _picks(self) -> list[uuid.UUID]:
+        return [self.ctx.rng.choice(self.ctx.read_ids) for _ in range(self.sizes.point_reads)]
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        get = self.db.users.get
+        picks = self._picks()
+        start = time.perf_counter()
+        for uid in picks:
+            get(uid)
+        return Sample(time.perf_counter() - start, len(picks))
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        cur = self.cursor
+        execute_sql = self.statement.execute_sql
+        picks = self._picks()
+        start = time.perf_counter()
+        for uid in picks:
+            cur.execute(execute_sql, (uid,))
+            row = cur.fetchone()
+            assert row is not None
+        return Sample(time.perf_counter() - start, len(picks))
+
+    def finish(self) -> None:
+        self.cursor.close()
+        self.raw.close()
+
+
+# ---------------------------------------------------------------------- bulk_load
+
+
+class BulkLoad(Workload):
+    """The seeding bulk path against PostgreSQL's own COPY of the same rows."""
+
+    name = "bulk_load"
+    unit = "rows/s"
+    kind: Kind = "rate"
+    target = 0.50
+    measured_label = SeedingPath.label
+    baseline_label = CopyBaseline.label
+
+    def rounds(self) -> int:
+        return self.sizes.bulk_rounds
+
+    def chunks(self) -> int:
+        return 1
+
+    def setup(self) -> None:
+        scale = bench_scale(self.sizes.bulk_students)
+        self.path = SeedingPath(self.db, scale)
+        self.copy = CopyBaseline(self.ctx.settings)
+        self.detail["scale"] = {
+            "students": scale.students,
+            "instructors": scale.instructors,
+            "courses": scale.courses,
+            "enrollments": scale.enrollments,
+            "transactions": scale.transactions,
+        }
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        sample = self.path.load(round_no)
+        self.detail["rows_per_load"] = sample.units
+        self.detail["seed_phases_s"] = self.path.last_phases
+        self.copy.dump()  # the baseline copies exactly these rows (not timed)
+        return sample
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        return self.copy.load()
+
+    def finish(self) -> None:
+        self.copy.close()
+
+
+# ------------------------------------------------------------ cross_region_enroll
+
+
+class CrossRegionEnroll(Workload):
+    """An enrollment whose seat is on another shard (2PC) against a one-shard enrollment."""
+
+    name = "cross_region_enroll"
+    unit = "ops/s"
+    kind: Kind = "rate"
+    target = 0.50
+    measured_label = (
+        f"db.enrollments.enroll: {HOME_REGION.value} learner, seat on the "
+        f"{OTHER_REGION.value} shard (two-phase commit)"
+    )
+    baseline_label = f"db.enrollments.enroll: {HOME_REGION.value} learner, seat on its own shard"
+
+    def setup(self) -> None:
+        n = self.sizes.enrolls * self.sizes.chunks * (self.sizes.rounds + self.sizes.warmup)
+        self.learners = load_learners(self.db, self.ctx.learners, HOME_REGION, n)
+        self.courses = enrollment_courses(self.db, HOME_REGION, OTHER_REGION)
+        router = self.db.router
+        learner_shard = router.shard_of_region(HOME_REGION)
+        self.detail["shards_measured"] = sorted(
+            {learner_shard, router.home_shard_of(self.courses.remote)}
+        )
+        self.detail["shards_baseline"] = sorted(
+            {learner_shard, router.home_shard_of(self.courses.local)}
+        )
+
+    def _run(self, round_no: int, chunk: int, course: uuid.UUID) -> Sample:
+        n = self.sizes.enrolls
+        first = (round_no * self.sizes.chunks + chunk) * n
+        learners = self.learners[first : first + n]
+        enroll = self.db.enrollments.enroll
+        start = time.perf_counter()
+        for learner in learners:
+            enroll(learner, course)
+        return Sample(time.perf_counter() - start, len(learners))
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        return self._run(round_no, chunk, self.courses.remote)
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        return self._run(round_no, chunk, self.courses.local)
+
+
+# ------------------------------------------------------------------------ fan_out
+
+
+class FanOutQuery(Workload):
+    """An analytics call over every shard at once against its slowest shard alone."""
+
+    name = "fan_out"
+    unit = "ms"
+    kind: Kind = "time"
+    target = 0.83
+    measured_label = "Analytics(db).platform_stats(): every shard's replica in parallel, merged"
+    baseline_label = "the slowest shard's part alone (same statement, same fan-out path)"
+
+    def setup(self) -> None:
+        if self.sizes.fan_out_learners:
+            self.detail["learners_loaded"] = load_population(
+                self.db, self.ctx.learners, self.sizes.fan_out_learners
+            )
+        self.analytics = Analytics(self.db)
+        self.timeout = self.ctx.settings.analytics_timeout_s
+        frame = self.analytics.platform_stats()
+        self.detail["users_per_shard"] = {
+            str(row["shard"]): int(row["users"]) for _, row in frame.iterrows()
+        }
+        self.alone: dict[str, list[float]] = {s: [] for s in self.db.router.shards}
+        self.slowest: Counter[str] = Counter()
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        calls = self.sizes.fan_out_calls
+        start = time.perf_counter()
+        for _ in range(calls):
+            self.analytics.platform_stats()
+        return Sample(time.perf_counter() - start, calls)
+
+    def _alone(self, shard: str) -> float:
+        start = time.perf_counter()
+        with FanOut(self.db, timeout_s=self.timeout, shards=(shard,)) as fan:
+            fan.run(lambda q: q.one(PLATFORM_STATS))
+        return time.perf_counter() - start
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        total = 0.0
+        shards = list(self.db.router.shards)
+        for call in range(self.sizes.fan_out_calls):
+            # Rotate which shard goes first: no shard always runs right after the
+            # measured side's parallel call.
+            turn = (round_no * self.sizes.chunks + chunk + call) % len(shards)
+            times = {shard: self._alone(shard) for shard in shards[turn:] + shards[:turn]}
+            for shard, seconds in times.items():
+                self.alone[shard].append(seconds)
+            slowest = max(times, key=lambda s: times[s])
+            self.slowest[slowest] += 1
+            total += times[slowest]
+        return Sample(total, self.sizes.fan_out_calls)
+
+    def finish(self) -> None:
+        # Inside parallel calls: how long each shard's statement took, and the call;
+        # and each shard's statement alone (the rest of a call is fixed overhead).
+        parts: list[float] = []
+        calls: list[float] = []
+        statements: dict[str, list[float]] = {s: [] for s in self.db.router.shards}
+        for _ in range(max(5, self.sizes.chunks)):
+            start = time.perf_counter()
+            with FanOut(self.db, timeout_s=self.timeout) as fan:
+                timings = fan.run(_timed_part)
+            calls.append(time.perf_counter() - start)
+            parts.append(max(timings.values()))
+            for shard, seconds in statements.items():
+                with FanOut(self.db, timeout_s=self.timeout, shards=(shard,)) as fan:
+                    seconds.append(fan.run(_timed_part)[shard])
+        alone = {s: statistics.median(v) * 1000 for s, v in self.alone.items() if v}
+        self.detail["alone_ms"] = {s: round(v, 2) for s, v in alone.items()}
+        self.detail["alone_statement_ms"] = {
+            s: round(statistics.median(v) * 1000, 2) for s, v in statements.items()
+        }
+        if alone:
+            # Every node of the cluster shares this machine's CPUs: parts that run
+            # at once cannot finish sooner than their total work over the CPUs.
+            cpus = os.cpu_count() or 1
+            slowest, total = max(alone.values()), sum(alone.values())
+            self.detail["cpus"] = cpus
+            self.detail["cpu_bound_ratio_limit"] = round(slowest / max(slowest, total / cpus), 3)
+        self.detail["in_parallel_slowest_statement_ms"] = round(statistics.median(parts) * 1000, 2)
+        self.detail["in_parallel_call_ms"] = round(statistics.median(calls) * 1000, 2)
+        self.detail["slowest_shard_alone"] = dict(self.slowest)
+
+
+def _timed_part(q: Any) -> float:
+    start = time.perf_counter()
+    q.one(PLATFORM_STATS)
+    return time.perf_counter() - start
+
+
+# --------------------------------------------------------------------- causal_read
+
+
+class CausalRead(Workload):
+    """A read holding the token of the write just made, against the same read without one."""
+
+    name = "causal_read"
+    unit = "ms"
+    kind: Kind = "time"
+    target = None
+    measured_label = (
+        "point read by id (db.read + UsersRepository.get) right after db.users.update_profile,"
+        " holding the write's causal token"
+    )
+    baseline_label = "the same write, then the same read without a token (plain replica read)"
+
+    def setup(self) -> None:
+        self.shard = _home_shard(self.ctx)
+        self.reasons: Counter[str] = Counter()
+        self.seen_own_write = 0
+        self.writes = 0
+
+    def _run(self, token: CausalToken | None, record: bool) -> Sample:
+        db = self.db
+        total = 0.0
+        n = self.sizes.causal_reads
+        for _ in range(n):
+            uid = self.ctx.rng.choice(self.ctx.read_ids)
+            self.writes += 1
+            city = f"City {self.writes}"
+            db.users.update_profile(uid, city=city)
+
+            def read(uow: Any, uid: uuid.UUID = uid) -> tuple[Any, str]:
+                view = UsersRepository(uow).get(uid)
+                return view, uow.choices[self.shard].reason
+
+            start = time.perf_counter()
+            if token is None:
+                view, reason = db.read(self.shard, read)
+            else:
+                view, reason = db.read(self.shard, read, token=token)
+            total += time.perf_counter() - start
+            if record:
+                self.reasons[reason] += 1
+                self.seen_own_write += view.city == city
+        return Sample(total, n)
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        return self._run(None, record=True)
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        return self._run(CausalToken(), record=False)
+
+    def finish(self) -> None:
+        self.detail["reasons"] = dict(self.reasons)
+        total = sum(self.reasons.values())
+        self.detail["read_own_write"] = f"{self.seen_own_write}/{total}"
+
+
+WORKLOADS: tuple[type[Workload], ...] = (
+    RoutingOverhead,
+    PointRead,
+    BulkLoad,
+    CrossRegionEnroll,
+    FanOutQuery,
+    CausalRead,
+)
+"""Report order; they run in :data:`RUN_ORDER`."""
+
+# fan_out runs after bulk_load so that its shards hold the loaded learners.
+RUN_ORDER: tuple[type[Workload], ...] = (
+    PointRead,
+    RoutingOverhead,
+    CausalRead,
+    CrossRegionEnroll,
+    BulkLoad,
+    FanOutQuery,
+)
+
+
+def load_read_pool(ctx: Context) -> None:
+    """Load the learners every read benchmark picks from."""
+    ctx.read_ids = load_learners(ctx.db, ctx.learners, HOME_REGION, ctx.sizes.read_pool)
