@@ -217,6 +217,9 @@ class Settings(BaseSettings):
     tax_rate: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
     twophase_grace_s: float = Field(default=30.0, ge=0)
     recover_on_connect: bool = True
+    # A background thread of each connect() object settles in-doubt two-phase
+    # transactions this often (they hold row locks until settled); 0 disables it.
+    recover_interval_s: float = Field(default=60.0, ge=0)
 
     mongo_uri: SecretStr | None = None
     mongo_db: str = "elearn"

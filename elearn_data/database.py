@@ -62,19 +62,31 @@ class Database:
         self.content = Content(self)
         self.preferences = Preferences(self)
         self.analytics = Analytics(self)
+        self._stop = threading.Event()
+        self._recoverer: threading.Thread | None = None
         if settings.recover_on_connect:
+            self._recover_quietly()
+        if settings.recover_interval_s > 0:
+            self._recoverer = threading.Thread(
+                target=self._recover_periodically, name="elearn-recover", daemon=True
+            )
+            self._recoverer.start()
+
+    def _recover_periodically(self) -> None:
+        """Settle in-doubt transactions now and then: a crashed peer's locks do not linger."""
+        while not self._stop.wait(self.settings.recover_interval_s):
             self._recover_quietly()
 
     def _recover_quietly(self) -> None:
         """Settle in-doubt two-phase transactions left by a crashed process (start-up)."""
         try:
             report = self.recover()
-        except Exception as exc:  # start-up must not fail because a shard is down
-            log.warning("two-phase recovery at start-up failed: %s", exc)
+        except Exception as exc:  # neither start-up nor the recoverer may die of a down shard
+            log.warning("two-phase recovery failed: %s", exc)
             return
         if report.resolved:
             log.warning(
-                "start-up recovery: %d committed, %d rolled back",
+                "two-phase recovery: %d committed, %d rolled back",
                 len(report.committed),
                 len(report.rolled_back),
             )
@@ -93,6 +105,9 @@ class Database:
                 return
             self._closed = True
             store, self._content_store = self._content_store, None
+        self._stop.set()
+        if self._recoverer is not None:
+            self._recoverer.join(timeout=10)
         self.cluster.engines.dispose()
         if store is not None:
             store.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg2
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -126,4 +127,9 @@ def is_disconnect(exc: BaseException) -> bool:
             return True
         pgcode = getattr(exc.orig, "pgcode", None)
         return pgcode is None or pgcode.startswith("08") or pgcode in {"57P01", "57P02", "57P03"}
+    if isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError):
+        # A raw driver error that escaped SQLAlchemy (e.g. while setting the
+        # isolation level of a pooled connection whose server went away).
+        pgcode = getattr(exc, "pgcode", None)
+        return pgcode is None or pgcode.startswith("08")
     return isinstance(exc, SQLAlchemyError) and "closed" in str(exc).lower()

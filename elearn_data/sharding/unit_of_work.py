@@ -293,12 +293,33 @@ class UnitOfWork:
                 conn, choice = self.cluster.selector.connect(shard, self.token.get(shard))
                 self.choices[shard] = choice
                 if self.snapshot:
-                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
-                    conn.begin()
+                    conn = self._begin_snapshot(shard, conn)
         except (DBAPIError, PoolTimeout) as exc:
             raise translate(exc, shard) from exc
         self._connections[shard] = conn
         return conn
+
+    @staticmethod
+    def _begin_snapshot(shard: str, conn: Connection) -> Connection:
+        """Switch a reader's connection to one REPEATABLE READ snapshot.
+
+        Setting the isolation level talks to the driver outside SQLAlchemy's
+        error handling: a pooled connection that went stale (a restarted node)
+        fails there with a raw driver error. It is invalidated, never returned to
+        the pool, and reported as the shard being unavailable.
+        """
+        try:
+            snapshot = conn.execution_options(isolation_level="REPEATABLE READ")
+            snapshot.begin()
+        except (DBAPIError, PoolTimeout):
+            conn.invalidate()
+            conn.close()
+            raise
+        except conn.dialect.loaded_dbapi.Error as exc:
+            conn.invalidate()
+            conn.close()
+            raise ShardUnavailable(shard, f"connection lost: {exc}".strip()) from exc
+        return snapshot
 
     def execute(
         self, statement: Executable, params: Any = None, *, shard: str | None = None

@@ -82,3 +82,21 @@ def test_a_stopped_replica_is_skipped_and_reads_keep_succeeding(
         cluster.up()
     replica = clean.cluster.engines.replicas("eu")[0]
     assert replica.health.last_error is not None
+
+
+def test_a_snapshot_read_on_a_stale_pooled_connection_is_retried(
+    clean: Database, cluster: LocalCluster
+) -> None:
+    user_id = add_user(clean, Region.EUROPE)
+    read = lambda uow: uow.session.scalar(select(User.region).where(User.id == user_id))  # noqa: E731
+    assert clean.read(None, read, snapshot=True, token=clean.token) == "europe"
+    # Kill every application connection on eu's replica: the pool now holds dead ones.
+    replica = cluster.state().replicas_of("eu")[0]
+    conn = cluster.admin_connect(replica)
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'elearn_app'"
+        )
+    conn.close()
+    for _ in range(3):
+        assert clean.read(None, read, snapshot=True, token=clean.token) == "europe"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 
 import pytest
@@ -111,3 +112,27 @@ def test_recovery_leaves_young_prepared_transactions_alone(
     assert clean.recover(grace_s=3600).resolved == 0
     assert _prepared(cluster, gid) == ["apac"]
     assert clean.recover(grace_s=0).rolled_back == [("apac", gid)]
+
+
+def test_the_background_recoverer_settles_a_crashed_enrollment_without_being_asked(
+    clean: Database, cluster: LocalCluster
+) -> None:
+    course, _ = published_course(clean, instructor_region="oceania", max_enrollments=1)
+    learner = register(clean, "africa")
+    gid = _crash_enroll(clean.settings, learner, course, "after_prepare")
+    # The prepared seat reservation holds the ledger row: nobody else can enroll yet.
+    watcher = Database(
+        clean.settings.model_copy(
+            update={"recover_on_connect": False, "recover_interval_s": 0.2, "twophase_grace_s": 0}
+        )
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while _prepared(cluster, gid):
+            assert time.monotonic() < deadline, "the recoverer never settled the transaction"
+            time.sleep(0.1)
+    finally:
+        watcher.close()
+    assert _seats_taken(clean, course) == 0
+    clean.enrollments.enroll(register(clean, "europe"), course)
+    assert _seats_taken(clean, course) == 1
