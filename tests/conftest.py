@@ -16,9 +16,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytest_postgresql.janitor import DatabaseJanitor
 
 from elearn_data import migrations
-from elearn_data.cluster.local import LocalCluster, find_free_base_port
+from elearn_data.cluster.local import (
+    APP_USER,
+    OWNER_USER,
+    SUPERUSER,
+    LocalCluster,
+    find_free_base_port,
+)
 from elearn_data.config import Settings
 from elearn_data.database import Database, connect
 from elearn_data.models import Base
@@ -99,3 +106,47 @@ def clean(cluster: LocalCluster, db: Database) -> Database:
     db.content_store.faults.clear()
     db.content_store.clear()
     return db
+
+
+@pytest.fixture
+def scratch(cluster: LocalCluster, settings: Settings) -> Iterator[Settings]:
+    """Settings of a new, empty database on every shard primary (dropped afterwards).
+
+    Created with pytest-postgresql's DatabaseJanitor as the cluster superuser and
+    handed to the schema owner exactly as `elearn cluster up` prepares `elearn`,
+    so migrations can be run up and down without touching the session database.
+    """
+    state = cluster.state()
+    dbname = f"elearn_scratch_{secrets.token_hex(4)}"
+    janitors = []
+    for shard in state.shards:
+        node = state.primary_of(shard)
+        janitor = DatabaseJanitor(
+            user=SUPERUSER,
+            password=state.superuser_password,
+            host="127.0.0.1",
+            port=node.port,
+            dbname=dbname,
+        )
+        janitor.init()
+        janitors.append(janitor)
+        conn = cluster.admin_connect(node)
+        with conn.cursor() as cur:
+            cur.execute(f'ALTER DATABASE "{dbname}" OWNER TO {OWNER_USER}')
+        conn.close()
+        conn = cluster.admin_connect(node, dbname=dbname)
+        with conn.cursor() as cur:
+            cur.execute(f"ALTER SCHEMA public OWNER TO {OWNER_USER}")
+            cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            cur.execute(f"GRANT USAGE ON SCHEMA public TO {APP_USER}")
+        conn.close()
+    shards = {
+        name: {
+            "primary": (cfg.primary or "").replace("/elearn?", f"/{dbname}?"),
+            "replicas": [url.replace("/elearn?", f"/{dbname}?") for url in cfg.replicas],
+        }
+        for name, cfg in settings.shards.items()
+    }
+    yield settings.model_copy(update={"shards": Settings(shards=shards).shards})
+    for janitor in janitors:
+        janitor.drop()

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-
 import pytest
-from pytest_postgresql.janitor import DatabaseJanitor
 from sqlalchemy import text
 
-from elearn_data.cluster.local import APP_USER, OWNER_USER, SUPERUSER, LocalCluster
-from elearn_data.config import Settings
 from elearn_data.database import Database
 
 
@@ -42,42 +36,3 @@ def fresh(clean: Database) -> Database:
     """Empty tables on every shard (for tests that count all rows of a shard)."""
     record_shard_names(clean)
     return clean
-
-
-@pytest.fixture
-def scratch(cluster: LocalCluster, settings: Settings) -> Iterator[Settings]:
-    """Settings of a new, empty database on every shard primary (dropped afterwards)."""
-    state = cluster.state()
-    dbname = f"elearn_dbl_{secrets.token_hex(4)}"
-    janitors = []
-    for shard in state.shards:
-        node = state.primary_of(shard)
-        janitor = DatabaseJanitor(
-            user=SUPERUSER,
-            password=state.superuser_password,
-            host="127.0.0.1",
-            port=node.port,
-            dbname=dbname,
-        )
-        janitor.init()
-        janitors.append(janitor)
-        conn = cluster.admin_connect(node)
-        with conn.cursor() as cur:
-            cur.execute(f'ALTER DATABASE "{dbname}" OWNER TO {OWNER_USER}')
-        conn.close()
-        conn = cluster.admin_connect(node, dbname=dbname)
-        with conn.cursor() as cur:
-            cur.execute(f"ALTER SCHEMA public OWNER TO {OWNER_USER}")
-            cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-            cur.execute(f"GRANT USAGE ON SCHEMA public TO {APP_USER}")
-        conn.close()
-    shards = {
-        name: {
-            "primary": (cfg.primary or "").replace("/elearn?", f"/{dbname}?"),
-            "replicas": [url.replace("/elearn?", f"/{dbname}?") for url in cfg.replicas],
-        }
-        for name, cfg in settings.shards.items()
-    }
-    yield settings.model_copy(update={"shards": Settings(shards=shards).shards})
-    for janitor in janitors:
-        janitor.drop()
