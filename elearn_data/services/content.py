@@ -234,11 +234,7 @@ class Preferences:
 
     def _user_exists(self, user_id: uuid.UUID) -> bool:
         def work(uow: UnitOfWork) -> bool:
-            shard = uow.router.shard_of_owner(user_id)
-            return (
-                uow.execute(select(User.id).where(User.id == user_id), shard=shard).first()
-                is not None
-            )
+            return uow.execute(select(User.id).where(User.id == user_id)).first() is not None
 
         return self._db.read(self._db.router.shard_of_owner(user_id), work)
 

@@ -28,8 +28,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection, QueuePool
 
-from elearn_data.config import Settings, redact, url_hosts, with_user
-from elearn_data.errors import ConfigurationError, InvalidInput
+from elearn_data.config import Settings, redact, url_hosts
+from elearn_data.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
@@ -225,8 +225,6 @@ class EngineMap:
                 )
                 for url in cfg.replicas
             ]
-        self._owner_engines: dict[str, Engine] = {}
-        self._owner_lock = threading.Lock()
 
     @property
     def shards(self) -> tuple[str, ...]:
@@ -251,29 +249,6 @@ class EngineMap:
         for shard in self.shards:
             yield self._primaries[shard]
             yield from self._replicas[shard]
-
-    def owner_engine(self, shard: str) -> Engine:
-        """Return an unpooled engine on the shard's primary as the schema owner (migrations)."""
-        self._check(shard)
-        with self._owner_lock:
-            if shard not in self._owner_engines:
-                if self.settings.owner_password is None and self.settings.owner_user is None:
-                    raise ConfigurationError("owner_user/owner_password are not set")
-                primary_url = self._primaries[shard].url
-                url = with_user(primary_url, self.settings.owner_user)
-                password = (
-                    self.settings.owner_password.get_secret_value()
-                    if self.settings.owner_password
-                    else self.settings.shard_password(shard)
-                )
-                self._owner_engines[shard] = build_engine(
-                    url,
-                    settings=self.settings,
-                    password=password,
-                    application="elearn_data-migrate",
-                    pooled=False,
-                )
-            return self._owner_engines[shard]
 
     def probe(self, node: Node, *, timeout: float | None = None) -> NodeProbe:
         """Connect to ``node`` outside its pool and report its role and position."""
@@ -331,10 +306,6 @@ class EngineMap:
         """Close every pooled connection of every node."""
         for node in self.nodes():
             node.engine.dispose()
-        with self._owner_lock:
-            for engine in self._owner_engines.values():
-                engine.dispose()
-            self._owner_engines.clear()
 
     def describe(self) -> list[dict[str, str]]:
         """Return shard, role and redacted URL of every node (for reports)."""

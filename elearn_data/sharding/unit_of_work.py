@@ -354,15 +354,6 @@ class UnitOfWork:
         except SQLAlchemyError as exc:
             raise translate(exc, target) from exc
 
-    def execute_all(
-        self, statement: Executable, params: Any = None, *, shards: tuple[str, ...] | None = None
-    ) -> dict[str, AnyResult]:
-        """Run a Core statement on several shards (all by default), in shard order."""
-        return {
-            shard: self.execute(statement, params, shard=shard)
-            for shard in (shards or self.router.shards)
-        }
-
     # ------------------------------------------------------------ completion
 
     def commit(self) -> CausalToken:
