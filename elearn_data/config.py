@@ -126,6 +126,11 @@ class ReplicaPolicy(_Section):
     """When a reader may use a replica."""
 
     max_lag_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+    # A replica with WAL received but not replayed, whose last replayed commit is
+    # older than this, is skipped by every reader (replay stalled or paused, so
+    # it serves stale rows even without a causal token); health() reports it as
+    # degraded.
+    max_lag_s: float = Field(default=2.0, gt=0)
     # How long a reader holding a causal token waits for a replica to replay it
     # before it reads from the primary instead.
     causal_wait_s: float = Field(default=0.05, ge=0)
@@ -216,6 +221,10 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=1, ge=1)
     tax_rate: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
     twophase_grace_s: float = Field(default=30.0, ge=0)
+    # How long a committing call keeps trying (on fresh connections, following a
+    # promotion) to read back an ambiguous decision or to finish COMMIT PREPARED
+    # on a participant before it raises OutcomeUnknown / CommitPending.
+    twophase_resolve_s: float = Field(default=30.0, ge=0)
     recover_on_connect: bool = True
     # A background thread of each connect() object settles in-doubt two-phase
     # transactions this often (they hold row locks until settled); 0 disables it.

@@ -73,12 +73,70 @@ class ConcurrencyConflict(ElearnDataError):
     """
 
 
+class AbortedByRecovery(ConcurrencyConflict):
+    """Two-phase recovery aborted this transaction before its coordinator decided.
+
+    A recoverer settles prepared transactions older than its grace period; one
+    that reached a live transaction first claims its abort, and the commit then
+    fails with this error. Nothing was written; the call may be retried (the
+    facade retries it like any concurrency conflict).
+    """
+
+    def __init__(self, gid: str) -> None:
+        self.gid = gid
+        super().__init__(
+            f"transaction {gid} was aborted by two-phase recovery before it committed; "
+            "nothing was written, retry the call"
+        )
+
+
+class OutcomeUnknown(ElearnDataError):
+    """A multi-shard commit whose outcome could not be read back in time.
+
+    The coordinator's commit of the decision failed ambiguously (the connection
+    was lost while committing) and its decision record could not be read from
+    the coordinator within ``Settings.twophase_resolve_s``. The participants
+    stay prepared; recovery settles them by the decision record, so the
+    transaction ends up either fully committed or fully rolled back. Do not
+    blindly retry a non-idempotent call: look the result up first.
+    """
+
+    def __init__(self, gid: str, coordinator: str, detail: str = "") -> None:
+        self.gid = gid
+        self.coordinator = coordinator
+        suffix = f": {detail}" if detail else ""
+        super().__init__(
+            f"the outcome of transaction {gid} is unknown (its decision record on shard "
+            f"{coordinator!r} could not be read); recovery will settle it{suffix}"
+        )
+
+
+class CommitPending(ShardUnavailable):
+    """The transaction is committed, but one participant shard has not applied it yet.
+
+    The decision is durable (the transaction *will* be fully committed: recovery
+    finishes it), but the committing call could not run ``COMMIT PREPARED`` on
+    ``shard`` within ``Settings.twophase_resolve_s``, so reads of that shard do
+    not show the writes yet.
+    """
+
+    def __init__(self, shard: str, gid: str, detail: str = "") -> None:
+        self.gid = gid
+        super().__init__(
+            shard,
+            f"transaction {gid} is committed but not yet applied on this shard "
+            f"(recovery will finish it){': ' + detail if detail else ''}",
+        )
+
+
 class ConfigurationError(ElearnDataError):
     """Settings are incomplete or inconsistent, or the local cluster is missing."""
 
 
 __all__ = [
+    "AbortedByRecovery",
     "AlreadyEnrolled",
+    "CommitPending",
     "ConcurrencyConflict",
     "ConfigurationError",
     "CourseFull",
@@ -88,6 +146,7 @@ __all__ = [
     "InvalidInput",
     "InvalidState",
     "NotFound",
+    "OutcomeUnknown",
     "ShardUnavailable",
     "UnknownRegion",
 ]

@@ -9,9 +9,11 @@ and the reason), never left out, and never makes the check itself fail.
 Replication lag is measured from the probes: a replica's replay LSN against its
 primary's current LSN (bytes), and the age of the last replayed transaction
 (seconds; 0 when the replica has replayed everything, since an idle primary
-sends nothing to replay and the age would otherwise grow forever).
+sends nothing to replay and the age would otherwise grow forever). A replica
+whose lag exceeds ``Settings.replica.max_lag_s`` (replay paused or stalled) or
+``max_lag_bytes`` is ``degraded``: readers skip it, and ``ok`` is False.
 
-``ok`` is False when a node is unreachable or in the wrong role, a shard's
+``ok`` is False when a node is unreachable, degraded or in the wrong role, a shard's
 schema is not at the code's head revision, the content store is unreachable,
 or the statistics could not be computed; ``problems`` says which.
 """
@@ -64,6 +66,7 @@ class NodeReport:
     replay_lag_seconds: float | None = None
     schema_revision: str | None = None
     error: str | None = None
+    degraded: bool = False  # replicas: lagging past replica.max_lag_s or max_lag_bytes
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ def health_report(
         # A stuck probe is not waited for; its own timeouts end it.
         pool.shutdown(wait=False, cancel_futures=True)
 
-    node_reports = _node_reports(checks)
+    node_reports = _node_reports(checks, settings)
     schema = _schema_reports(settings, checks)
     pools = tuple(asdict(p) for p in engines.pool_stats())
     problems = _problems(node_reports, schema, mongo, stats_error)
@@ -259,7 +262,7 @@ def _late(node: Node, timeout_s: float) -> _NodeCheck:
 # ------------------------------------------------------------------ assembly
 
 
-def _node_reports(checks: list[_NodeCheck]) -> list[NodeReport]:
+def _node_reports(checks: list[_NodeCheck], settings: Settings) -> list[NodeReport]:
     primary_lsn = {
         c.node.shard: c.probe.lsn
         for c in checks
@@ -275,6 +278,10 @@ def _node_reports(checks: list[_NodeCheck]) -> list[NodeReport]:
             if head is not None:
                 lag_bytes = max(0, head - probe.lsn)
             lag_seconds = 0.0 if lag_bytes == 0 else probe.replay_lag_seconds
+        policy = settings.replica
+        degraded = (lag_seconds is not None and lag_seconds > policy.max_lag_s) or (
+            lag_bytes is not None and lag_bytes > policy.max_lag_bytes
+        )
         reports.append(
             NodeReport(
                 shard=node.shard,
@@ -287,6 +294,7 @@ def _node_reports(checks: list[_NodeCheck]) -> list[NodeReport]:
                 replay_lag_seconds=lag_seconds,
                 schema_revision=check.revision,
                 error=probe.error or check.revision_error,
+                degraded=degraded,
             )
         )
     return reports
@@ -353,6 +361,11 @@ def _problems(
             problems.append(f"{where} is in recovery (a standby where a primary belongs)")
         elif n.role == "replica" and n.in_recovery is False:
             problems.append(f"{where} is not in recovery (promoted or detached)")
+        elif n.degraded:
+            problems.append(
+                f"{where} is degraded: {n.replay_lag_seconds or 0:.1f} s and "
+                f"{n.replay_lag_bytes} bytes behind its primary (readers skip it)"
+            )
         elif n.error:
             problems.append(f"{where}: {n.error}")
     for s in schema:

@@ -13,13 +13,20 @@ from elearn_data.database import Database
 
 def recover(
     grace: Annotated[
-        float, typer.Option(help="Only transactions prepared at least this many seconds ago.")
-    ] = 0.0,
+        float | None,
+        typer.Option(
+            help="Only transactions prepared at least this many seconds ago "
+            "(default: the library's twophase_grace_s, so live transactions are left alone; "
+            "0 only when no writer can be running)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Resolve in-doubt two-phase transactions from their decision records."""
     with domain_errors():
-        settings = load_settings().model_copy(update={"recover_on_connect": False})
+        settings = load_settings().model_copy(
+            update={"recover_on_connect": False, "recover_interval_s": 0.0}
+        )
         with Database(settings, application="elearn-recover") as db:
             report = db.recover(grace_s=grace)
         if as_json:

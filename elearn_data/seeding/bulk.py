@@ -34,7 +34,7 @@ from elearn_data.errors import ElearnDataError
 from elearn_data.seeding.columns import BINARY_HEADER, BINARY_TRAILER
 from elearn_data.seeding.plan import Batch
 from elearn_data.sharding import twophase
-from elearn_data.sharding.consistency import CausalToken
+from elearn_data.sharding.consistency import PRIMARY_ONLY, CausalToken
 from elearn_data.sharding.engines import build_engine
 
 COPY_CHUNK: Final = 1 << 20
@@ -273,17 +273,17 @@ def commit_all(writers: dict[str, ShardWriter], coordinator: str, gid: str) -> C
         for shard, w in writers.items()
     }
     try:
-        committed = twophase.commit_all(participants, coordinator, gid)
+        result = twophase.commit_all(participants, coordinator, gid)
     except ElearnDataError:
         raise
     except Exception as exc:
         raise translate(exc, coordinator) from exc
-    lsns: dict[str, int] = {}
-    for shard in committed:
+    lsns: dict[str, int] = dict(result.positions)
+    for shard in result.committed:
         connection = writers[shard].connection
         try:
             lsns[shard] = int(connection.exec_driver_sql(_CURRENT_LSN).scalar_one())
             connection.rollback()
-        except Exception:  # noqa: S112 - committed; an unknown position only unpins reads
-            continue
+        except Exception:  # committed, position unknown: readers use the primary
+            lsns[shard] = PRIMARY_ONLY
     return CausalToken(lsns)

@@ -5,9 +5,12 @@ write yields a :class:`CausalToken`: per shard, the primary's WAL position
 (LSN) right after the commit. A reader that holds a token uses a replica of a
 shard only once that replica has replayed up to the token's LSN for the shard;
 it waits at most ``ReplicaPolicy.causal_wait_s`` and otherwise reads from the
-primary. A replica that cannot be reached, or lags more than
-``ReplicaPolicy.max_lag_bytes``, is skipped for a while, and the caller never
-sees an error for it.
+primary. A shard whose position after a commit could not be read at all is
+pinned to its primary in the token (:data:`PRIMARY_ONLY`). A replica that
+cannot be reached, lags more than ``ReplicaPolicy.max_lag_bytes``, or has WAL
+waiting whose last replayed commit is older than ``ReplicaPolicy.max_lag_s``
+(replay stalled or paused), is skipped for a while, and the caller never sees
+an error for it.
 """
 
 from __future__ import annotations
@@ -36,8 +39,11 @@ _REPLAY_LSN = text("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::big
 _STANDBY_STATE = text(
     "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,"
     " pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint,"
-    " (SELECT status FROM pg_stat_wal_receiver)"
+    " (SELECT status FROM pg_stat_wal_receiver),"
+    " extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8"
 )
+# A token position no replica ever reaches: the shard is read from its primary.
+PRIMARY_ONLY = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -150,6 +156,8 @@ class ReplicaSelector:
             for r in (known if known is not None else self._engines.replicas(shard))
             if not r.health.is_down()
         ]
+        if lsn == PRIMARY_ONLY:
+            replicas = []
         if replicas:
             if len(replicas) > 1:
                 start = next(self._round_robin) % len(replicas)
@@ -203,26 +211,33 @@ class ReplicaSelector:
         """Check the replica's lag at most every ``check_interval_s`` (cached between checks).
 
         Measured on the replica alone, so that choosing a replica never touches the
-        primary: WAL received but not yet replayed, and whether the WAL receiver is
-        streaming at all (a standby cut off from its primary serves stale data).
+        primary: WAL received but not yet replayed (bytes, and the age of the
+        last replayed commit while any is waiting: a paused or stalled replay
+        serves stale rows to readers without a token too), and whether the WAL
+        receiver is streaming at all (a standby cut off from its primary serves
+        stale data).
         """
         health = replica.health
         now = time.monotonic()
         if now - health.lag_checked_at < self._policy.check_interval_s:
             return health.lag_bytes is None or health.lag_bytes > self._policy.max_lag_bytes
         health.lag_checked_at = now
-        replayed, pending, receiver = conn.execute(_STANDBY_STATE).one()
+        replayed, pending, receiver, age_s = conn.execute(_STANDBY_STATE).one()
         conn.commit()
         health.observe_replay(int(replayed))
         # status is NULL without pg_read_all_stats; then only the byte lag counts.
         detached = receiver is not None and receiver != "streaming"
-        health.lag_bytes = None if detached else int(pending or 0)
+        waiting = int(pending or 0)
+        stalled = waiting > 0 and age_s is not None and float(age_s) > self._policy.max_lag_s
+        health.lag_bytes = None if detached or stalled else waiting
         if health.lag_bytes is None or health.lag_bytes > self._policy.max_lag_bytes:
-            log.warning(
-                "replica %s is %s: reading from the primary",
-                replica.label,
-                "not streaming" if detached else f"{health.lag_bytes} bytes behind",
-            )
+            if detached:
+                why = "not streaming"
+            elif stalled:
+                why = f"{float(age_s):.1f} s behind with {waiting} bytes not replayed"
+            else:
+                why = f"{waiting} bytes behind"
+            log.warning("replica %s is %s: reading from the primary", replica.label, why)
             return True
         return False
 

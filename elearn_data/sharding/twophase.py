@@ -4,13 +4,28 @@
 its decision, so a crash between PREPARE and COMMIT leaves transactions nobody
 can resolve. Here:
 
-1. One participant is the coordinator (the unit of work's home shard).
-2. Every other participant that wrote anything runs ``PREPARE TRANSACTION gid``;
-   the gid names the coordinator shard: ``elearn:<coordinator>:<hex>``.
+1. One participant is the coordinator (the unit of work's home shard when it
+   wrote there, else the first shard it touched). The gid **always** names the
+   shard that holds the decision: ``elearn:<coordinator>:<hex>``; when the
+   coordinator is not the shard the unit of work was built for, the gid is
+   renamed before anything is prepared. Recovery trusts the gid.
+2. Every other participant that wrote anything runs ``PREPARE TRANSACTION gid``.
 3. The coordinator inserts ``(gid, committed=true)`` into ``twophase_decisions``
    in its own transaction and commits. That commit is the decision.
-4. ``COMMIT PREPARED gid`` on the other participants. A failure here is logged,
-   not raised: the decision stands and recovery finishes the job.
+   If the COMMIT itself fails (a cut connection, a shutdown while a synchronous
+   standby is awaited) the outcome is **unknown, not an abort**: the decision
+   may be durable already. The participants stay prepared and the outcome is
+   read back from the decision record on fresh connections (claiming an abort
+   exactly as recovery does, so a decision still in flight is waited for);
+   :class:`~elearn_data.errors.OutcomeUnknown` is raised only when the record
+   cannot be read within ``Settings.twophase_resolve_s``.
+4. ``COMMIT PREPARED gid`` on the other participants. A participant whose
+   connection fails here is finished by the committing call itself on a fresh
+   connection (following a promotion), so the call returns only once every
+   shard shows the writes (read-your-writes);
+   :class:`~elearn_data.errors.CommitPending` is raised when a participant
+   stays unreachable for ``Settings.twophase_resolve_s`` (recovery then
+   finishes it: the decision stands).
 
 Recovery (:func:`recover`, ``elearn recover``, and on start-up) looks at every
 prepared transaction of ours older than a grace period and settles it by the
@@ -18,7 +33,14 @@ decision row on its coordinator. It *claims* an abort by inserting
 ``(gid, committed=false)`` with ``ON CONFLICT DO NOTHING``: the primary key
 makes the claim and a late coordinator's decision mutually exclusive (the
 insert waits for an in-flight coordinator, and a coordinator that arrives after
-the claim fails on the key), so recovery is safe even with a zero grace period.
+the claim fails on the key, which its caller sees as
+:class:`~elearn_data.errors.AbortedByRecovery`, a retryable conflict), so
+recovery is safe even with a zero grace period.
+
+A prepared participant is never rolled back once the decision may have been
+sent: on any interruption after that point (``KeyboardInterrupt`` included)
+its connection is invalidated instead -- closing it normally would make
+SQLAlchemy run ``ROLLBACK PREPARED`` -- and recovery settles it by the record.
 
 Lock order: participants are written in the caller's order and prepared in
 sorted shard order; multi-shard writers in this package touch shards in sorted
@@ -30,13 +52,15 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Connection, TwoPhaseTransaction, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from elearn_data.errors import AbortedByRecovery, CommitPending, OutcomeUnknown
 from elearn_data.sharding.engines import EngineMap
 
 log = logging.getLogger(__name__)
@@ -62,7 +86,16 @@ _FORGET = text(
     "DELETE FROM twophase_decisions WHERE created_at < now() - make_interval(secs => :age) "
     "AND NOT (gid = ANY(:keep))"
 )
+_CURRENT_LSN = text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+# SQLSTATEs: the decision row exists already (a recoverer claimed an abort), and
+# COMMIT PREPARED of a gid that is no longer prepared (recovery finished it).
+_UNIQUE_VIOLATION = "23505"
+_UNDEFINED_OBJECT = "42704"
+# Pauses between attempts on a fresh connection (a promotion takes seconds).
+_FIRST_PAUSE_S = 0.05
+_MAX_PAUSE_S = 1.0
 
+DEFAULT_RESOLVE_S = 30.0
 
 # Fault-injection points for crash drills (tests set these; None in production):
 # called after every participant is PREPAREd, and after the coordinator's commit.
@@ -92,15 +125,73 @@ class Participant:
     transaction: TwoPhaseTransaction
 
 
-def commit_all(participants: Mapping[str, Participant], coordinator: str, gid: str) -> list[str]:
+@dataclass
+class CommitResult:
+    """What :func:`commit_all` committed.
+
+    ``committed``: shards committed through their own connection (their WAL
+    position can be read there); ``positions``: WAL positions of shards whose
+    commit was finished on a fresh connection; ``gid``: the gid used.
+    """
+
+    committed: list[str]
+    positions: dict[str, int] = field(default_factory=dict)
+    gid: str = ""
+
+
+def _pgcode(exc: BaseException) -> str | None:
+    orig = exc.orig if isinstance(exc, DBAPIError) else None
+    return getattr(orig, "pgcode", None)
+
+
+def _detach(part: Participant) -> None:
+    """Drop a prepared participant's connection without rolling its transaction back.
+
+    ``Connection.close()`` (and the unit of work's rollback) would run
+    ``ROLLBACK PREPARED``; an invalidated connection runs nothing, and the
+    prepared transaction outlives it on the server until it is settled.
+    """
+    try:
+        part.connection.invalidate()
+    except SQLAlchemyError as exc:  # already gone: nothing left to drop
+        log.debug("invalidating the connection of shard %s failed: %s", part.shard, exc)
+
+
+def _name(participants: Mapping[str, Participant], coordinator: str, gid: str) -> str:
+    """Return a gid naming ``coordinator``, renaming every participant's transaction to it.
+
+    Nothing is prepared yet, so the gid is still only a client-side name
+    (SQLAlchemy sends it with PREPARE / COMMIT PREPARED).
+    """
+    if coordinator_of(gid) == coordinator:
+        return gid
+    renamed = new_gid(coordinator)
+    for part in participants.values():
+        part.transaction.xid = renamed
+    return renamed
+
+
+def commit_all(
+    participants: Mapping[str, Participant],
+    coordinator: str,
+    gid: str,
+    *,
+    engines: EngineMap | None = None,
+    resolve_s: float = DEFAULT_RESOLVE_S,
+) -> CommitResult:
     """Commit a unit of work that touched several shards atomically.
 
-    Returns the shards whose changes are committed now (a participant whose
-    COMMIT PREPARED failed is left to recovery and is not listed).
+    ``engines`` lets the call settle an ambiguous decision and finish a failed
+    COMMIT PREPARED on fresh connections; without it (tests of the bare
+    protocol) those cases raise at once.
 
     Raises:
         SQLAlchemyError: before the decision; every participant is rolled back.
+        AbortedByRecovery: a recoverer claimed the abort first; everything is rolled back.
+        OutcomeUnknown: the decision's commit failed and its record could not be read.
+        CommitPending: decided, but a participant could not be committed in time.
     """
+    gid = _name(participants, coordinator, gid)
     writers: list[str] = []
     for shard in sorted(participants):
         if shard == coordinator:
@@ -113,36 +204,163 @@ def commit_all(participants: Mapping[str, Participant], coordinator: str, gid: s
     coord = participants[coordinator]
     if not writers:
         coord.transaction.commit()
-        return [coordinator]
+        return CommitResult([coordinator], gid=gid)
 
     prepared: list[str] = []
+    decision_sent = False
     try:
         for shard in writers:
             participants[shard].transaction.prepare()
             prepared.append(shard)
         if after_prepare is not None:
             after_prepare(gid)
-        coord.connection.execute(_DECIDE, {"gid": gid})
-        coord.transaction.commit()  # the decision point
-    except BaseException:
-        _roll_back(participants, coord, prepared, writers)
-        raise
-    if after_decision is not None:
-        after_decision(gid)
-
-    committed = [coordinator]
-    for shard in writers:
         try:
-            participants[shard].transaction.commit()
-            committed.append(shard)
+            coord.connection.execute(_DECIDE, {"gid": gid})
         except SQLAlchemyError as exc:
-            log.error(
-                "COMMIT PREPARED %s on shard %s failed; recovery will commit it: %s",
-                gid,
-                shard,
-                exc,
-            )
-    return committed
+            if _pgcode(exc) == _UNIQUE_VIOLATION:
+                # Our own decision row cannot exist yet: a recoverer claimed the abort.
+                _roll_back(participants, coord, prepared, writers)
+                raise AbortedByRecovery(gid) from exc
+            raise
+        # No COMMIT was sent before this point: everything above is undecided.
+        decision_sent = True
+        coord.transaction.commit()  # the decision point
+    except AbortedByRecovery:
+        raise
+    except Exception as exc:
+        if not decision_sent:
+            _roll_back(participants, coord, prepared, writers)
+            raise
+        # The COMMIT was sent: it may have been applied (and be durable) even
+        # though it reported an error. Read the outcome back; never guess.
+        _detach(coord)
+        outcome = _read_outcome(engines, coordinator, gid, resolve_s)
+        if outcome is None:
+            for shard in prepared:
+                _detach(participants[shard])
+            raise OutcomeUnknown(gid, coordinator, _first_line(exc)) from exc
+        committed, claimed_here = outcome
+        if not committed:
+            _roll_back(participants, coord, prepared, writers)
+            if not claimed_here:
+                raise AbortedByRecovery(gid) from exc
+            raise
+        log.warning("the decision of %s committed although its COMMIT reported: %s", gid, exc)
+    except BaseException:
+        # KeyboardInterrupt, SystemExit...: roll back only what is provably undecided.
+        if decision_sent:
+            for shard in prepared:
+                _detach(participants[shard])
+            _detach(coord)
+            log.error("interrupted while deciding %s; recovery settles it by its record", gid)
+        else:
+            _roll_back(participants, coord, prepared, writers)
+        raise
+    try:
+        if after_decision is not None:
+            after_decision(gid)
+        return _finish_all(
+            participants, coordinator, writers, gid, engines=engines, resolve_s=resolve_s
+        )
+    except BaseException:
+        # Decided: whatever is still prepared must be committed, never rolled back.
+        for shard in writers:
+            part = participants[shard]
+            if part.transaction.is_active:
+                _detach(part)
+        raise
+
+
+def _finish_all(
+    participants: Mapping[str, Participant],
+    coordinator: str,
+    writers: list[str],
+    gid: str,
+    *,
+    engines: EngineMap | None,
+    resolve_s: float,
+) -> CommitResult:
+    """Run COMMIT PREPARED on every participant; finish failed ones on fresh connections."""
+    result = CommitResult([coordinator], gid=gid)
+    for shard in writers:
+        part = participants[shard]
+        try:
+            part.transaction.commit()
+            result.committed.append(shard)
+            continue
+        except SQLAlchemyError as exc:
+            log.warning("COMMIT PREPARED %s on shard %s failed, retrying: %s", gid, shard, exc)
+            _detach(part)
+            failure: BaseException = exc
+        if engines is None:
+            raise CommitPending(shard, gid, _first_line(failure)) from failure
+        result.positions[shard] = finish(engines, shard, gid, resolve_s=resolve_s)
+    return result
+
+
+def finish(engines: EngineMap, shard: str, gid: str, *, resolve_s: float) -> int:
+    """Commit the prepared ``gid`` on ``shard`` (decided: commit) on a fresh connection.
+
+    Retries until ``resolve_s`` has passed, following a promotion of the shard's
+    primary (libpq's host walk). A gid that is no longer prepared was committed
+    by recovery (the decision is commit, so nothing can have rolled it back).
+    Returns the primary's WAL position afterwards (a valid causal token).
+
+    Raises:
+        CommitPending: the shard stayed unreachable.
+    """
+    deadline = time.monotonic() + resolve_s
+    pause = _FIRST_PAUSE_S
+    while True:
+        try:
+            with engines.primary(shard).engine.connect() as raw:
+                conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+                try:
+                    # The gid is bound by the driver as a literal (see _settle).
+                    conn.exec_driver_sql("COMMIT PREPARED %(gid)s", {"gid": gid})
+                except DBAPIError as exc:
+                    if _pgcode(exc) != _UNDEFINED_OBJECT:
+                        raise
+                    log.info("%s on shard %s was committed by recovery already", gid, shard)
+                return int(conn.execute(_CURRENT_LSN).scalar_one())
+        except SQLAlchemyError as exc:
+            if time.monotonic() + pause > deadline:
+                raise CommitPending(shard, gid, _first_line(exc)) from exc
+            log.info("COMMIT PREPARED %s on shard %s failed, retrying: %s", gid, shard, exc)
+            time.sleep(pause)
+            pause = min(pause * 2, _MAX_PAUSE_S)
+
+
+def _read_outcome(
+    engines: EngineMap | None, coordinator: str, gid: str, resolve_s: float
+) -> tuple[bool, bool] | None:
+    """Return (committed, the abort was claimed here) from the decision record, or None.
+
+    Claims an abort exactly as recovery does: the insert waits for a decision
+    still in flight and loses to a committed one, so the answer is final. Each
+    attempt uses a fresh connection to the coordinator's (possibly new) primary.
+    """
+    if engines is None:
+        return None
+    deadline = time.monotonic() + resolve_s
+    pause = _FIRST_PAUSE_S
+    while True:
+        try:
+            with engines.primary(coordinator).engine.begin() as conn:
+                claimed = conn.execute(_CLAIM_ABORT, {"gid": gid}).rowcount == 1
+                committed = bool(conn.execute(_DECISION, {"gid": gid}).scalar_one())
+            return committed, claimed
+        except SQLAlchemyError as exc:
+            if time.monotonic() + pause > deadline:
+                log.error("the decision of %s on %s is unknown: %s", gid, coordinator, exc)
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, _MAX_PAUSE_S)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _roll_back(

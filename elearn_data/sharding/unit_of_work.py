@@ -3,9 +3,11 @@
 A **writer** binds every shard it touches to that shard's primary, opening the
 connection on first use. On commit it flushes the ORM session and then commits
 one shard plainly, or several shards atomically with the two-phase protocol of
-:mod:`~elearn_data.sharding.twophase` (coordinator: the writer's home shard).
-After the commit it reads each written primary's WAL position and returns it as
-a :class:`~elearn_data.sharding.consistency.CausalToken`.
+:mod:`~elearn_data.sharding.twophase` (coordinator: the writer's home shard
+when it wrote there, else the first shard it touched; the gid names it), and
+returns only once every shard shows the writes. After the commit it reads each
+written primary's WAL position and returns it as a
+:class:`~elearn_data.sharding.consistency.CausalToken`.
 
 A **reader** binds each shard it touches to a replica that has replayed the
 caller's token (or to the primary), in autocommit mode: one statement, one
@@ -35,7 +37,12 @@ from elearn_data.config import Settings
 from elearn_data.dberrors import translate
 from elearn_data.errors import ShardUnavailable
 from elearn_data.sharding import twophase
-from elearn_data.sharding.consistency import CausalToken, ReadChoice, ReplicaSelector
+from elearn_data.sharding.consistency import (
+    PRIMARY_ONLY,
+    CausalToken,
+    ReadChoice,
+    ReplicaSelector,
+)
 from elearn_data.sharding.engines import EngineMap
 from elearn_data.sharding.routing import Router
 from elearn_data.sharding.session import RoutedSession
@@ -370,6 +377,7 @@ class UnitOfWork:
             return CausalToken()
         self.commit_started = True
         touched = list(self._participants)
+        positions: dict[str, int] = {}
         try:
             if not touched:
                 committed: list[str] = []
@@ -378,24 +386,53 @@ class UnitOfWork:
                 committed = touched
             else:
                 coordinator = self.default_shard if self.default_shard in touched else touched[0]
-                committed = twophase.commit_all(self._participants, coordinator, self._gid)
-            token = self._read_positions(committed)
+                # commit_all renames the gid when it would name another shard than
+                # the coordinator: the gid always names the shard of the decision.
+                result = twophase.commit_all(
+                    self._participants,
+                    coordinator,
+                    self._gid,
+                    engines=self.cluster.engines,
+                    resolve_s=self.cluster.settings.twophase_resolve_s,
+                )
+                self._gid = result.gid
+                committed = result.committed
+                positions = result.positions
+            token = self._read_positions(committed, positions)
         finally:
             self.close()
         self.committed_token = token
         return token
 
-    def _read_positions(self, shards: list[str]) -> CausalToken:
-        lsns: dict[str, int] = {}
+    def _read_positions(
+        self, shards: list[str], known: dict[str, int] | None = None
+    ) -> CausalToken:
+        """Return the token of the committed shards (``known``: positions read already).
+
+        A position that cannot be read on the committing connection is read on a
+        fresh connection to the shard's primary (any later position is a valid
+        token). If that fails too, the shard is pinned to its primary in the
+        token (:data:`~elearn_data.sharding.consistency.PRIMARY_ONLY`): a reader
+        must never take a replica of a shard it wrote to without waiting.
+        """
+        lsns: dict[str, int] = dict(known or {})
         for shard in shards:
             conn = self._connections[shard]
             try:
                 lsns[shard] = _current_lsn(conn)
             except SQLAlchemyError as exc:
-                # Committed, but the position is unknown: reads of this shard will
-                # simply not be pinned; log rather than fail a committed write.
                 log.warning("could not read the WAL position of shard %s: %s", shard, exc)
+                lsns[shard] = self._fresh_position(shard)
         return CausalToken(lsns)
+
+    def _fresh_position(self, shard: str) -> int:
+        try:
+            with self.cluster.engines.primary(shard).engine.connect() as raw:
+                conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+                return int(conn.execute(_CURRENT_LSN).scalar_one())
+        except SQLAlchemyError as exc:
+            log.warning("shard %s pinned to its primary for this token: %s", shard, exc)
+            return PRIMARY_ONLY
 
     def rollback(self) -> None:
         """Roll back every shard touched (idempotent)."""
