@@ -9,7 +9,7 @@ from elearn_data.models.catalog import (
     CourseModule,
     CourseSeats,
 )
-from elearn_data.models.directory import EmailDirectoryEntry
+from elearn_data.models.directory import EmailDirectoryEntry, GatewayChargeEntry
 from elearn_data.models.learning import CourseReview, CourseStats, Enrollment, LessonProgress
 from elearn_data.models.system import ContentOutbox, ShardMeta, TwoPhaseDecision
 from elearn_data.models.users import User, UserProfile
@@ -26,6 +26,7 @@ __all__ = [
     "CourseStats",
     "EmailDirectoryEntry",
     "Enrollment",
+    "GatewayChargeEntry",
     "Invoice",
     "LessonProgress",
     "PaymentMethod",

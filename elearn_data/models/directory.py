@@ -33,3 +33,24 @@ class EmailDirectoryEntry(Base):
     user_id: Mapped[uuid.UUID] = mapped_column(unique=True)
     region: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[created_at]
+
+
+class GatewayChargeEntry(Base):
+    """Which transaction a payment gateway's charge id completed, platform-wide.
+
+    A gateway charge id pays for one purchase only, whatever the learner's
+    region: the row is placed by a hash of the id (like the email directory)
+    and written in the same unit of work that completes the purchase, so two
+    shards can never both complete a purchase with one charge.
+    """
+
+    __tablename__ = "gateway_charges"
+    __table_args__ = (
+        CheckConstraint("octet_length(gateway_hash) = 32", name="hash_length"),
+        placed(Placement.DIRECTORY, "gateway_hash"),
+    )
+
+    gateway_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    gateway_transaction_id: Mapped[str] = mapped_column(String(100))
+    transaction_id: Mapped[uuid.UUID]
+    created_at: Mapped[created_at]

@@ -3,18 +3,25 @@
 The rules that must hold under concurrency live in the database functions:
 ``create_transaction`` (idempotency key), ``complete_transaction`` (row lock,
 one invoice, idempotent per gateway id), ``refund_transaction`` (exactly once).
+One rule spans shards: a gateway charge id completes one purchase on the whole
+platform. Its directory row (``gateway_charges``, placed by a hash of the id)
+is written in the same unit of work as the completion -- a two-phase commit
+when the shards differ -- and a second transaction claiming the id queues on
+the row's primary key and then finds it taken.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from elearn_data.errors import NotFound
-from elearn_data.models import Invoice, PaymentMethod, Transaction, User
+from elearn_data.errors import InvalidState, NotFound
+from elearn_data.models import GatewayChargeEntry, Invoice, PaymentMethod, Transaction, User
 from elearn_data.repositories.views import InvoiceView, PaymentMethodView, TransactionView
 from elearn_data.sharding.unit_of_work import UnitOfWork
 
@@ -92,12 +99,51 @@ class BillingRepository:
         return uuid.UUID(str(result.scalar_one()))
 
     def complete(self, transaction_id: uuid.UUID, gateway_id: str, tax_rate: Decimal) -> uuid.UUID:
+        """Complete the purchase and claim its gateway charge id platform-wide.
+
+        Raises:
+            NotFound: no such transaction.
+            InvalidState: not completable, or the charge id completed another purchase.
+        """
         result = self.uow.execute(
             _COMPLETE,
             {"transaction_id": transaction_id, "gateway_id": gateway_id, "tax_rate": tax_rate},
             shard=self._shard(transaction_id),
         )
-        return uuid.UUID(str(result.scalar_one()))
+        invoice_id = uuid.UUID(str(result.scalar_one()))
+        self.claim_gateway_id(gateway_id, transaction_id)
+        return invoice_id
+
+    def claim_gateway_id(self, gateway_id: str, transaction_id: uuid.UUID) -> None:
+        """Record that ``gateway_id`` paid ``transaction_id`` (idempotent for the same pair).
+
+        Raises:
+            InvalidState: the charge id completed another transaction (any shard).
+        """
+        digest = hashlib.sha256(gateway_id.encode()).digest()
+        shard = self.uow.router.directory_shard(digest)
+        # A concurrent claim of the same id waits here on the primary key until
+        # the other unit of work ends, then finds its row (or takes the id).
+        self.uow.execute(
+            pg_insert(GatewayChargeEntry)
+            .values(
+                gateway_hash=digest,
+                gateway_transaction_id=gateway_id,
+                transaction_id=transaction_id,
+            )
+            .on_conflict_do_nothing(index_elements=[GatewayChargeEntry.gateway_hash]),
+            shard=shard,
+        )
+        owner = self.uow.execute(
+            select(GatewayChargeEntry.transaction_id).where(
+                GatewayChargeEntry.gateway_hash == digest
+            ),
+            shard=shard,
+        ).scalar_one()
+        if owner != transaction_id:
+            raise InvalidState(
+                f"gateway transaction id {gateway_id!r} is already used by another transaction"
+            )
 
     def fail(self, transaction_id: uuid.UUID) -> None:
         self.uow.execute(

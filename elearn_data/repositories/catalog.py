@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, text, update
 
-from elearn_data.errors import NotFound
+from elearn_data.errors import InvalidInput, NotFound
 from elearn_data.models import (
     ContentOutbox,
     Course,
@@ -47,6 +47,15 @@ _COURSE_COLUMNS = (
     Course.lesson_count,
 )
 
+_LIVE_ENROLLMENTS = text(
+    "SELECT count(*) FROM enrollments WHERE course_id = :c AND status <> 'dropped'"
+)
+_SET_LEDGER = text(
+    "INSERT INTO course_seats (course_id, capacity, taken, updated_at)"
+    " VALUES (:c, :capacity, :taken, :at)"
+    " ON CONFLICT (course_id) DO UPDATE"
+    " SET capacity = excluded.capacity, taken = excluded.taken, updated_at = excluded.updated_at"
+)
 _CREATE_COURSE = text(
     "SELECT create_course(:id, :code, :title, :instructor_id, :description, :category_id,"
     " :level, :price, :currency, :duration_hours, :max_enrollments, :language,"
@@ -169,6 +178,46 @@ class CatalogRepository:
                 kind="delete_course_content", payload={"course_id": str(course_id)}
             )
         )
+
+    def set_capacity(self, course_id: uuid.UUID, capacity: int | None, at: datetime) -> int:
+        """Set the course's capacity on every shard and in its seat ledger; return the live count.
+
+        Lock order: the course row on every shard (sorted), then the seat ledger.
+        Every enroll and drop reads the capacity ``FOR SHARE`` on the learner's
+        shard after writing the enrollment, so once all course rows are locked
+        no enrollment can change the count unseen: one that read the old
+        capacity has committed (the lock waited for it) and is counted; one
+        that had not blocks on the lock, then reads the new capacity and takes
+        (or gives back) its seat in the ledger after this commit.
+
+        Raises:
+            NotFound: no such course.
+            InvalidInput: the capacity is below the course's live enrollments.
+        """
+        for shard in sorted(self.uow.router.shards):
+            found = self.uow.execute(
+                update(Course)
+                .where(Course.id == course_id)
+                .values(max_enrollments=capacity, updated_at=at)
+                .returning(Course.id),
+                shard=shard,
+            ).first()
+            if found is None:
+                raise NotFound(f"course {course_id} not found")
+        live = sum(
+            int(self.uow.execute(_LIVE_ENROLLMENTS, {"c": course_id}, shard=shard).scalar_one())
+            for shard in sorted(self.uow.router.shards)
+        )
+        if capacity is not None and capacity < live:
+            raise InvalidInput(
+                f"capacity {capacity} is below the {live} live enrollments of course {course_id}"
+            )
+        # The ledger counts every live enrollment from now on, whatever it knew before.
+        home = self.uow.router.home_shard_of(course_id)
+        self.uow.execute(
+            _SET_LEDGER, {"c": course_id, "capacity": capacity, "taken": live, "at": at}, shard=home
+        )
+        return live
 
     def delete_course(self, course_id: uuid.UUID) -> None:
         """Delete the course (modules, lessons, stats, seat ledger cascade) on every shard."""

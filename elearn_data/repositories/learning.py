@@ -95,9 +95,15 @@ class LearningRepository:
     # ------------------------------------------------------------ enrollments
 
     def capacity(self, course_id: uuid.UUID, shard: str) -> tuple[bool, int | None]:
-        """Return (exists, max_enrollments) of a course, read on ``shard``."""
+        """Return (exists, max_enrollments) of a course, read on ``shard``.
+
+        Read ``FOR SHARE``: a capacity being set (``Catalog.set_capacity``) holds
+        the course row, so this waits for it and then sees the new capacity, and
+        the setter waits for an enrollment that read the old one (it is counted).
+        """
         row = self.uow.execute(
-            select(Course.max_enrollments).where(Course.id == course_id), shard=shard
+            select(Course.max_enrollments).where(Course.id == course_id).with_for_update(read=True),
+            shard=shard,
         ).first()
         return (False, None) if row is None else (True, row[0])
 

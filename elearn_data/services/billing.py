@@ -132,7 +132,8 @@ class Payments:
 
         Raises:
             NotFound: no such transaction.
-            InvalidState: failed or refunded, or completed with another gateway id.
+            InvalidState: failed or refunded, or completed with another gateway id,
+                or the gateway id completed another purchase (in any region).
         """
         tid = owned_id("transaction_id", transaction_id)
         gateway = validation.required_text(

@@ -266,6 +266,25 @@ class Catalog:
         at = _now()
         self._db.write(None, lambda uow: CatalogRepository(uow).archive(course, at))
 
+    def set_capacity(self, course_id: uuid.UUID, max_enrollments: int | None) -> None:
+        """Set (or with None remove) a course's capacity, on every shard and its seat ledger.
+
+        The capacity counts the live (active or completed) enrollments of every
+        shard, including those made while the course had no capacity; a limit
+        below them is refused. One two-phase commit: every catalog copy and the
+        ledger change together.
+
+        Raises:
+            NotFound: no such course.
+            InvalidInput: not a positive integer, or below the live enrollments.
+        """
+        course = catalog_id("course_id", course_id)
+        capacity = validation.integer(
+            "max_enrollments", max_enrollments, minimum=1, maximum=10_000_000, required=False
+        )
+        at = _now()
+        self._db.write(None, lambda uow: CatalogRepository(uow).set_capacity(course, capacity, at))
+
     def delete_course(self, course_id: uuid.UUID) -> None:
         """Delete a course that nobody enrolled in or paid for, on every shard, and its content.
 

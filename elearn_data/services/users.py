@@ -7,12 +7,13 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from elearn_data import ids, validation
-from elearn_data.errors import InvalidInput
+from elearn_data.errors import InvalidInput, NotFound
 from elearn_data.models.base import ROLES
 from elearn_data.regions import parse_region
 from elearn_data.repositories.users import PROFILE_FIELDS, USER_FIELDS, UsersRepository
 from elearn_data.repositories.views import UserView
 from elearn_data.security import EmailHasher, Passwords, normalise_email
+from elearn_data.sharding.consistency import PRIMARY_ONLY, CausalToken
 
 if TYPE_CHECKING:
     from elearn_data.database import Database
@@ -45,6 +46,11 @@ def _clean_profile(fields: dict[str, Any]) -> dict[str, Any]:
         else:
             cleaned[name] = validation.text(name, value, max_length=_LIMITS[name], required=False)
     return cleaned
+
+
+def _primary(shard: str) -> CausalToken:
+    """A token that makes a reader read ``shard`` from its primary."""
+    return CausalToken({shard: PRIMARY_ONLY})
 
 
 class Users:
@@ -123,7 +129,22 @@ class Users:
         located = self._db.read(None, lambda uow: UsersRepository(uow).locate(digest))
         if located is None:
             return None
-        return self.get(located[0])
+        uid = located[0]
+        shard = self._db.router.shard_of_owner(uid)
+        try:
+            return self.get(uid)
+        except NotFound:
+            # The directory's replica may be ahead of the home shard's. A directory
+            # row is committed only after its user row's decision (the user's shard
+            # coordinates registration), so the home primary has the row now.
+            try:
+                return self._db.read(
+                    shard,
+                    lambda uow: UsersRepository(uow).get(uid, shard=shard),
+                    token=_primary(shard),
+                )
+            except NotFound:
+                return None  # erased between the two reads
 
     def authenticate(self, email: str, password: str) -> UserView | None:
         """Return the user when the password matches and the user is active, else None.
@@ -141,10 +162,13 @@ class Users:
             self._passwords.verify(None, password)
             return None
         user_id = located[0]
-        creds = self._db.read(
-            self._db.router.shard_of_owner(user_id),
-            lambda uow: UsersRepository(uow).credentials(user_id),
-        )
+        home = self._db.router.shard_of_owner(user_id)
+        creds = self._db.read(home, lambda uow: UsersRepository(uow).credentials(user_id))
+        if creds is None:
+            # A home replica behind the directory's (see find_by_email): ask the primary.
+            creds = self._db.read(
+                home, lambda uow: UsersRepository(uow).credentials(user_id), token=_primary(home)
+            )
         stored = creds[0] if creds else None
         if not self._passwords.verify(stored, password) or creds is None:
             return None
