@@ -4,11 +4,12 @@
 its decision, so a crash between PREPARE and COMMIT leaves transactions nobody
 can resolve. Here:
 
-1. One participant is the coordinator (the unit of work's home shard when it
-   wrote there, else the first shard it touched). The gid **always** names the
-   shard that holds the decision: ``elearn:<coordinator>:<hex>``; when the
-   coordinator is not the shard the unit of work was built for, the gid is
-   renamed before anything is prepared. Recovery trusts the gid.
+1. One participant is the coordinator: the shard the unit of work was built
+   for, which the gid names (``elearn:<coordinator>:<hex>``). The gid
+   **always** names the shard that holds the decision; a unit of work that
+   never touched its own shard opens it at commit time just to hold the
+   decision (psycopg2 fixes the gid when each transaction begins, so it
+   cannot be renamed to another shard). Recovery trusts the gid.
 2. Every other participant that wrote anything runs ``PREPARE TRANSACTION gid``.
 3. The coordinator inserts ``(gid, committed=true)`` into ``twophase_decisions``
    in its own transaction and commits. That commit is the decision.
@@ -157,20 +158,6 @@ def _detach(part: Participant) -> None:
         log.debug("invalidating the connection of shard %s failed: %s", part.shard, exc)
 
 
-def _name(participants: Mapping[str, Participant], coordinator: str, gid: str) -> str:
-    """Return a gid naming ``coordinator``, renaming every participant's transaction to it.
-
-    Nothing is prepared yet, so the gid is still only a client-side name
-    (SQLAlchemy sends it with PREPARE / COMMIT PREPARED).
-    """
-    if coordinator_of(gid) == coordinator:
-        return gid
-    renamed = new_gid(coordinator)
-    for part in participants.values():
-        part.transaction.xid = renamed
-    return renamed
-
-
 def commit_all(
     participants: Mapping[str, Participant],
     coordinator: str,
@@ -191,7 +178,10 @@ def commit_all(
         OutcomeUnknown: the decision's commit failed and its record could not be read.
         CommitPending: decided, but a participant could not be committed in time.
     """
-    gid = _name(participants, coordinator, gid)
+    if coordinator_of(gid) != coordinator or coordinator not in participants:
+        # The gid is the driver's transaction name from the first statement on:
+        # it cannot be renamed, so the coordinator must be the shard it names.
+        raise ValueError(f"gid {gid} does not name the participating coordinator {coordinator}")
     writers: list[str] = []
     for shard in sorted(participants):
         if shard == coordinator:

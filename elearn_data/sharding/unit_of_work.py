@@ -3,9 +3,9 @@
 A **writer** binds every shard it touches to that shard's primary, opening the
 connection on first use. On commit it flushes the ORM session and then commits
 one shard plainly, or several shards atomically with the two-phase protocol of
-:mod:`~elearn_data.sharding.twophase` (coordinator: the writer's home shard
-when it wrote there, else the first shard it touched; the gid names it), and
-returns only once every shard shows the writes. After the commit it reads each
+:mod:`~elearn_data.sharding.twophase` (coordinator: the writer's own shard,
+which its gid names, even when it wrote nothing there), and returns only once
+every shard shows the writes. After the commit it reads each
 written primary's WAL position and returns it as a
 :class:`~elearn_data.sharding.consistency.CausalToken`.
 
@@ -385,9 +385,11 @@ class UnitOfWork:
                 self._participants[touched[0]].transaction.commit()
                 committed = touched
             else:
-                coordinator = self.default_shard if self.default_shard in touched else touched[0]
-                # commit_all renames the gid when it would name another shard than
-                # the coordinator: the gid always names the shard of the decision.
+                # The gid names the default shard, so the decision must live there,
+                # even when nothing was written on it (recovery trusts the gid).
+                coordinator = self.default_shard
+                if coordinator not in self._participants:
+                    self.connection(coordinator)
                 result = twophase.commit_all(
                     self._participants,
                     coordinator,
@@ -395,7 +397,6 @@ class UnitOfWork:
                     engines=self.cluster.engines,
                     resolve_s=self.cluster.settings.twophase_resolve_s,
                 )
-                self._gid = result.gid
                 committed = result.committed
                 positions = result.positions
             token = self._read_positions(committed, positions)

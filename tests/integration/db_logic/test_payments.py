@@ -11,7 +11,7 @@ import pytest
 
 from elearn_data import ids
 from elearn_data.database import Database
-from elearn_data.errors import Duplicate, InvalidInput, InvalidState, NotFound
+from elearn_data.errors import InvalidInput, InvalidState, NotFound
 from elearn_data.regions import Region
 from tests.integration.db_logic.helpers import (
     EU,
@@ -216,11 +216,11 @@ def test_complete_transaction_of_a_missing_transaction_is_not_found(db: Database
         pay(db, ids.new_id(Region.EUROPE))
 
 
-def test_a_gateway_id_used_by_another_transaction_is_a_duplicate(db: Database) -> None:
+def test_a_gateway_id_used_by_another_transaction_is_an_invalid_state(db: Database) -> None:
     course, user = make_course(db, price=10), make_user(db)
     gateway = unique("gw-")
     pay(db, purchase(db, user, course.id), gateway)
-    with sqlstate("EL412", Duplicate, match=f"gateway transaction id '{gateway}'"):
+    with sqlstate("EL409", InvalidState, match=f"gateway transaction id '{gateway}'"):
         pay(db, purchase(db, user, course.id), gateway)
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from elearn_data import ids
 from elearn_data.database import Database
-from elearn_data.errors import CourseFull, InvalidInput, NotFound
+from elearn_data.errors import CourseFull, InvalidInput, InvalidState, NotFound
 from tests.integration.db_logic.helpers import (
     EU,
     make_course,
@@ -89,3 +89,12 @@ def test_thirty_concurrent_reservations_of_ten_seats_let_exactly_ten_through(
     assert taken == list(range(1, 11))
     assert [pgcode_of(r) for r in results if not isinstance(r, int)] == ["EL410"] * 20
     assert _taken(db, course) == 10
+
+
+def test_set_course_capacity_refuses_a_capacity_for_a_course_that_had_none(db: Database) -> None:
+    # The ledger of an unlimited course took no seats: it cannot know the live
+    # enrollments of every shard, so only db.catalog.set_capacity may do this.
+    course = _ledger(db, None)
+    with sqlstate("EL409", InvalidState, match="counts the live enrollments of every shard"):
+        rows(db, EU, "SELECT set_course_capacity(:c, 5)", c=course)
+    assert one(db, EU, "SELECT capacity FROM course_seats WHERE course_id = :c", c=course)[0] is None
