@@ -77,17 +77,38 @@ class ConfigurationError(ElearnDataError):
     """Settings are incomplete or inconsistent, or the local cluster is missing."""
 
 
+class RoutingError(ElearnDataError):
+    """A statement or object the routing rule cannot place, or places outside its scope.
+
+    Raised before anything is sent: a scoped unit of work given criteria that
+    name another shard's ids, a learner-owned statement with nothing to route
+    it by, a catalog row changed outside ``db.catalog``. The message says what
+    to do instead.
+    """
+
+
+class CrossShardQuery(ElearnDataError):
+    """A statement whose exact answer needs rows of several shards in a way that cannot be merged.
+
+    Also raised for an UPDATE or DELETE of learner-owned rows that does not
+    narrow to the shards it changes (nothing is written). Analyst queries of
+    any shape go through ``db.analytics.sql``.
+    """
+
+
 __all__ = [
     "AlreadyEnrolled",
     "ConcurrencyConflict",
     "ConfigurationError",
     "CourseFull",
+    "CrossShardQuery",
     "Duplicate",
     "DuplicateEmail",
     "ElearnDataError",
     "InvalidInput",
     "InvalidState",
     "NotFound",
+    "RoutingError",
     "ShardUnavailable",
     "UnknownRegion",
 ]
