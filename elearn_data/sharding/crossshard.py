@@ -658,9 +658,7 @@ class GroupsPlan:
             merged[()] = [0 if n == "count" else None for n in names]
         groups: list[_Group] = []
         for key, values in merged.items():
-            finals = [
-                a.final(values[a.first : a.first + a.arity]) for a in self.aggregates
-            ]
+            finals = [a.final(values[a.first : a.first + a.arity]) for a in self.aggregates]
             group = _Group(key, finals)
             if all(h(group) is True for h in self.having):
                 group.outputs = [out(group) for out in self.outputs]
@@ -670,11 +668,11 @@ class GroupsPlan:
             evaluators = [ev for _, ev in self.order]
             sort_values = {id(g): [ev(g) for ev in evaluators] for g in groups}
             groups.sort(key=_row_comparator(keys, lambda g, i: sort_values[id(g)][i]))
-        rows: Iterable[tuple[Any, ...]] = (tuple(g.outputs) for g in groups)
+        out: Iterable[tuple[Any, ...]] = (tuple(g.outputs) for g in groups)
         if self.distinct:
-            rows = (tuple(r) for r in _unique(rows, len(self.outputs)))
+            out = (tuple(r) for r in _unique(out, len(self.outputs)))
         stop = None if self.limit is None else self.offset + self.limit
-        return list(itertools.islice(rows, self.offset, stop))
+        return list(itertools.islice(out, self.offset, stop))
 
 
 def _resolve_group(element: Any, statement: Select[Any]) -> Any:
@@ -686,6 +684,34 @@ def _resolve_group(element: Any, statement: Select[Any]) -> Any:
     if isinstance(element, _label_reference):
         return _unlabel(element.element)
     return _unlabel(element)
+
+
+def _from_keys(index: int) -> Evaluator:
+    def get(group: _Group) -> Any:
+        return group.keys[index]
+
+    return get
+
+
+def _from_finals(index: int) -> Evaluator:
+    def get(group: _Group) -> Any:
+        return group.finals[index]
+
+    return get
+
+
+def _from_outputs(index: int) -> Evaluator:
+    def get(group: _Group) -> Any:
+        return group.outputs[index]
+
+    return get
+
+
+def _constant(value: Any) -> Evaluator:
+    def get(group: _Group) -> Any:
+        return value
+
+    return get
 
 
 class _Builder:
@@ -704,7 +730,7 @@ class _Builder:
             if expression is column or (
                 isinstance(column, Label) and isinstance(expression, Label) and column is expression
             ):
-                return lambda g, i=index: g.outputs[i]
+                return _from_outputs(index)
         return self.compile(expression)
 
     def compile(self, expression: Any) -> Evaluator:
@@ -714,28 +740,28 @@ class _Builder:
         key = _same_sql(expr) if isinstance(expr, ColumnElement) else None
         for index, group in enumerate(self.groups):
             if key is not None and key == _same_sql(group):
-                return lambda g, i=index: g.keys[i]
+                return _from_keys(index)
         name = _is_aggregate(expr)
         if name is not None:
             for index, aggregate in enumerate(self.aggregates):
                 if key == _same_sql(aggregate.expression):
-                    return lambda g, i=index: g.finals[i]
+                    return _from_finals(index)
             self.aggregates.append(_Aggregate(name, expr))
             position = len(self.aggregates) - 1
-            return lambda g, i=position: g.finals[i]
+            return _from_finals(position)
         if isinstance(expr, BindParameter):
             value = expr.value
             if value is None and expr.key in self.params:
                 value = self.params[expr.key]
             elif value is None:
                 value = expr.effective_value
-            return lambda g, v=value: v
+            return _constant(value)
         if isinstance(expr, Null):
-            return lambda g: None
+            return _constant(None)
         if isinstance(expr, True_):
-            return lambda g: True
+            return _constant(True)
         if isinstance(expr, False_):
-            return lambda g: False
+            return _constant(False)
         if isinstance(expr, BooleanClauseList):
             parts = [self.compile(c) for c in expr.clauses]
             if expr.operator is operators.and_:

@@ -162,6 +162,7 @@ class Router:
                 writes catalog rows.
             CrossShardQuery: an UPDATE/DELETE of partitioned rows that does not narrow.
         """
+        wanted: set[str] | None
         is_insert = isinstance(statement, Insert)
         is_write = is_insert or isinstance(statement, Update | Delete)
         is_select = isinstance(statement, Select | CompoundSelect)

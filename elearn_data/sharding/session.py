@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, event, inspect
+from sqlalchemy import Insert, Table, event, inspect
 from sqlalchemy.ext.horizontal_shard import ShardedQuery, ShardedSession
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, UOWTransaction
 
@@ -194,7 +194,9 @@ def _route_orm_execute(ctx: ORMExecuteState) -> Any:
     if ctx.is_select:
         return crossshard.execute_orm(ctx, shards)
     if ctx.is_insert:
-        split = session._router.split_insert(ctx.statement, ctx.parameters)
+        statement = ctx.statement
+        assert isinstance(statement, Insert)
+        split = session._router.split_insert(statement, ctx.parameters)
         # A new execution per shard: invoke_statement cannot shorten a parameter list.
         results = [
             session.execute(

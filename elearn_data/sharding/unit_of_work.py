@@ -381,9 +381,7 @@ class UnitOfWork:
         merged: AnyResult = results[0].merge(*results[1:])
         return merged
 
-    def execute_on_every_shard(
-        self, statement: Executable, params: Any = None
-    ) -> list[AnyResult]:
+    def execute_on_every_shard(self, statement: Executable, params: Any = None) -> list[AnyResult]:
         """Run ``statement`` on every shard in sorted order; return each shard's result.
 
         The catalog writer's path (``db.catalog``): every copy of a catalog row

@@ -117,9 +117,7 @@ def _copy_into(db: Database, union: Engine) -> None:
         for table in tables:
             columns = [c for c in table.columns if c.computed is None]
             for shard in db.router.shards:
-                rows = [
-                    dict(r._mapping) for r in uow.execute(select(*columns), shard=shard).all()
-                ]
+                rows = [dict(r._mapping) for r in uow.execute(select(*columns), shard=shard).all()]
                 if rows:
                     conn.execute(insert(table), rows)
                 if table.info["placement"] == "reference":
@@ -231,7 +229,9 @@ def _direction(draw: st.DrawFn, column: Any) -> Any:
 @st.composite
 def row_shapes(draw: st.DrawFn) -> Shape:
     base = draw(st.sampled_from(list(ROW_COLUMNS)))
-    columns = draw(st.lists(st.sampled_from(ROW_COLUMNS[base]), min_size=1, max_size=3, unique=True))
+    columns = draw(
+        st.lists(st.sampled_from(ROW_COLUMNS[base]), min_size=1, max_size=3, unique=True)
+    )
     distinct = draw(st.booleans())
     stmt = _from(select(*columns), base)
     where = draw(filters(base))
@@ -268,12 +268,8 @@ def _aggregate(draw: st.DrawFn, base: str) -> Any:
 @st.composite
 def aggregate_shapes(draw: st.DrawFn) -> Shape:
     base = draw(st.sampled_from(list(ROW_COLUMNS)))
-    groups = draw(
-        st.lists(st.sampled_from(ROW_COLUMNS[base][:3]), max_size=2, unique=True)
-    )
-    aggregates = [
-        _aggregate(draw, base).label(f"a{i}") for i in range(draw(st.integers(1, 3)))
-    ]
+    groups = draw(st.lists(st.sampled_from(ROW_COLUMNS[base][:3]), max_size=2, unique=True))
+    aggregates = [_aggregate(draw, base).label(f"a{i}") for i in range(draw(st.integers(1, 3)))]
     stmt = _from(select(*groups, *aggregates), base)
     where = draw(filters(base))
     if where is not None:
@@ -394,9 +390,7 @@ def test_orm_entities_joined_to_their_learner_merge_exactly(world: World) -> Non
 
 
 def test_avg_is_a_global_sum_over_a_global_count_digit_for_digit(world: World) -> None:
-    stmt = select(
-        func.avg(Enrollment.progress_percent), func.avg(Enrollment.completed_lessons)
-    )
+    stmt = select(func.avg(Enrollment.progress_percent), func.avg(Enrollment.completed_lessons))
     with world.db.reader() as uow:
         got = uow.execute(stmt).one()
     with world.union.connect() as conn:

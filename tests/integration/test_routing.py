@@ -89,7 +89,9 @@ def test_no_write_ever_reaches_a_replica(clean: Database, cluster: LocalCluster)
             uow.session.execute(update(User).where(User.id == user_id).values(first_name="Grace"))
         with clean.writer() as uow:
             regions = ["north_america", "europe", "asia"]
-            uow.session.execute(update(User).where(User.region.in_(regions)).values(status="active"))
+            uow.session.execute(
+                update(User).where(User.region.in_(regions)).values(status="active")
+            )
     assert seen.roles() == {"primary"}
     assert seen.shards() == {"na", "eu", "apac"}
 
