@@ -171,14 +171,19 @@ class Database:
 
     # -------------------------------------------------------- units of work
 
-    def _shard(self, region_or_shard: object | None) -> str:
+    def _shard(self, region_or_shard: object | None) -> str | None:
+        """The scope of a unit of work: a shard, or None for a global one (routed by criteria)."""
         if region_or_shard is None:
-            return self.router.local_shard
+            return None
         return self.router.resolve(region_or_shard)
 
     @contextmanager
     def writer(self, region_or_shard: object | None = None) -> Iterator[UnitOfWork]:
-        """A unit of work on primaries; commits on success (atomically across shards)."""
+        """A unit of work on primaries; commits on success (atomically across shards).
+
+        With a region or shard it is scoped to that shard; without, it is global
+        (statements are routed by their criteria; see docs/api.md).
+        """
         uow = UnitOfWork(self.cluster, "writer", self._shard(region_or_shard))
         with uow.scope():
             yield uow
@@ -192,7 +197,12 @@ class Database:
         token: CausalToken | None = None,
         snapshot: bool = False,
     ) -> Iterator[UnitOfWork]:
-        """A unit of work on replicas that have replayed ``token`` (default: this object's)."""
+        """A unit of work on replicas that have replayed ``token`` (default: this object's).
+
+        With a region or shard it is scoped to that shard; without, it is global:
+        statements are routed by their criteria, and SELECTs over every shard are
+        merged exactly (or raise CrossShardQuery).
+        """
         uow = self._reader_uow(region_or_shard, token=token, snapshot=snapshot)
         with uow.scope():
             yield uow

@@ -133,6 +133,25 @@ class ConfigurationError(ElearnDataError):
     """Settings are incomplete or inconsistent, or the local cluster is missing."""
 
 
+class RoutingError(ElearnDataError):
+    """A statement or object the routing rule cannot place, or places outside its scope.
+
+    Raised before anything is sent: a scoped unit of work given criteria that
+    name another shard's ids, a learner-owned statement with nothing to route
+    it by, a catalog row changed outside ``db.catalog``. The message says what
+    to do instead.
+    """
+
+
+class CrossShardQuery(ElearnDataError):
+    """A statement whose exact answer needs rows of several shards in a way that cannot be merged.
+
+    Also raised for an UPDATE or DELETE of learner-owned rows that does not
+    narrow to the shards it changes (nothing is written). Analyst queries of
+    any shape go through ``db.analytics.sql``.
+    """
+
+
 __all__ = [
     "AbortedByRecovery",
     "AlreadyEnrolled",
@@ -140,6 +159,7 @@ __all__ = [
     "ConcurrencyConflict",
     "ConfigurationError",
     "CourseFull",
+    "CrossShardQuery",
     "Duplicate",
     "DuplicateEmail",
     "ElearnDataError",
@@ -147,6 +167,7 @@ __all__ = [
     "InvalidState",
     "NotFound",
     "OutcomeUnknown",
+    "RoutingError",
     "ShardUnavailable",
     "UnknownRegion",
 ]

@@ -27,7 +27,14 @@ from urllib.parse import urlsplit, urlunsplit
 from psycopg2 import sql
 
 from elearn_data import migrations
-from elearn_data.cluster.local import APP_USER, OWNER_USER, LocalCluster, NodeSpec
+from elearn_data.cluster.local import (
+    APP_USER,
+    HOST,
+    OWNER_USER,
+    SUPERUSER,
+    LocalCluster,
+    NodeSpec,
+)
 from elearn_data.config import Settings, url_hosts
 from elearn_data.errors import ConfigurationError
 
@@ -35,6 +42,8 @@ log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "elearn_bench_"
 REPLAY_WAIT_S = 30.0
+# Suffix of the plain single database (the union of the shards' rows) of a run.
+PLAIN_SUFFIX = "_one"
 
 
 def with_database(url: str, dbname: str) -> str:
@@ -106,6 +115,39 @@ def _drop(cluster: LocalCluster, node: NodeSpec, dbname: str) -> None:
         with conn.cursor() as cur:
             cur.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
+    finally:
+        conn.close()
+
+
+def plain_database(settings: Settings, shard: str) -> str:
+    """Create the run's plain single database on ``shard``'s primary; return its superuser URL.
+
+    It is named after the scratch databases (``<scratch>_one``) and dropped with
+    them by :func:`scratch_databases`: the benchmarks' "one PostgreSQL holding
+    the same rows" baseline.
+    """
+    cluster = LocalCluster(settings.home)
+    state = cluster.state()
+    node = state.primary_of(shard)
+    scratch = urlsplit(settings.shards[shard].primary or "").path.lstrip("/")
+    if not scratch.startswith(SCRATCH_PREFIX):
+        raise ConfigurationError(f"not a scratch database: {scratch!r}")
+    dbname = f"{scratch}{PLAIN_SUFFIX}"
+    _create(cluster, node, dbname)
+    return (
+        f"postgresql+psycopg2://{SUPERUSER}:{state.superuser_password}@{HOST}:{node.port}/{dbname}"
+    )
+
+
+def _drop_plain(cluster: LocalCluster, node: NodeSpec, dbname: str) -> None:
+    conn = cluster.admin_connect(node)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(f"{dbname}{PLAIN_SUFFIX}")
+                )
             )
     finally:
         conn.close()
@@ -192,6 +234,7 @@ def scratch_databases(
     finally:
         for node in created:
             try:
+                _drop_plain(cluster, node, dbname)
                 _drop(cluster, node, dbname)
             except Exception as exc:  # cleanup must not hide the run's own outcome
                 log.warning("could not drop scratch database %s on %s: %s", dbname, node.name, exc)

@@ -18,11 +18,15 @@ ids and enrollments).
 * fan_out: ``Analytics.platform_stats()`` on every shard at once -- the
   slowest shard's part alone;
 * causal_read: a read holding the token of the write just made -- the same
-  read without a token.
+  read without a token;
+* global_query: ORDER BY ... LIMIT 20 and a GROUP BY over every shard through a
+  global reader (parallel fan-out, exact merge) -- the same statements on one
+  plain PostgreSQL database holding the same rows.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import random
 import statistics
@@ -36,7 +40,7 @@ from typing import Any, Literal
 
 import psycopg2
 import psycopg2.extras
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, create_engine, func, select
 from sqlalchemy.orm import sessionmaker
 
 from elearn_data import ids
@@ -49,11 +53,13 @@ from elearn_data.bench.data import (
     enrollment_courses,
     load_learners,
     load_population,
+    owner_connection,
 )
 from elearn_data.bench.measure import Sample
+from elearn_data.bench.scratch import plain_database
 from elearn_data.config import Settings
 from elearn_data.database import Database
-from elearn_data.models import User
+from elearn_data.models import Base, User
 from elearn_data.regions import Region
 from elearn_data.repositories.users import USER_BY_ID, UsersRepository
 from elearn_data.sharding.consistency import CausalToken
@@ -90,22 +96,23 @@ class Sizes:
     bulk_rounds: int  # a bulk load takes seconds: fewer rounds, one chunk each
     bulk_students: int  # learners of the seeding scale loaded per round
     fan_out_learners: int  # extra learners loaded for the analytics fan-out
+    global_queries: int = 10  # pairs of (top-20, group-by) statements per chunk
 
 
 SMOKE = Sizes(
     "smoke", rounds=1, warmup=0, chunks=1, routing_ops=2, point_reads=5, enrolls=1,
     fan_out_calls=1, causal_reads=2, read_pool=50, bulk_rounds=1, bulk_students=100,
-    fan_out_learners=0,
+    fan_out_learners=0, global_queries=1,
 )  # fmt: skip
 QUICK = Sizes(
     "quick", rounds=5, warmup=1, chunks=8, routing_ops=8, point_reads=150, enrolls=4,
     fan_out_calls=1, causal_reads=10, read_pool=3000, bulk_rounds=3, bulk_students=3000,
-    fan_out_learners=200_000,
+    fan_out_learners=200_000, global_queries=3,
 )  # fmt: skip
 FULL = Sizes(
     "full", rounds=15, warmup=1, chunks=10, routing_ops=12, point_reads=300, enrolls=6,
     fan_out_calls=1, causal_reads=20, read_pool=10_000, bulk_rounds=7, bulk_students=10_000,
-    fan_out_learners=1_000_000,
+    fan_out_learners=1_000_000, global_queries=4,
 )  # fmt: skip
 PROFILES: dict[str, Sizes] = {s.name: s for s in (SMOKE, QUICK, FULL)}
 
@@ -203,7 +210,7 @@ class RoutingOverhead(Workload):
     name = "routing_overhead"
     unit = "ops/s"
     kind: Kind = "rate"
-    target = 0.90
+    target = 0.95
     measured_label = (
         "db.reader()/db.writer() uow.session: get by id, region query, insert"
         " (reads without a causal token: causal_read measures that wait)"
@@ -317,7 +324,7 @@ class PointRead(Workload):
     name = "point_read"
     unit = "ops/s"
     kind: Kind = "rate"
-    target = 0.50
+    target = 0.60
     measured_label = "db.users.get(id) (repository API, replica, causal check)"
     baseline_label = "raw psycopg2 EXECUTE of a server-side prepared SELECT on the same node"
 
@@ -422,7 +429,7 @@ class CrossRegionEnroll(Workload):
     name = "cross_region_enroll"
     unit = "ops/s"
     kind: Kind = "rate"
-    target = 0.50
+    target = 0.55
     measured_label = (
         f"db.enrollments.enroll: {HOME_REGION.value} learner, seat on the "
         f"{OTHER_REGION.value} shard (two-phase commit)"
@@ -462,13 +469,16 @@ class CrossRegionEnroll(Workload):
 # ------------------------------------------------------------------------ fan_out
 
 
+FAN_OUT_SHARE_OF_CPU_BOUND = 0.9
+
+
 class FanOutQuery(Workload):
     """An analytics call over every shard at once against its slowest shard alone."""
 
     name = "fan_out"
     unit = "ms"
     kind: Kind = "time"
-    target = 0.83
+    target: float | None = 0.83  # replaced by 0.9 x the run's cpu_bound_ratio_limit (finish)
     measured_label = "Analytics(db).platform_stats(): every shard's replica in parallel, merged"
     baseline_label = "the slowest shard's part alone (same statement, same fan-out path)"
 
@@ -540,10 +550,92 @@ class FanOutQuery(Workload):
             cpus = os.cpu_count() or 1
             slowest, total = max(alone.values()), sum(alone.values())
             self.detail["cpus"] = cpus
-            self.detail["cpu_bound_ratio_limit"] = round(slowest / max(slowest, total / cpus), 3)
+            limit = round(slowest / max(slowest, total / cpus), 3)
+            self.detail["cpu_bound_ratio_limit"] = limit
+            # The fixed 0.83 cannot be met on 2 cores: the parts that run at once
+            # share the CPUs. The target is 90 % of what the CPUs allow in this run.
+            self.target = round(FAN_OUT_SHARE_OF_CPU_BOUND * limit, 3)
         self.detail["in_parallel_slowest_statement_ms"] = round(statistics.median(parts) * 1000, 2)
         self.detail["in_parallel_call_ms"] = round(statistics.median(calls) * 1000, 2)
         self.detail["slowest_shard_alone"] = dict(self.slowest)
+
+
+# ------------------------------------------------------------------- global_query
+
+TOP_20 = (
+    select(User.id, User.email, User.created_at).order_by(User.created_at.desc(), User.id).limit(20)
+)
+BY_REGION_AND_ROLE = select(
+    User.region, User.role, func.count(), func.max(User.created_at)
+).group_by(User.region, User.role)
+
+
+class GlobalQuery(Workload):
+    """Ad-hoc SELECTs over every shard through a global reader, against one plain database."""
+
+    name = "global_query"
+    unit = "ms"
+    kind: Kind = "time"
+    target = 0.50
+    measured_label = (
+        "db.reader() uow.execute: ORDER BY created_at DESC LIMIT 20, and a GROUP BY"
+        " region, role with count/max (every shard in parallel, merged exactly)"
+    )
+    baseline_label = "the same two statements on one PostgreSQL database holding every shard's rows"
+
+    def setup(self) -> None:
+        shard = _home_shard(self.ctx)
+        self.union = create_engine(plain_database(self.ctx.settings, shard))
+        table = User.__table__
+        assert isinstance(table, Table)
+        Base.metadata.create_all(self.union, tables=[table])
+        columns = ", ".join(c.name for c in table.columns)
+        target: Any = self.union.raw_connection()
+        try:
+            into = target.cursor()
+            for name in self.db.router.shards:
+                source = owner_connection(self.ctx.settings, name)
+                try:
+                    buffer = io.BytesIO()
+                    out = source.cursor()
+                    out.copy_expert(f"COPY users ({columns}) TO STDOUT", buffer)
+                    out.close()
+                    buffer.seek(0)
+                    into.copy_expert(f"COPY users ({columns}) FROM STDIN", buffer)
+                finally:
+                    source.close()
+            into.execute("ANALYZE users")
+            into.close()
+            target.commit()
+        finally:
+            target.close()
+        with self.union.connect() as conn:
+            self.detail["rows"] = conn.execute(select(func.count()).select_from(User)).scalar()
+            expected = (conn.execute(TOP_20).all(), sorted(conn.execute(BY_REGION_AND_ROLE).all()))
+        with self.db.reader() as uow:
+            got = (uow.execute(TOP_20).all(), sorted(uow.execute(BY_REGION_AND_ROLE).all()))
+        self.detail["same_answer"] = got == expected
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        n = self.sizes.global_queries
+        start = time.perf_counter()
+        for _ in range(n):
+            with self.db.reader() as uow:
+                uow.execute(TOP_20).all()
+                uow.execute(BY_REGION_AND_ROLE).all()
+        return Sample(time.perf_counter() - start, n)
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        n = self.sizes.global_queries
+        start = time.perf_counter()
+        for _ in range(n):
+            with self.union.connect() as conn:
+                conn.execute(TOP_20).all()
+                conn.execute(BY_REGION_AND_ROLE).all()
+        return Sample(time.perf_counter() - start, n)
+
+    def finish(self) -> None:
+        self.union.dispose()
 
 
 def _timed_part(q: Any) -> float:
@@ -618,6 +710,7 @@ WORKLOADS: tuple[type[Workload], ...] = (
     CrossRegionEnroll,
     FanOutQuery,
     CausalRead,
+    GlobalQuery,
 )
 """Report order; they run in :data:`RUN_ORDER`."""
 
@@ -629,6 +722,7 @@ RUN_ORDER: tuple[type[Workload], ...] = (
     CrossRegionEnroll,
     BulkLoad,
     FanOutQuery,
+    GlobalQuery,
 )
 
 

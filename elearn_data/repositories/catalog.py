@@ -99,13 +99,15 @@ class CatalogRepository:
 
     def __init__(self, uow: UnitOfWork) -> None:
         self.uow = uow
+        # Catalog functions called as text() name no table the router could read:
+        # they run where the router sends catalog reads (a scoped unit of work's
+        # shard, else the catalog shard).
+        self._catalog_shard = uow.scoped_to or uow.router.catalog_shard
 
     # ----------------------------------------------------------------- writes
 
     def _everywhere(self, statement: Any, params: Mapping[Any, Any] | None = None) -> list[Any]:
-        return [
-            self.uow.execute(statement, params, shard=shard) for shard in self.uow.router.shards
-        ]
+        return self.uow.execute_on_every_shard(statement, params)
 
     def create_category(
         self,
@@ -172,11 +174,12 @@ class CatalogRepository:
         )
 
     def enqueue_content_deletion(self, course_id: uuid.UUID) -> None:
-        """Record (on the unit of work's shard) that the course's content must go."""
+        """Record (on the local shard, whose outbox the caller drains) that the content must go."""
         self.uow.execute(
             insert(ContentOutbox).values(
                 kind="delete_course_content", payload={"course_id": str(course_id)}
-            )
+            ),
+            shard=self.uow.router.local_shard,
         )
 
     def set_capacity(self, course_id: uuid.UUID, capacity: int | None, at: datetime) -> int:
@@ -300,7 +303,8 @@ class CatalogRepository:
 
     def curriculum(self, course_id: uuid.UUID) -> list[ModuleView]:
         modules: dict[uuid.UUID, tuple[str, int, list[LessonView]]] = {}
-        for row in self.uow.execute(_CURRICULUM, {"course_id": course_id}).mappings():
+        rows = self.uow.execute(_CURRICULUM, {"course_id": course_id}, shard=self._catalog_shard)
+        for row in rows.mappings():
             entry = modules.setdefault(
                 row["module_id"], (row["module_title"], row["module_order"], [])
             )
@@ -329,7 +333,7 @@ class CatalogRepository:
         return [row[0] for row in rows]
 
     def search_candidates(self, params: Mapping[Any, Any]) -> list[uuid.UUID]:
-        return [row[0] for row in self.uow.execute(_SEARCH, params)]
+        return [row[0] for row in self.uow.execute(_SEARCH, params, shard=self._catalog_shard)]
 
 
 def _view(row: Mapping[Any, Any], merged: Partials) -> CourseView:

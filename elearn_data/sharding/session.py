@@ -1,18 +1,20 @@
-"""``RoutedSession``: SQLAlchemy's ShardedSession with our choosers and lazy per-shard connections.
+"""``RoutedSession``: SQLAlchemy's ShardedSession, routed by the Router's one rule.
 
-The three choosers of ``sqlalchemy.ext.horizontal_shard`` are implemented with
-the :class:`~elearn_data.sharding.routing.Router`:
+Built with ShardedSession's public constructor and its hooks:
 
-* ``shard_chooser`` (new objects, and statements without criteria): a
-  learner-owned object goes to the shard of the region its shard-key id carries;
-  a seat ledger row to its course's home shard; a directory row by its hash.
-  Catalog (reference) rows are never flushed through the ORM: they are written to
-  every primary by :class:`~elearn_data.repositories.catalog.CatalogWriter`.
+* ``shard_chooser`` (new objects): a learner-owned object goes to the shard of
+  the region its shard-key id carries; a seat ledger row to its course's home
+  shard; a directory row by its hash. Catalog (reference) rows are never
+  flushed through the ORM (``db.catalog`` writes every copy in one two-phase
+  commit): adding, changing or deleting one raises
+  :class:`~elearn_data.errors.RoutingError` at flush, before anything is sent.
 * ``identity_chooser``: decodes the region from the primary key (one shard).
-* ``execute_chooser``: ``is_select`` first, then ``lazy_loaded_from``, then the
-  WHERE-clause rules of :mod:`~elearn_data.sharding.routing`; a SELECT of
-  reference tables only goes to the unit of work's shard; an UPDATE/DELETE of
-  reference tables goes to every shard.
+* ``execute_chooser`` and the ``do_orm_execute`` hook: every ORM statement is
+  placed by :meth:`Router.route <elearn_data.sharding.routing.Router.route>`,
+  exactly as ``uow.execute`` places Core statements; a SELECT that runs on
+  several shards is merged exactly by :mod:`~elearn_data.sharding.crossshard`.
+
+A scoped unit of work keeps every statement and every object on its shard.
 
 Binds are resolved lazily: ``get_bind`` asks the owning unit of work for the
 shard's connection, which opens (and, for a writer, begins) it on first use. A
@@ -24,24 +26,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, event, inspect
-from sqlalchemy.ext.horizontal_shard import (
-    ShardedQuery,
-    ShardedSession,
-    execute_and_instances,
-)
-from sqlalchemy.orm import Mapper, ORMExecuteState, Session
+from sqlalchemy import Insert, Table, event, inspect
+from sqlalchemy.ext.horizontal_shard import ShardedQuery, ShardedSession
+from sqlalchemy.orm import Mapper, ORMExecuteState, Session, UOWTransaction
 
-from elearn_data.errors import ElearnDataError
+from elearn_data.errors import RoutingError
 from elearn_data.models.base import Placement, placement_of, shard_key_of
-from elearn_data.sharding.routing import tables_of
+from elearn_data.sharding import crossshard
+from elearn_data.sharding.routing import CATALOG_HINT
 
 if TYPE_CHECKING:
     from elearn_data.sharding.unit_of_work import UnitOfWork
 
-
-class RoutingError(ElearnDataError):
-    """A statement or object whose shard cannot be decided (a programming error)."""
+__all__ = ["RoutedSession", "RoutingError"]
 
 
 class RoutedSession(ShardedSession):
@@ -50,15 +47,15 @@ class RoutedSession(ShardedSession):
     def __init__(self, uow: UnitOfWork) -> None:
         self._uow = uow
         self._router = uow.router
-        # ShardedSession.__init__ registers its execute hook as an event listener
-        # of every new instance (about 10 us of event bookkeeping per unit of
-        # work); RoutedSession registers it once for the class (below) and does
-        # the rest of that set-up here. tests/integration/test_routing.py covers it.
-        Session.__init__(self, query_cls=ShardedQuery, expire_on_commit=False, autoflush=True)
-        self.shard_chooser = self._shard_chooser
-        self.identity_chooser = self._identity_chooser
-        self.execute_chooser = self._execute_chooser
-        self._ShardedSession__shards: dict[str, Any] = {}
+        self._scope = uow.scoped_to
+        super().__init__(
+            shard_chooser=self._shard_chooser,
+            identity_chooser=self._identity_chooser,
+            execute_chooser=self._execute_chooser,
+            query_cls=ShardedQuery,
+            expire_on_commit=False,
+            autoflush=True,
+        )
 
     # -------------------------------------------------------------------- get
 
@@ -73,6 +70,8 @@ class RoutedSession(ShardedSession):
             mapper = getattr(inspect(entity, raiseerr=False), "mapper", None)
             if isinstance(mapper, Mapper):
                 shards = list(self._identity_chooser(mapper, ident))
+                if not shards:
+                    return None
                 if len(shards) == 1:
                     kw["identity_token"] = shards[0]
         return super().get(entity, ident, **kw)
@@ -97,65 +96,139 @@ class RoutedSession(ShardedSession):
     def _shard_chooser(
         self, mapper: Mapper[Any] | None, instance: Any, clause: Any = None, **kw: Any
     ) -> str:
-        if instance is None or mapper is None:
-            return self._uow.default_shard
+        if mapper is None or instance is None:
+            if self._scope is not None:
+                return self._scope
+            raise RoutingError(
+                "cannot choose a shard without a mapped object in a global unit of work: "
+                "use a scoped unit of work (db.writer('eu')) or pass shard_id"
+            )
         table = mapper.local_table
         assert isinstance(table, Table)
         placement = placement_of(table)
         key = shard_key_of(table)
         value = getattr(instance, key) if key else None
+        shard: str | None = None
         if placement is Placement.LEARNER and value is not None:
-            return self._router.shard_of_owner(value)
-        if placement is Placement.HOME and value is not None:
-            return self._router.home_shard_of(value)
-        if placement is Placement.DIRECTORY and value is not None:
-            return self._router.directory_shard(value)
-        if placement is Placement.LOCAL:
-            return self._uow.default_shard
-        raise RoutingError(
-            f"cannot place a new {mapper.class_.__name__}: "
-            + (
-                "catalog rows are written to every shard through CatalogWriter"
-                if placement is Placement.REFERENCE
-                else f"its shard key {key!r} is not set"
+            shard = self._router.shard_of_owner(value)
+        elif placement is Placement.LEARNER and table.name == "users" and instance.region:
+            shard = self._router.shard_of_region(instance.region)
+        elif placement is Placement.HOME and value is not None:
+            shard = self._router.home_shard_of(value)
+        elif placement is Placement.DIRECTORY and value is not None:
+            shard = self._router.directory_shard(value)
+        elif placement is Placement.LOCAL:
+            if self._scope is None:
+                raise RoutingError(
+                    f"{table.name} is per-shard bookkeeping: add it in a scoped unit of "
+                    "work (db.writer('eu'))"
+                )
+            shard = self._scope
+        if shard is None:
+            raise RoutingError(
+                f"cannot place a new {mapper.class_.__name__}: "
+                + (
+                    CATALOG_HINT
+                    if placement is Placement.REFERENCE
+                    else f"its shard key {key!r} is not set"
+                )
             )
-        )
+        if self._scope is not None and shard != self._scope:
+            raise RoutingError(
+                f"this unit of work is scoped to shard {self._scope!r} but the new "
+                f"{mapper.class_.__name__} belongs to shard {shard!r}: use db.writer() "
+                "without an argument, or a unit of work of that shard"
+            )
+        return shard
 
     def _identity_chooser(self, mapper: Mapper[Any], primary_key: Any, **kw: Any) -> Iterable[str]:
         table = mapper.local_table
         assert isinstance(table, Table)
         pk = tuple(primary_key) if isinstance(primary_key, list | tuple) else (primary_key,)
-        names = [c.name for c in mapper.primary_key]
         if placement_of(table) is Placement.REFERENCE:
-            return [self._uow.default_shard]
-        return self._router.identity_shards(table, pk, names)
+            return [self._scope or self._router.catalog_shard]
+        names = [c.name for c in mapper.primary_key]
+        shards = self._router.identity_shards(table, pk, names)
+        if self._scope is None:
+            return shards
+        if placement_of(table) is Placement.LOCAL or not shards:
+            return [self._scope] if placement_of(table) is Placement.LOCAL else []
+        if self._scope not in shards:
+            raise RoutingError(
+                f"this unit of work is scoped to shard {self._scope!r} but "
+                f"{mapper.class_.__name__} {pk!r} lives on shard {shards[0]!r}: use "
+                "db.reader() without an argument, or a unit of work of that shard"
+            )
+        return [self._scope]
 
     def _execute_chooser(self, ctx: ORMExecuteState) -> Iterable[str]:
-        statement = ctx.statement
         if ctx.is_select:
             # is_select before lazy_loaded_from: ORM UPDATE/DELETE have no load options.
             lazy_from = ctx.lazy_loaded_from
             if lazy_from is not None and lazy_from.identity_token is not None:
                 return [str(lazy_from.identity_token)]
-        where = getattr(statement, "whereclause", None)
-        params = ctx.parameters if isinstance(ctx.parameters, dict) else {}
-        narrowed = self._router.shards_for_criteria(where, params)
-        if narrowed is not None:
-            # Criteria naming only ids we never issued match no row anywhere; the
-            # unit of work's own shard answers "no rows" as well as any.
-            return sorted(narrowed) or [self._uow.default_shard]
-        # Only now: finding a statement's tables builds a compile state of its own,
-        # as costly as the statement's execution (a third of a point read's time).
-        tables = tables_of(statement)
-        reference_only = bool(tables) and all(
-            "placement" in t.info and placement_of(t) is Placement.REFERENCE for t in tables
-        )
-        if reference_only:
-            if ctx.is_select:
-                return [self._uow.default_shard]
-            return list(self._router.shards)
-        return list(self._router.shards)
+        return self._router.route(ctx.statement, ctx.parameters, self._scope)
 
 
-# Once for the class instead of once per session (see RoutedSession.__init__).
-event.listen(RoutedSession, "do_orm_execute", execute_and_instances, retval=True)
+def _route_orm_execute(ctx: ORMExecuteState) -> Any:
+    """``do_orm_execute``: run the statement where the Router says, merging several shards.
+
+    Statements already pinned to a shard (``bind_arguments={"shard_id": ...}``,
+    an identity token, a lazy load) fall through to ShardedSession's own hook.
+    """
+    session = ctx.session
+    if not isinstance(session, RoutedSession):
+        return None
+    if "shard_id" in ctx.bind_arguments or "_sa_shard_id" in ctx.execution_options:
+        return None
+    options: Any = None
+    if ctx.is_select:
+        options = ctx.load_options
+    elif ctx.is_update or ctx.is_delete:
+        options = ctx.update_delete_options
+    if options is not None and options._identity_token is not None:
+        return None
+    shards = list(session._execute_chooser(ctx))
+    if len(shards) == 1:
+        return ctx.invoke_statement(bind_arguments={**ctx.bind_arguments, "shard_id": shards[0]})
+    if ctx.is_select:
+        return crossshard.execute_orm(ctx, shards)
+    if ctx.is_insert:
+        statement = ctx.statement
+        assert isinstance(statement, Insert)
+        split = session._router.split_insert(statement, ctx.parameters)
+        # A new execution per shard: invoke_statement cannot shorten a parameter list.
+        results = [
+            session.execute(
+                ctx.statement,
+                rows,
+                execution_options=ctx.local_execution_options,
+                bind_arguments={**ctx.bind_arguments, "shard_id": shard},
+            )
+            for shard, rows in split.items()
+        ]
+    else:
+        results = [
+            ctx.invoke_statement(bind_arguments={**ctx.bind_arguments, "shard_id": shard})
+            for shard in shards
+        ]
+    return results[0].merge(*results[1:])
+
+
+def _refuse_catalog_changes(session: Session, flush: UOWTransaction, instances: Any) -> None:
+    """``before_flush``: a changed catalog object would change one copy of the catalog only."""
+    for obj in [*session.new, *session.dirty, *session.deleted]:
+        table = getattr(inspect(obj).mapper, "local_table", None)
+        if not isinstance(table, Table) or "placement" not in table.info:
+            continue
+        if placement_of(table) is not Placement.REFERENCE:
+            continue
+        if obj in session.dirty and not session.is_modified(obj):
+            continue
+        raise RoutingError(f"{type(obj).__name__} ({table.name}): {CATALOG_HINT}")
+
+
+# Class-level hooks: they run before ShardedSession's per-instance execute hook,
+# which then runs each routed statement on the shard it is given.
+event.listen(RoutedSession, "do_orm_execute", _route_orm_execute, retval=True)
+event.listen(RoutedSession, "before_flush", _refuse_catalog_changes)

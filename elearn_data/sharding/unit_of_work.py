@@ -13,8 +13,12 @@ A **reader** binds each shard it touches to a replica that has replayed the
 caller's token (or to the primary), in autocommit mode: one statement, one
 round trip. ``snapshot=True`` gives one REPEATABLE READ snapshot per shard.
 
-Repositories receive ``uow.session`` (ORM) or call ``uow.execute(..., shard=)``
-(Core); they never commit. The hottest point reads use ``uow.fetch_prepared``:
+A unit of work is **scoped** (built for one shard: every statement runs there)
+or **global** (statements are routed by their criteria); ORM and Core
+statements follow the same rule, :meth:`Router.route
+<elearn_data.sharding.routing.Router.route>`. Repositories receive
+``uow.session`` (ORM) or call ``uow.execute(..., shard=)`` (Core); they never
+commit. The hottest point reads use ``uow.fetch_prepared``:
 a :class:`PreparedRead` is prepared on the server once per pooled connection
 and then run with ``EXECUTE``, without SQLAlchemy's per-call machinery.
 """
@@ -28,15 +32,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from sqlalchemy import Connection, Executable, Result, Select, text
+from sqlalchemy import CompoundSelect, Connection, Executable, Insert, Result, Select, text
 from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.sql.dml import UpdateBase
 
 from elearn_data.config import Settings
 from elearn_data.dberrors import translate
-from elearn_data.errors import ShardUnavailable
-from elearn_data.sharding import twophase
+from elearn_data.errors import RoutingError, ShardUnavailable
+from elearn_data.sharding import crossshard, twophase
 from elearn_data.sharding.consistency import (
     PRIMARY_ONLY,
     CausalToken,
@@ -44,7 +49,7 @@ from elearn_data.sharding.consistency import (
     ReplicaSelector,
 )
 from elearn_data.sharding.engines import EngineMap
-from elearn_data.sharding.routing import Router
+from elearn_data.sharding.routing import Router, refuse_catalog_write
 from elearn_data.sharding.session import RoutedSession
 
 log = logging.getLogger(__name__)
@@ -244,7 +249,7 @@ class UnitOfWork:
         self,
         cluster: Cluster,
         role: Role,
-        default_shard: str,
+        scope: str | None,
         *,
         token: CausalToken | None = None,
         snapshot: bool = False,
@@ -252,6 +257,10 @@ class UnitOfWork:
         self.cluster = cluster
         self.router = cluster.router
         self.role = role
+        # The shard of a scoped unit of work (every statement runs there), None
+        # for a global one (statements are routed by their criteria).
+        self.scoped_to = scope
+        default_shard = scope if scope is not None else cluster.router.local_shard
         self.default_shard = default_shard
         self.token = token if token is not None else _NO_TOKEN
         self.snapshot = snapshot
@@ -331,12 +340,67 @@ class UnitOfWork:
     def execute(
         self, statement: Executable, params: Any = None, *, shard: str | None = None
     ) -> AnyResult:
-        """Run a Core statement on one shard (the unit of work's own shard by default)."""
-        target = shard or self.default_shard
-        try:
-            return self.connection(target).execute(statement, params)
-        except SQLAlchemyError as exc:
-            raise translate(exc, target) from exc
+        """Run a Core statement where the routing rule places it (or on ``shard``).
+
+        Without ``shard`` the :class:`~elearn_data.sharding.routing.Router`
+        decides, as for ORM statements: a scoped unit of work runs it on its
+        shard, a global one by its criteria; a SELECT placed on several shards
+        runs on them in parallel and is merged exactly
+        (:mod:`~elearn_data.sharding.crossshard`). ``shard`` names the shard
+        explicitly (the repositories' path); a write of catalog rows is refused
+        either way.
+
+        Raises:
+            RoutingError: the statement cannot be placed, leaves the scope, or
+                writes catalog rows.
+            CrossShardQuery: no exact answer across shards, or an UPDATE/DELETE
+                of learner-owned rows that does not narrow (nothing is written).
+            ShardUnavailable: a node cannot be reached.
+        """
+        if shard is not None:
+            if isinstance(statement, UpdateBase):
+                refuse_catalog_write(statement)
+            targets: tuple[str, ...] = (shard,)
+        else:
+            targets = self.router.route(statement, params, self.scoped_to)
+        if len(targets) == 1:
+            target = targets[0]
+            try:
+                return self.connection(target).execute(statement, params)
+            except SQLAlchemyError as exc:
+                raise translate(exc, target) from exc
+        if isinstance(statement, Select | CompoundSelect):
+            return crossshard.execute_core(self, statement, params, targets)
+        return self._write_on(statement, params, targets)
+
+    def _write_on(self, statement: Any, params: Any, targets: Sequence[str]) -> AnyResult:
+        """Run a write narrowed to several shards on each (one two-phase commit)."""
+        if isinstance(statement, Insert):
+            placed = self.router.split_insert(statement, params)
+        else:
+            placed = dict.fromkeys(targets, params)
+        results: list[Any] = []
+        for target, shard_params in placed.items():
+            try:
+                results.append(self.connection(target).execute(statement, shard_params))
+            except SQLAlchemyError as exc:
+                raise translate(exc, target) from exc
+        merged: AnyResult = results[0].merge(*results[1:])
+        return merged
+
+    def execute_on_every_shard(self, statement: Executable, params: Any = None) -> list[AnyResult]:
+        """Run ``statement`` on every shard in sorted order; return each shard's result.
+
+        The catalog writer's path (``db.catalog``): every copy of a catalog row
+        changes in this unit of work, hence in one two-phase commit.
+        """
+        results: list[AnyResult] = []
+        for target in self.router.shards:
+            try:
+                results.append(self.connection(target).execute(statement, params))
+            except SQLAlchemyError as exc:
+                raise translate(exc, target) from exc
+        return results
 
     def fetch_prepared(
         self, query: PreparedRead, args: Sequence[Any], *, shard: str | None = None
@@ -349,7 +413,11 @@ class UnitOfWork:
         runs the same statement through SQLAlchemy instead, so listeners see
         every statement and a transaction never meets a PREPARE error.
         """
-        target = shard or self.default_shard
+        target = shard or self.scoped_to
+        if target is None:
+            raise RoutingError(
+                f"prepared read {query.name}: pass shard=... in a global unit of work"
+            )
         try:
             conn = self.connection(target)
             fairy: Any = conn.connection

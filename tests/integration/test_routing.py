@@ -88,7 +88,10 @@ def test_no_write_ever_reaches_a_replica(clean: Database, cluster: LocalCluster)
         with clean.writer(Region.ASIA) as uow:
             uow.session.execute(update(User).where(User.id == user_id).values(first_name="Grace"))
         with clean.writer() as uow:
-            uow.session.execute(update(User).values(status="active"))
+            regions = ["north_america", "europe", "asia"]
+            uow.session.execute(
+                update(User).where(User.region.in_(regions)).values(status="active")
+            )
     assert seen.roles() == {"primary"}
     assert seen.shards() == {"na", "eu", "apac"}
 
@@ -102,7 +105,7 @@ def test_reference_tables_are_read_on_the_local_shard_only(
 
 
 def test_new_catalog_rows_are_refused_by_the_orm(clean: Database) -> None:
-    with pytest.raises(RoutingError, match="CatalogWriter"), clean.writer() as uow:
+    with pytest.raises(RoutingError, match=r"db\.catalog"), clean.writer() as uow:
         uow.session.add(
             Course(
                 id=ids.new_reference_id(Region.EUROPE),
@@ -120,13 +123,12 @@ def test_foreign_id_finds_nothing(clean: Database, people: dict[Region, uuid.UUI
         assert uow.session.scalars(select(User).where(User.id == uuid.uuid4())).all() == []
 
 
-def test_naive_count_over_shards_is_wrong_and_the_merge_helper_is_right(
+def test_count_over_shards_is_merged_and_equals_the_merge_helper(
     clean: Database, people: dict[Region, uuid.UUID]
 ) -> None:
     stmt = select(func.count()).select_from(User)
     with clean.reader() as uow:
-        naive = uow.session.scalar(stmt)
+        counted = uow.session.scalar(stmt)
         merged = sum_over_shards(uow, stmt)
-    # ShardedSession concatenates per-shard results: scalar() is the first shard's count.
-    assert naive == 2
+    assert counted == 6
     assert merged == 6

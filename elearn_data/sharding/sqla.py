@@ -1,0 +1,90 @@
+"""The private SQLAlchemy attributes the router and the cross-shard merge read, in one place.
+
+SQLAlchemy has no public getter for a SELECT's ORDER BY, GROUP BY, HAVING,
+LIMIT, OFFSET and DISTINCT, nor for an INSERT's VALUES, and no public
+constructor of a result from merged rows. Everything of that kind the package
+needs is here, so that an upgrade has one module to check;
+``tests/unit/test_sqla_internals.py`` pins each accessor against the installed
+version (pyproject pins SQLAlchemy to the minor versions it was tested with).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Result, Select
+from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.sql.dml import Insert
+
+
+def order_by(statement: Select[Any]) -> tuple[Any, ...]:
+    """Return the ORDER BY elements of a SELECT."""
+    return tuple(statement._order_by_clauses)
+
+
+def group_by(statement: Select[Any]) -> tuple[Any, ...]:
+    """Return the GROUP BY elements of a SELECT."""
+    return tuple(statement._group_by_clauses)
+
+
+def having(statement: Select[Any]) -> tuple[Any, ...]:
+    """Return the HAVING criteria of a SELECT (AND-ed)."""
+    return tuple(statement._having_criteria)
+
+
+def without_having(statement: Select[Any]) -> Select[Any]:
+    """Return a copy of ``statement`` without its HAVING criteria."""
+    copy = statement._generate()
+    copy._having_criteria = ()
+    return copy
+
+
+def distinct(statement: Select[Any]) -> tuple[bool, tuple[Any, ...]]:
+    """Return (SELECT DISTINCT?, the DISTINCT ON expressions)."""
+    return bool(statement._distinct), tuple(statement._distinct_on)
+
+
+def has_limit_or_offset(statement: Select[Any]) -> bool:
+    return statement._limit_clause is not None or statement._offset_clause is not None
+
+
+def limit_and_offset(statement: Select[Any]) -> tuple[int | None, int]:
+    """Return LIMIT (None: none) and OFFSET (0: none) as integers.
+
+    Raises:
+        CompileError: a LIMIT or OFFSET that is not a plain integer.
+    """
+    limit = statement._limit if statement._limit_clause is not None else None
+    offset = statement._offset if statement._offset_clause is not None else None
+    return limit, int(offset or 0)
+
+
+def ctes(statement: Any) -> bool:
+    """True when the statement declares a CTE at its top level."""
+    return bool(getattr(statement, "_independent_ctes", ())) or bool(
+        getattr(statement, "_cte_alias", None)
+    )
+
+
+def insert_values(statement: Insert) -> list[dict[Any, Any]]:
+    """Return the rows of an INSERT's ``.values(...)`` (column or key -> value or clause)."""
+    multi = statement._multi_values
+    if multi:
+        return [dict(row) for group in multi for row in group if isinstance(row, dict)]
+    values = statement._values
+    return [dict(values)] if values else []
+
+
+def insert_has_positional_rows(statement: Insert) -> bool:
+    """True when ``.values()`` was given rows as tuples (positional)."""
+    return any(not isinstance(row, dict) for group in statement._multi_values for row in group)
+
+
+def insert_from_select(statement: Insert) -> bool:
+    return statement.select is not None
+
+
+def rows_result(keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> Result[Any]:
+    """Return a Result over rows computed in Python (keys: the column names)."""
+    return IteratorResult(SimpleResultMetaData(list(keys)), iter([tuple(r) for r in rows]))

@@ -1,0 +1,71 @@
+"""Pins the private SQLAlchemy attributes that elearn_data/sharding/sqla.py reads.
+
+If an upgrade of SQLAlchemy renames or reshapes one of them, this fails here
+(and pyproject's pin says which minor versions were tested).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.ext.horizontal_shard import ShardedSession
+
+from elearn_data.models import Enrollment, User
+from elearn_data.sharding import sqla
+
+
+def test_the_installed_sqlalchemy_is_a_tested_minor_version() -> None:
+    assert version("sqlalchemy").startswith("2.1.")
+
+
+def test_select_accessors_read_order_group_having_limit_offset_distinct() -> None:
+    stmt = (
+        select(User.region, func.count())
+        .group_by(User.region)
+        .having(func.count() > 1)
+        .order_by(User.region.desc())
+        .limit(5)
+        .offset(2)
+        .distinct()
+    )
+    assert len(sqla.order_by(stmt)) == 1
+    assert [str(g) for g in sqla.group_by(stmt)] == ["users.region"]
+    assert len(sqla.having(stmt)) == 1
+    assert sqla.limit_and_offset(stmt) == (5, 2)
+    assert sqla.distinct(stmt) == (True, ())
+    assert sqla.has_limit_or_offset(stmt)
+    stripped = sqla.without_having(stmt)
+    assert sqla.having(stripped) == () and len(sqla.having(stmt)) == 1
+    assert "HAVING" not in str(stripped)
+    assert sqla.limit_and_offset(select(User.id)) == (None, 0)
+    assert not sqla.ctes(select(User.id))
+    cte = select(User.id).cte("ids")
+    assert sqla.ctes(select(cte.c.id).add_cte(cte))
+
+
+def test_insert_accessors_read_single_and_multi_row_values() -> None:
+    single = sqla.insert_values(insert(User).values(id=1, region="europe"))
+    assert [{str(getattr(k, "key", k)): v.value for k, v in row.items()} for row in single] == [
+        {"id": 1, "region": "europe"}
+    ]
+    multi = sqla.insert_values(insert(Enrollment).values([{"id": 1}, {"id": 2}]))
+    assert [list(row.values()) for row in multi] == [[1], [2]]
+    assert sqla.insert_values(insert(User)) == []
+    assert not sqla.insert_from_select(insert(User))
+    assert sqla.insert_from_select(insert(User).from_select(["id"], select(User.id)))
+    assert not sqla.insert_has_positional_rows(insert(User).values([{"id": 1}]))
+
+
+def test_rows_result_is_a_result_with_keys() -> None:
+    result = sqla.rows_result(["a", "b"], [(1, 2), (3, 4)])
+    assert list(result.keys()) == ["a", "b"]
+    assert result.all() == [(1, 2), (3, 4)]
+
+
+def test_sharded_session_takes_the_public_hooks_we_pass() -> None:
+    import inspect  # noqa: PLC0415
+
+    params = inspect.signature(ShardedSession.__init__).parameters
+    for name in ("shard_chooser", "identity_chooser", "execute_chooser", "shards", "query_cls"):
+        assert name in params
