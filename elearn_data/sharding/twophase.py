@@ -44,11 +44,12 @@ log = logging.getLogger(__name__)
 GID_PREFIX = "elearn"
 
 _HAS_WRITES = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
-_DECIDE = text("INSERT INTO twophase_decisions (gid, committed) VALUES (:gid, true)")
-_CLAIM_ABORT = text(
-    "INSERT INTO twophase_decisions (gid, committed) VALUES (:gid, false) "
-    "ON CONFLICT (gid) DO NOTHING"
-)
+# Decisions are written only through the owner's functions (revision 0005): the
+# application role may read twophase_decisions but not change it directly.
+# decide: INSERT (gid, true), failing on the key; claim: INSERT (gid, false) ON
+# CONFLICT DO NOTHING.
+_DECIDE = text("SELECT elearn_twophase_decide(:gid)")
+_CLAIM_ABORT = text("SELECT elearn_twophase_claim_abort(:gid)")
 _DECISION = text("SELECT committed FROM twophase_decisions WHERE gid = :gid")
 _IN_DOUBT = text(
     "SELECT gid FROM pg_prepared_xacts "
@@ -58,10 +59,8 @@ _IN_DOUBT = text(
 _ALL_OURS = text(
     "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE :prefix"
 )
-_FORGET = text(
-    "DELETE FROM twophase_decisions WHERE created_at < now() - make_interval(secs => :age) "
-    "AND NOT (gid = ANY(:keep))"
-)
+# DELETE of decisions older than :age seconds whose gid is not in :keep; returns the count.
+_FORGET = text("SELECT elearn_twophase_forget(:age, :keep)")
 
 
 # Fault-injection points for crash drills (tests set these; None in production):
@@ -211,11 +210,11 @@ def recover(
     if not report.unreachable:
         for shard in engines.shards:
             with engines.primary(shard).engine.begin() as conn:
-                result = conn.execute(
+                forgotten = conn.execute(
                     _FORGET,
                     {"age": forget_after.total_seconds(), "keep": sorted(still_prepared)},
-                )
-                report.forgotten_decisions += result.rowcount
+                ).scalar_one()
+                report.forgotten_decisions += int(forgotten)
     return report
 
 

@@ -138,6 +138,7 @@ def test_no_log_line_repr_or_error_contains_a_password(
         home=cluster.home,
         argon2_time_cost=1,
         argon2_memory_kib=8192,
+        argon2_allow_weak=True,
         mongo_db="elearn_secrets_test",
     )
     migrations.upgrade(settings)  # as the owner, with the owner password
