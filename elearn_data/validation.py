@@ -10,7 +10,7 @@ import re
 import unicodedata
 import uuid
 from collections.abc import Collection
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
@@ -232,7 +232,7 @@ def date_of_birth(name: str, value: object, *, today: date | None = None) -> dat
         return None
     if isinstance(value, datetime) or not isinstance(value, date):
         raise InvalidInput(f"{name} must be a date: {_shown(value)}")
-    now = today or date.today()
+    now = today or datetime.now(UTC).date()
     if value >= now:
         raise InvalidInput(f"{name} must be in the past: {value.isoformat()}")
     if value.year < OLDEST_BIRTH_YEAR:
