@@ -8,7 +8,9 @@ one shard; ``-x home=/path`` reads the settings of another ELEARN_HOME.
 After a run, env.py records the shard's name in ``shard_meta`` and grants the
 application role DML on every table and EXECUTE on every function (least
 privilege: the application role has no DDL rights), so a new table is usable by
-the application as soon as it exists.
+the application as soon as it exists -- except the money tables (SELECT and
+INSERT only) and the protocol tables (SELECT only), which change only through
+the owner's SECURITY DEFINER functions of revision 0005.
 """
 
 from __future__ import annotations
@@ -40,6 +42,15 @@ def _include_object(
     return not (type_ == "table" and name == "alembic_version")
 
 
+# Money rows are append-only for the application role: status changes go
+# through the owner's SECURITY DEFINER functions (revision 0005).
+APPEND_ONLY_TABLES = ("transactions", "invoices")
+# Protocol state: the application role reads it; the owner's functions write it.
+READ_ONLY_TABLES = ("twophase_decisions", "shard_meta", "alembic_version")
+# Present once revision 0005 ran; before it the money functions run as the caller.
+_OWNER_FUNCTIONS_MARKER = "elearn_twophase_decide(text)"
+
+
 def _grant(connection: Connection, app_role: str) -> None:
     exists = connection.execute(
         text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": app_role}
@@ -51,11 +62,25 @@ def _grant(connection: Connection, app_role: str) -> None:
     statements = [
         f"GRANT USAGE ON SCHEMA public TO {role}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
-        f"REVOKE ALL ON TABLE alembic_version FROM {role}",
-        f"GRANT SELECT ON TABLE alembic_version TO {role}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
         f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO {role}",
+        f"REVOKE ALL ON TABLE alembic_version FROM {role}",
+        f"GRANT SELECT ON TABLE alembic_version TO {role}",
     ]
+    owner_functions = connection.execute(
+        text("SELECT to_regprocedure(:f)"), {"f": _OWNER_FUNCTIONS_MARKER}
+    ).scalar()
+    if owner_functions is not None:
+        for table in APPEND_ONLY_TABLES:
+            statements += [
+                f"REVOKE ALL ON TABLE {table} FROM {role}",
+                f"GRANT SELECT, INSERT ON TABLE {table} TO {role}",
+            ]
+        for table in READ_ONLY_TABLES:
+            statements += [
+                f"REVOKE ALL ON TABLE {table} FROM {role}",
+                f"GRANT SELECT ON TABLE {table} TO {role}",
+            ]
     for statement in statements:
         connection.exec_driver_sql(statement)
 
@@ -93,12 +118,14 @@ def run_migrations_online() -> None:
     unknown = [s for s in shards if s not in settings.shards]
     if unknown:
         raise SystemExit(f"unknown shard(s): {', '.join(unknown)}; shards: {settings.shard_names}")
-    owner_password = settings.owner_password.get_secret_value() if settings.owner_password else None
+    # Never from the runtime settings file: ELEARN_OWNER_PASSWORD / ELEARN_OWNER_URL
+    # or the operator's cluster.json (Settings.owner_credentials).
+    owner_user, owner_password = settings.owner_credentials()
     for shard in shards:
         primary = settings.shards[shard].primary
         assert primary is not None
         engine = build_engine(
-            with_user(primary, settings.owner_user),
+            with_user(primary, owner_user),
             settings=settings,
             password=owner_password or settings.shard_password(shard),
             application="elearn_data-migrate",

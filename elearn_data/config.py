@@ -37,6 +37,8 @@ from elearn_data.errors import ConfigurationError
 from elearn_data.regions import DEFAULT_REGION_SHARDS, Region
 
 SETTINGS_FILE_NAME = "settings.json"
+# The embedded cluster's inventory (LocalCluster.state_path): the operator's secrets.
+CLUSTER_FILE_NAME = "cluster.json"
 DEFAULT_HOME = Path(".elearn")
 
 Durability = Literal["async", "sync"]
@@ -45,26 +47,59 @@ Durability = Literal["async", "sync"]
 # --------------------------------------------------------------------------- URLs
 
 
+# Query-string parameters whose value is a secret (libpq's "password", and
+# spellings other drivers accept).
+_SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "pwd", "sslpassword"})
+
+
 def split_password(url: str) -> tuple[str, str | None]:
-    """Return ``url`` without its password, and the password (or None)."""
+    """Return ``url`` without its password, and the password (or None).
+
+    The password may sit in the authority (``user:pw@host``) or in the query
+    string (``?password=pw``, as libpq accepts); both are removed.
+    """
     parts = urlsplit(url)
-    if "@" not in parts.netloc:
+    password: str | None = None
+    if parts.query:
+        kept: list[str] = []
+        for item in parts.query.split("&"):
+            key, _, value = item.partition("=")
+            if unquote(key).lower() in _SECRET_QUERY_KEYS:
+                password = unquote(value)
+            else:
+                kept.append(item)
+        parts = parts._replace(query="&".join(kept))
+    if "@" in parts.netloc:
+        userinfo, _, hostinfo = parts.netloc.rpartition("@")
+        user, sep, authority_password = userinfo.partition(":")
+        if sep:
+            password = unquote(authority_password)
+            parts = parts._replace(netloc=f"{user}@{hostinfo}")
+    if password is None:
         return url, None
-    userinfo, _, hostinfo = parts.netloc.rpartition("@")
-    user, sep, password = userinfo.partition(":")
-    if not sep:
-        return url, None
-    return urlunsplit(parts._replace(netloc=f"{user}@{hostinfo}")), unquote(password)
+    return urlunsplit(parts), password
 
 
 def redact(url: str) -> str:
-    """Return ``url`` with any password replaced by ``***`` (for logs and reports)."""
-    bare, password = split_password(url)
-    if password is None:
-        return bare
-    parts = urlsplit(bare)
-    user, _, hostinfo = parts.netloc.rpartition("@")
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostinfo}"))
+    """Return ``url`` with any password replaced by ``***`` (for logs and reports).
+
+    Both places a libpq URI may carry one are covered: ``user:pw@host`` and
+    ``?password=pw``.
+    """
+    parts = urlsplit(url)
+    if parts.query:
+        items = []
+        for item in parts.query.split("&"):
+            key, sep, _value = item.partition("=")
+            secret = unquote(key).lower() in _SECRET_QUERY_KEYS
+            items.append(f"{key}{sep}***" if secret and sep else item)
+        parts = parts._replace(query="&".join(items))
+    if "@" in parts.netloc:
+        userinfo, _, hostinfo = parts.netloc.rpartition("@")
+        user, sep, _password = userinfo.partition(":")
+        if sep:
+            parts = parts._replace(netloc=f"{user}:***@{hostinfo}")
+    return urlunsplit(parts)
 
 
 def url_hosts(url: str) -> list[tuple[str, int]]:
@@ -140,6 +175,41 @@ class ReplicaPolicy(_Section):
     retry_down_after_s: float = Field(default=5.0, ge=0)
 
 
+class LoginSettings(_Section):
+    """Login throttling: per account, stored on the account's home shard."""
+
+    # Consecutive failures of one account after which authenticate() waits.
+    max_failures: int = Field(default=5, ge=1)
+    # The first wait; it doubles with each further failure, up to max_backoff_s.
+    backoff_s: float = Field(default=30.0, gt=0)
+    max_backoff_s: float = Field(default=900.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LoginSettings:
+        if self.max_backoff_s < self.backoff_s:
+            raise ValueError(
+                f"login.max_backoff_s ({self.max_backoff_s}) is below login.backoff_s "
+                f"({self.backoff_s})"
+            )
+        return self
+
+
+# OWASP's argon2id minimum (Password Storage Cheat Sheet): equivalent pairs of
+# memory (KiB) and passes; a configuration below every pair is refused.
+ARGON2_MINIMUM: tuple[tuple[int, int], ...] = (
+    (47104, 1),
+    (19456, 2),
+    (12288, 3),
+    (9216, 4),
+    (7168, 5),
+)
+
+
+def argon2_below_minimum(memory_kib: int, time_cost: int) -> bool:
+    """Return True when (memory, passes) is weaker than every OWASP minimum pair."""
+    return not any(memory_kib >= m and time_cost >= t for m, t in ARGON2_MINIMUM)
+
+
 class ShardSettings(_Section):
     """Connection URLs of one shard: a primary and any number of replicas."""
 
@@ -199,9 +269,13 @@ class Settings(BaseSettings):
 
     db_password: SecretStr | None = None
     # Migrations run as the schema owner; the application role can only run DML
-    # and call the functions (see docs/reliability.md, least privilege).
+    # and call the functions (see docs/reliability.md, least privilege). The
+    # owner's password is never in settings.json: it comes from
+    # ELEARN_OWNER_PASSWORD, ELEARN_OWNER_URL (a libpq URI whose user and
+    # password are the owner's) or the operator's cluster.json (owner_secret()).
     owner_user: str = "elearn_owner"
     owner_password: SecretStr | None = None
+    owner_url: SecretStr | None = None
     app_user: str = "elearn_app"
 
     pool: PoolSettings = PoolSettings()
@@ -214,11 +288,16 @@ class Settings(BaseSettings):
     lock_timeout_ms: int = Field(default=10_000, ge=0)
 
     email_hash_key: SecretStr | None = None
-    # argon2id parameters (OWASP's minimum: 19 MiB, 2 passes, 1 lane). Hashes made
-    # with other parameters are upgraded at the next successful login.
-    argon2_time_cost: int = Field(default=2, ge=1)
-    argon2_memory_kib: int = Field(default=19456, ge=1024)
+    # argon2id parameters: 46 MiB, 1 pass, 1 lane (OWASP's first recommended
+    # configuration). A configuration below every pair of ARGON2_MINIMUM is
+    # refused unless argon2_allow_weak is set -- for test suites only, where
+    # the hash's cost is not what is tested. Hashes made with other parameters
+    # are upgraded at the next successful login.
+    argon2_time_cost: int = Field(default=1, ge=1)
+    argon2_memory_kib: int = Field(default=47104, ge=8)
     argon2_parallelism: int = Field(default=1, ge=1)
+    argon2_allow_weak: bool = False
+    login: LoginSettings = LoginSettings()
     tax_rate: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
     twophase_grace_s: float = Field(default=30.0, ge=0)
     # How long a committing call keeps trying (on fresh connections, following a
@@ -262,6 +341,18 @@ class Settings(BaseSettings):
         return merged
 
     @model_validator(mode="after")
+    def _strong_enough_hashing(self) -> Settings:
+        if not self.argon2_allow_weak and argon2_below_minimum(
+            self.argon2_memory_kib, self.argon2_time_cost
+        ):
+            raise ConfigurationError(
+                f"argon2 parameters below OWASP's minimum: {self.argon2_memory_kib} KiB and "
+                f"{self.argon2_time_cost} pass(es); use e.g. 47104 KiB with 1 pass or "
+                "19456 KiB with 2"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _complete_topology(self) -> Settings:
         if not self.shards:
             raise ConfigurationError(
@@ -300,6 +391,38 @@ class Settings(BaseSettings):
     def home_shard(self) -> str:
         """The shard that serves catalog reads for this process."""
         return self.local_shard or self.shard_names[0]
+
+    def owner_credentials(self) -> tuple[str, str | None]:
+        """Return the schema owner's (user, password) for migrations and seeding.
+
+        Sources, first found wins: ``owner_password`` (ELEARN_OWNER_PASSWORD),
+        the user and password of ``owner_url`` (ELEARN_OWNER_URL), and the
+        operator's ``<home>/cluster.json`` (0600) of the embedded cluster. The
+        runtime settings file never holds it.
+
+        Raises:
+            ConfigurationError: cluster.json exists but cannot be read.
+        """
+        user = self.owner_user
+        if self.owner_url is not None:
+            url = self.owner_url.get_secret_value()
+            bare, url_password = split_password(url)
+            user = url_user(bare) or user
+            if self.owner_password is None and url_password is not None:
+                return user, url_password
+        if self.owner_password is not None:
+            return user, self.owner_password.get_secret_value()
+        path = self.home / CLUSTER_FILE_NAME
+        if not path.is_file():
+            return user, None
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(
+                f"cannot read the owner's password from {path}: {exc}"
+            ) from exc
+        password = stored.get("owner_password")
+        return user, password if isinstance(password, str) else None
 
     def shard_password(self, shard: str) -> str | None:
         """Return the application password for ``shard`` (shard-specific first)."""

@@ -129,6 +129,20 @@ class CommitPending(ShardUnavailable):
         )
 
 
+class LoginThrottled(ElearnDataError):
+    """Too many consecutive failed logins of one account: wait ``retry_after_s`` seconds.
+
+    The password is not checked while the wait lasts; each further failure
+    doubles the wait (up to ``Settings.login.max_backoff_s``); a success resets it.
+    """
+
+    def __init__(self, retry_after_s: float) -> None:
+        self.retry_after_s = max(0.0, float(retry_after_s))
+        super().__init__(
+            f"too many failed logins for this account; retry in {self.retry_after_s:.0f} s"
+        )
+
+
 class ConfigurationError(ElearnDataError):
     """Settings are incomplete or inconsistent, or the local cluster is missing."""
 
@@ -165,6 +179,7 @@ __all__ = [
     "ElearnDataError",
     "InvalidInput",
     "InvalidState",
+    "LoginThrottled",
     "NotFound",
     "OutcomeUnknown",
     "RoutingError",

@@ -54,9 +54,9 @@ def owner_connection(settings: Settings, shard: str) -> Any:
     """Return a psycopg2 connection to the shard primary as the schema owner."""
     primary = settings.shards[shard].primary
     assert primary is not None
-    password = settings.owner_password.get_secret_value() if settings.owner_password else None
+    owner_user, password = settings.owner_credentials()
     conn = psycopg2.connect(
-        with_user(primary, settings.owner_user),
+        with_user(primary, owner_user),
         password=password or settings.shard_password(shard),
         application_name="elearn_data-bench-seed",
     )

@@ -64,6 +64,7 @@ def settings(cluster: LocalCluster) -> Settings:
         # Cheap argon2 parameters: the tests exercise logic, not the hash's cost.
         argon2_time_cost=1,
         argon2_memory_kib=8192,
+        argon2_allow_weak=True,
         # The content store: in-process mongomock unless a real MongoDB is given.
         mongo_uri=os.environ.get("ELEARN_TEST_MONGO_URI") or None,
         mongo_db=f"elearn_test_{secrets.token_hex(4)}",
@@ -118,6 +119,7 @@ def scratch(cluster: LocalCluster, settings: Settings) -> Iterator[Settings]:
     """
     state = cluster.state()
     dbname = f"elearn_scratch_{secrets.token_hex(4)}"
+    cluster.allow_database(dbname)  # pg_hba.conf: one rule per role and database
     janitors = []
     for shard in state.shards:
         node = state.primary_of(shard)
@@ -134,6 +136,7 @@ def scratch(cluster: LocalCluster, settings: Settings) -> Iterator[Settings]:
         with conn.cursor() as cur:
             cur.execute(f'ALTER DATABASE "{dbname}" OWNER TO {OWNER_USER}')
         conn.close()
+        cluster.secure_database(node, dbname)
         conn = cluster.admin_connect(node, dbname=dbname)
         with conn.cursor() as cur:
             cur.execute(f"ALTER SCHEMA public OWNER TO {OWNER_USER}")
@@ -150,3 +153,4 @@ def scratch(cluster: LocalCluster, settings: Settings) -> Iterator[Settings]:
     yield settings.model_copy(update={"shards": Settings(shards=shards).shards})
     for janitor in janitors:
         janitor.drop()
+    cluster.forbid_database(dbname)

@@ -59,13 +59,10 @@ def owner_connection(settings: Settings, shard: str) -> Any:
     """Return a psycopg2 connection to the shard's primary as the schema owner."""
     primary = settings.shards[shard].primary
     assert primary is not None
-    password = (
-        settings.owner_password.get_secret_value()
-        if settings.owner_password is not None
-        else settings.shard_password(shard)
-    )
+    owner_user, owner_password = settings.owner_credentials()
+    password = owner_password if owner_password is not None else settings.shard_password(shard)
     conn = psycopg2.connect(
-        with_user(primary, settings.owner_user),
+        with_user(primary, owner_user),
         password=password,
         connect_timeout=settings.connect_timeout_s,
         application_name="elearn-bench-copy",

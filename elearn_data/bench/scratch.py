@@ -80,11 +80,10 @@ def _create(cluster: LocalCluster, node: NodeSpec, dbname: str) -> None:
                     sql.Identifier(dbname), sql.Identifier(OWNER_USER)
                 )
             )
-            cur.execute(
-                sql.SQL("REVOKE CREATE ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname))
-            )
     finally:
         conn.close()
+    # The real database's rights: no CONNECT/CREATE/TEMPORARY for PUBLIC.
+    cluster.secure_database(node, dbname)
     conn = cluster.admin_connect(node, dbname=dbname)
     try:
         with conn.cursor() as cur:
@@ -211,6 +210,8 @@ def scratch_databases(
     state = cluster.state()
     dbname = f"{SCRATCH_PREFIX}{secrets.token_hex(4)}"
     created: list[NodeSpec] = []
+    # pg_hba.conf names every database the application role may reach.
+    cluster.allow_database(dbname)
     try:
         say(f"creating scratch database {dbname} on {len(settings.shard_names)} primaries")
         for shard in settings.shard_names:
@@ -240,3 +241,7 @@ def scratch_databases(
                 log.warning("could not drop scratch database %s on %s: %s", dbname, node.name, exc)
         if created:
             say(f"dropped scratch database {dbname}")
+        try:
+            cluster.forbid_database(dbname)
+        except Exception as exc:  # cleanup must not hide the run's own outcome
+            log.warning("could not remove %s from pg_hba.conf: %s", dbname, exc)

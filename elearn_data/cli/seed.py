@@ -16,7 +16,13 @@ from rich.progress import (
 from rich.table import Table
 
 from elearn_data import seeding
-from elearn_data.cli.common import console, domain_errors, err_console, print_json
+from elearn_data.cli.common import (
+    console,
+    domain_errors,
+    err_console,
+    print_json,
+    refuse_unless_embedded,
+)
 from elearn_data.config import Settings, load_settings
 
 _PHASE_UNITS = {
@@ -42,15 +48,22 @@ def seed(
         typer.Option(help="Empty the data tables and the content store first."),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable report.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Allow --reset on a cluster that is not the embedded one.")
+    ] = False,
 ) -> None:
     """Fill every shard (and the content store) with deterministic, realistic data.
 
     Every seeded user -- learners and instructors -- logs in with the password
     'elearn-seed-password'. A database that already holds data is refused
-    unless --reset is given (which replaces everything, atomically).
+    unless --reset is given (which replaces everything, atomically); --reset on
+    a cluster that is not the embedded one needs --force too.
     """
     with domain_errors():
-        report = run(load_settings(), scale, seed_value, reset=reset, quiet=as_json)
+        settings = load_settings()
+        if reset:
+            refuse_unless_embedded(settings, "empty every table (seed --reset)", force=force)
+        report = run(settings, scale, seed_value, reset=reset, quiet=as_json)
         if as_json:
             print_json(report.to_dict())
             return

@@ -4,23 +4,33 @@
 replicas (``pg_basebackup -R -X stream -c fast`` with a replication slot), all
 listening on 127.0.0.1 only, each on its own port, and writes two files:
 
-* ``cluster.json`` -- the inventory (nodes, ports, roles, admin secrets), 0600;
+* ``cluster.json`` -- the inventory (nodes, ports, roles, admin secrets), 0600:
+  the operator's file; migrations and cluster administration read the owner
+  and superuser passwords here;
 * ``settings.json`` -- the :class:`~elearn_data.config.Settings` every later
-  command and :func:`elearn_data.connect` read, 0600.
+  command and :func:`elearn_data.connect` read, 0600: the application role's
+  credentials and the email hash key, no other secret.
 
 Every operation is idempotent: ``up`` starts what is stopped, rebuilds what a
 failover left behind, and changes nothing else. A file lock serialises
 concurrent commands on one ELEARN_HOME.
 
 Roles created on every primary: ``postgres`` (superuser, cluster administration
-only), the schema owner (migrations), the application role (DML and function
-calls only) and a replication role.
+only), the schema owner (migrations; it holds ``pg_read_all_stats`` for the
+replication facts its SECURITY DEFINER functions return), the application role
+(DML and function calls only, no monitoring role) and a replication role
+(replication connections only; standbys read its password from a passfile).
+Passwords are set as SCRAM verifiers computed client-side, and only when they
+change; pg_hba.conf has one rule per role and database (see ``hba_rules``).
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -35,6 +45,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
 from elearn_data.cluster.binaries import ServerUser, find_bindir
@@ -56,6 +67,13 @@ REPLICATION_USER = "elearn_replicator"
 OWNER_USER = "elearn_owner"
 APP_USER = "elearn_app"
 CONF_NAME = "elearn.conf"
+HBA_NAME = "pg_hba.conf"
+# The replication role's password for standbys (primary_conninfo names this
+# file, never the password) and for pg_basebackup; 0600, owned by the server user.
+REPLICATION_PASSFILE = "replication.pgpass"
+# Databases besides DBNAME that the owner and the application role may reach
+# (scratch databases of tests and `elearn bench`), one name per line.
+EXTRA_DATABASES_FILE = "databases.extra"
 
 Progress = Callable[[str], None]
 
@@ -162,6 +180,48 @@ def _write_private(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _scram_matches(verifier: str | None, password: str) -> bool:
+    """Return True when the stored SCRAM-SHA-256 ``verifier`` was made from ``password``.
+
+    ``SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`` (RFC 5802/7677):
+    StoredKey = H(HMAC(SaltedPassword, "Client Key")), computed here, client-side.
+    PostgreSQL prepares passwords with SASLprep; ours are ASCII, for which it is
+    the identity.
+    """
+    if not verifier or not verifier.startswith("SCRAM-SHA-256$"):
+        return False
+    try:
+        params, keys = verifier[len("SCRAM-SHA-256$") :].split("$", 1)
+        iterations, salt = params.split(":", 1)
+        stored_key = base64.b64decode(keys.split(":", 1)[0])
+        salted = hashlib.pbkdf2_hmac(
+            "sha256", password.encode("utf-8"), base64.b64decode(salt), int(iterations)
+        )
+    except (ValueError, TypeError):
+        return False
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    return hmac.compare_digest(hashlib.sha256(client_key).digest(), stored_key)
+
+
+def _set_password(conn: Any, role: str, password: str) -> bool:
+    """Give ``role`` ``password`` unless it has it already; return True when it changed.
+
+    The password never travels as SQL text: the SCRAM verifier is computed
+    client-side (libpq's PQencryptPasswordConn) and only the verifier is sent.
+    ``conn`` is a superuser connection (pg_authid is readable by superusers only).
+    """
+    with conn.cursor() as cur:
+        cur.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,))
+        row = cur.fetchone()
+        if row is not None and _scram_matches(row[0], password):
+            return False
+        verifier = psycopg2.extensions.encrypt_password(password, role, conn, "scram-sha-256")
+        cur.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier))
+        )
+    return True
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -237,8 +297,8 @@ class LocalCluster:
             "region_shards": state.region_shards,
             "db_password": state.app_password,
             "app_user": APP_USER,
+            # Not the owner's password: migrations read it from cluster.json.
             "owner_user": OWNER_USER,
-            "owner_password": state.owner_password,
             "email_hash_key": state.email_hash_key,
             "durability": state.durability,
         }
@@ -299,6 +359,13 @@ class LocalCluster:
             f"synchronous_standby_names = '{sync_names}'",
             "log_min_messages = warning",
             "log_line_prefix = '%m [%p] %q%u@%d '",
+            # Errors are logged without the failing statement, its DETAIL
+            # ("Failing row contains (...)", "Key (email)=(...)") or bound
+            # parameters: a user's values never reach the server log.
+            "log_min_error_statement = panic",
+            "log_error_verbosity = terse",
+            "log_parameter_max_length = 0",
+            "log_parameter_max_length_on_error = 0",
         ]
         return "\n".join(lines) + "\n"
 
@@ -321,6 +388,111 @@ class LocalCluster:
         include = f"include_if_exists = '{CONF_NAME}'"
         if include not in text:
             main_conf.write_text(text + f"\n{include}\n", encoding="utf-8")
+        self._write_hba(node)
+
+    # ---------------------------------------------------------- access rules
+
+    def extra_databases(self) -> list[str]:
+        """Databases besides ``elearn`` the owner and the application role may connect to."""
+        path = self.pg_root / EXTRA_DATABASES_FILE
+        if not path.is_file():
+            return []
+        return sorted({line.strip() for line in path.read_text().splitlines() if line.strip()})
+
+    def hba_rules(self) -> list[tuple[str, str, str, str, str]]:
+        """Return pg_hba.conf's rules: one per role and database, TCP on 127.0.0.1 only.
+
+        Only the replication role may open replication connections; the owner
+        and the application role reach the platform's database (and registered
+        scratch databases), never ``postgres`` or the templates; the superuser
+        administers every database.
+        """
+        address = f"{HOST}/32"
+        scram = "scram-sha-256"
+        databases = [DBNAME, *self.extra_databases()]
+        rules = [
+            ("local", "all", SUPERUSER, "", "peer"),
+            ("host", "all", SUPERUSER, address, scram),
+            ("host", "replication", REPLICATION_USER, address, scram),
+        ]
+        for role in (OWNER_USER, APP_USER):
+            rules += [("host", database, role, address, scram) for database in databases]
+        return rules
+
+    def _write_hba(self, node: NodeSpec) -> None:
+        lines = ["# Written by elearn_data (LocalCluster.hba_rules); rewritten by `cluster up`."]
+        lines += ["  ".join(part for part in rule if part) for rule in self.hba_rules()]
+        path = self.data_dir(node) / HBA_NAME
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self._user.chown(path)
+        os.chmod(path, 0o600)
+
+    def allow_database(self, dbname: str) -> None:
+        """Let the owner and the application role connect to ``dbname`` (a scratch database).
+
+        Rewrites pg_hba.conf on every node, reloads the running ones and waits
+        until each has loaded the new rules.
+        """
+        self._set_extra_database(dbname, present=True)
+
+    def forbid_database(self, dbname: str) -> None:
+        """Undo :meth:`allow_database`."""
+        self._set_extra_database(dbname, present=False)
+
+    def _set_extra_database(self, dbname: str, *, present: bool) -> None:
+        with self._locked():
+            names = set(self.extra_databases())
+            names = names | {dbname} if present else names - {dbname}
+            path = self.pg_root / EXTRA_DATABASES_FILE
+            path.write_text("".join(f"{n}\n" for n in sorted(names)), encoding="utf-8")
+            state = ClusterState.load(self.state_path)
+            for node in state.nodes:
+                if not self._initialized(node):
+                    continue
+                self._write_hba(node)
+                if self.is_running(node):
+                    self._reload_and_wait(node)
+
+    def _reload_and_wait(self, node: NodeSpec, timeout: float = 30) -> None:
+        """Reload ``node`` and wait until a new session sees the reloaded configuration."""
+
+        def load_time() -> Any:
+            conn = self.admin_connect(node)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("SELECT pg_conf_load_time()")
+                    row = cur.fetchone()
+                    return row[0] if row else None
+            finally:
+                conn.close()
+
+        before = load_time()
+        self._reload(node)
+        deadline = time.monotonic() + timeout
+        while load_time() == before:
+            if time.monotonic() > deadline:
+                raise ConfigurationError(f"{node.name} did not reload its configuration")
+            time.sleep(0.02)
+
+    def secure_database(self, node: NodeSpec, dbname: str) -> None:
+        """Give ``dbname`` the platform's database rights (run on a primary, as the superuser).
+
+        PUBLIC may neither connect, create schemas nor create temporary tables;
+        the application role may connect. The owner has every right as the
+        database's owner.
+        """
+        conn = self.admin_connect(node)
+        try:
+            with conn.cursor() as cur:
+                db, app = sql.Identifier(dbname), sql.Identifier(APP_USER)
+                cur.execute(
+                    sql.SQL("REVOKE CONNECT, CREATE, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+                        db
+                    )
+                )
+                cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, app))
+        finally:
+            conn.close()
 
     def _start(self, node: NodeSpec) -> None:
         self._user.run(
@@ -415,12 +587,28 @@ class LocalCluster:
                     (REPLICATION_USER, state.replication_password, sql.SQL(" REPLICATION")),
                 ):
                     cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-                    verb = sql.SQL("ALTER") if cur.fetchone() else sql.SQL("CREATE")
+                    if cur.fetchone() is None:
+                        cur.execute(
+                            sql.SQL("CREATE ROLE {} LOGIN{}").format(sql.Identifier(role), extra)
+                        )
+                    _set_password(conn, role, password)
+                # What the application role needs of the replication statistics it
+                # reads through the owner's SECURITY DEFINER functions (revision
+                # 0005); pg_monitor would add pg_read_all_settings, which shows
+                # every setting, and other roles' query text.
+                cur.execute(
+                    sql.SQL("GRANT pg_read_all_stats TO {}").format(sql.Identifier(OWNER_USER))
+                )
+                # Clusters built by older versions granted it to the application role.
+                cur.execute(
+                    "SELECT 1 FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid "
+                    "JOIN pg_roles u ON u.oid = m.member "
+                    "WHERE r.rolname = 'pg_monitor' AND u.rolname = %s",
+                    (APP_USER,),
+                )
+                if cur.fetchone() is not None:
                     cur.execute(
-                        sql.SQL("{} ROLE {} LOGIN{} PASSWORD %s").format(
-                            verb, sql.Identifier(role), extra
-                        ),
-                        (password,),
+                        sql.SQL("REVOKE pg_monitor FROM {}").format(sql.Identifier(APP_USER))
                     )
                 cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,))
                 if cur.fetchone() is None:
@@ -429,8 +617,17 @@ class LocalCluster:
                             sql.Identifier(DBNAME), sql.Identifier(OWNER_USER)
                         )
                     )
+                # Nobody but the superuser needs the maintenance database or the
+                # templates (CREATE DATABASE copies a template without connecting).
+                for maintenance in ("postgres", "template1"):
+                    cur.execute(
+                        sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
+                            sql.Identifier(maintenance)
+                        )
+                    )
         finally:
             conn.close()
+        self.secure_database(node, DBNAME)
         conn = self.admin_connect(node, dbname=DBNAME)
         try:
             with conn.cursor() as cur:
@@ -438,17 +635,6 @@ class LocalCluster:
                 cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
                 cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
                 cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app))
-                # Read-only statistics (replication state for replica selection
-                # and the health report); no data, no DDL.
-                cur.execute(sql.SQL("GRANT pg_monitor TO {}").format(app))
-                # TEMPORARY too: PUBLIC may create temporary tables by default, and a
-                # temporary table or view is DDL the application role must not run
-                # (found by tests/integration/reliability/test_least_privilege.py).
-                cur.execute(
-                    sql.SQL("REVOKE CREATE, TEMPORARY ON DATABASE {} FROM PUBLIC").format(
-                        sql.Identifier(DBNAME)
-                    )
-                )
         finally:
             conn.close()
 
@@ -502,21 +688,52 @@ class LocalCluster:
                 slot,
                 "--no-password",
             ],
-            env={"PGPASSWORD": state.replication_password},
+            env={"PGPASSFILE": str(self._replication_passfile(state))},
             timeout=600,
         )
-        # -R wrote primary_conninfo; restate it with our application_name so the
-        # primary can name this standby in synchronous_standby_names.
-        conninfo = (
-            f"host={HOST} port={primary.port} user={REPLICATION_USER} "
-            f"password={state.replication_password} application_name={node.name}"
-        )
-        auto = data / "postgresql.auto.conf"
-        with auto.open("a", encoding="utf-8") as fh:
-            fh.write(f"primary_conninfo = '{conninfo}'\nprimary_slot_name = '{slot}'\n")
+        self._write_standby_settings(primary, node)
         node.needs_rebuild = False
         self._write_conf(state, node)
         self._start(node)
+
+    def _replication_passfile(self, state: ClusterState) -> Path:
+        """Write (if needed) and return the libpq passfile of the replication role (0600)."""
+        path = self.pg_root / REPLICATION_PASSFILE
+        # host:port:database:user:password (the role may only open replication
+        # connections anyway). token_urlsafe passwords need no escaping.
+        line = f"{HOST}:*:*:{REPLICATION_USER}:{state.replication_password}\n"
+        if not path.is_file() or path.read_text(encoding="utf-8") != line:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(line)
+        os.chmod(path, 0o600)
+        self._user.chown(path)
+        return path
+
+    def _write_standby_settings(self, primary: NodeSpec, node: NodeSpec) -> None:
+        """Point the standby ``node`` at ``primary``: primary_conninfo names the passfile.
+
+        Whatever primary_conninfo an earlier version or ``pg_basebackup -R``
+        wrote (with a password inside) is removed, so no setting a role with
+        pg_read_all_settings could read holds the replication password.
+        """
+        slot = node.name.replace("-", "_")
+        passfile = self.pg_root / REPLICATION_PASSFILE
+        # application_name lets the primary name this standby in synchronous_standby_names.
+        conninfo = (
+            f"host={HOST} port={primary.port} user={REPLICATION_USER} "
+            f"passfile={passfile} application_name={node.name}"
+        )
+        auto = self.data_dir(node) / "postgresql.auto.conf"
+        kept = [
+            line
+            for line in (auto.read_text(encoding="utf-8").splitlines() if auto.exists() else [])
+            if not line.startswith(("primary_conninfo", "primary_slot_name"))
+        ]
+        kept += [f"primary_conninfo = '{conninfo}'", f"primary_slot_name = '{slot}'"]
+        auto.write_text("\n".join(kept) + "\n", encoding="utf-8")
+        self._user.chown(auto)
+        os.chmod(auto, 0o600)
 
     def _wait_streaming(self, state: ClusterState, shard: str, timeout: float = 60) -> None:
         primary = state.primary_of(shard)
@@ -626,13 +843,20 @@ class LocalCluster:
                 self._reload(primary)
             # Idempotent: re-applies roles and grants a newer version may add.
             self._bootstrap_roles(state, primary)
+        self._replication_passfile(state)
         for node in state.replicas_of(shard):
             if node.needs_rebuild or not self._initialized(node):
                 self._build_replica(state, primary, node, progress)
             elif not self.is_running(node):
                 progress(f"{node.name}: starting (replica of shard {shard})")
+                self._write_standby_settings(primary, node)
                 self._write_conf(state, node)
                 self._start(node)
+            else:
+                # primary_conninfo is reloadable: a running standby picks it up.
+                self._write_standby_settings(primary, node)
+                self._write_conf(state, node)
+                self._reload(node)
         # Standbys exist now: a sync-mode primary may start waiting for them.
         self._write_conf(state, primary)
         self._reload(primary)

@@ -12,7 +12,7 @@ from elearn_data.models.catalog import (
 from elearn_data.models.directory import EmailDirectoryEntry, GatewayChargeEntry
 from elearn_data.models.learning import CourseReview, CourseStats, Enrollment, LessonProgress
 from elearn_data.models.system import ContentOutbox, ShardMeta, TwoPhaseDecision
-from elearn_data.models.users import User, UserProfile
+from elearn_data.models.users import LoginThrottle, User, UserProfile
 
 __all__ = [
     "Base",
@@ -29,6 +29,7 @@ __all__ = [
     "GatewayChargeEntry",
     "Invoice",
     "LessonProgress",
+    "LoginThrottle",
     "PaymentMethod",
     "Placement",
     "ShardMeta",

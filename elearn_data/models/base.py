@@ -92,7 +92,8 @@ money = Annotated[Decimal, mapped_column(Numeric(12, 2), nullable=False)]
 currency = Annotated[str, mapped_column(String(3), nullable=False, server_default="USD")]
 
 ROLES = ("student", "instructor", "admin")
-USER_STATUSES = ("active", "inactive", "suspended")
+# "erased": the personal data is gone (db.users.erase); the row keeps the pseudonymous id.
+USER_STATUSES = ("active", "inactive", "suspended", "erased")
 LEVELS = ("beginner", "intermediate", "advanced")
 COURSE_STATUSES = ("draft", "published", "archived")
 LESSON_TYPES = ("video", "reading", "quiz", "assignment")

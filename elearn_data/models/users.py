@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text
+from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from elearn_data.models.base import (
@@ -83,3 +83,24 @@ class UserProfile(Base):
     updated_at: Mapped[updated_at]
 
     user: Mapped[User] = relationship(back_populates="profile", lazy="raise")
+
+
+class LoginThrottle(Base):
+    """Consecutive failed logins of one account, on the account's home shard.
+
+    ``blocked_until`` is set once ``failures`` reaches ``Settings.login.max_failures``;
+    a successful login deletes the row. Security state: not part of analytics.
+    """
+
+    __tablename__ = "login_throttles"
+    __table_args__ = (
+        CheckConstraint("failures >= 0", name="failures_not_negative"),
+        placed(Placement.LEARNER, "user_id"),
+    )
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    failures: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_failure_at: Mapped[created_at]
+    blocked_until: Mapped[datetime | None]

@@ -14,18 +14,41 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import SQLAlchemyError
 
 from elearn_data.dberrors import translate
 from elearn_data.errors import Duplicate, DuplicateEmail, NotFound
-from elearn_data.models import ContentOutbox, EmailDirectoryEntry, User, UserProfile
+from elearn_data.models import (
+    ContentOutbox,
+    CourseReview,
+    EmailDirectoryEntry,
+    LoginThrottle,
+    PaymentMethod,
+    User,
+    UserProfile,
+)
 from elearn_data.regions import Region
 from elearn_data.repositories.views import UserView
 from elearn_data.sharding.unit_of_work import PreparedRead, UnitOfWork
 
 PROFILE_FIELDS = ("country", "city", "phone", "bio", "timezone", "language", "avatar_url")
+ERASED_STATUS = "erased"
+ERASED_NAME = "[erased]"
+# Not an argon2 hash: no password verifies against it.
+ERASED_PASSWORD_HASH = "!erased"  # noqa: S105 - a marker, not a secret
+
+_THROTTLE = text(
+    "SELECT failures, extract(epoch FROM blocked_until - now())::float8"
+    " FROM login_throttles WHERE user_id = :user_id"
+)
+_RECORD_FAILURE = text(
+    "INSERT INTO login_throttles AS t (user_id, failures, last_failure_at, blocked_until)"
+    " VALUES (:user_id, :failures, now(), now() + make_interval(secs => :wait))"
+    " ON CONFLICT (user_id) DO UPDATE SET failures = EXCLUDED.failures,"
+    " last_failure_at = EXCLUDED.last_failure_at, blocked_until = EXCLUDED.blocked_until"
+)
 USER_FIELDS = ("first_name", "last_name")
 
 _USER_COLUMNS = (
@@ -127,7 +150,7 @@ class UsersRepository:
         if shard is None:
             shard = self.uow.router.shard_of_owner(user_id)
         row = self.uow.fetch_prepared(_USER_BY_ID, (user_id,), shard=shard)
-        if row is None:
+        if row is None or row[6] == ERASED_STATUS:
             raise NotFound(f"user {user_id} not found")
         return UserView(*row)
 
@@ -149,6 +172,104 @@ class UsersRepository:
             select(User.password_hash, User.status).where(User.id == user_id), shard=shard
         ).first()
         return None if row is None else (row[0], row[1])
+
+    def lock_credentials(self, user_id: uuid.UUID) -> tuple[str, str] | None:
+        """Return (password hash, status) with the user row locked (serialises its logins)."""
+        shard = self.uow.router.shard_of_owner(user_id)
+        row = self.uow.execute(
+            select(User.password_hash, User.status)
+            .where(User.id == user_id)
+            .with_for_update(key_share=True),
+            shard=shard,
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    def throttle(self, user_id: uuid.UUID) -> tuple[int, float | None]:
+        """Return (consecutive failures, seconds left to wait or None) of the account."""
+        shard = self.uow.router.shard_of_owner(user_id)
+        row = self.uow.execute(_THROTTLE, {"user_id": user_id}, shard=shard).first()
+        if row is None:
+            return 0, None
+        wait = float(row[1]) if row[1] is not None and row[1] > 0 else None
+        return int(row[0]), wait
+
+    def record_failure(self, user_id: uuid.UUID, failures: int, wait_s: float) -> None:
+        """Store ``failures`` consecutive failures and a wait of ``wait_s`` seconds (0: none)."""
+        shard = self.uow.router.shard_of_owner(user_id)
+        self.uow.execute(
+            _RECORD_FAILURE,
+            {"user_id": user_id, "failures": failures, "wait": float(wait_s)},
+            shard=shard,
+        )
+
+    def clear_failures(self, user_id: uuid.UUID) -> None:
+        shard = self.uow.router.shard_of_owner(user_id)
+        self.uow.execute(delete(LoginThrottle).where(LoginThrottle.user_id == user_id), shard=shard)
+
+    def erase(self, user_id: uuid.UUID) -> str:
+        """Anonymise the user on its home shard; return the email it had (for the directory).
+
+        The row keeps its id (enrollments, ratings, transactions and invoices stay
+        under it); names, email, password hash and the whole profile are replaced
+        or cleared, review texts cleared, payment methods and the login throttle
+        deleted, and the preferences document deleted through the outbox.
+
+        Raises:
+            NotFound: no such user, or erased already.
+        """
+        shard = self.uow.router.shard_of_owner(user_id)
+        row = self.uow.execute(
+            select(User.email, User.status).where(User.id == user_id).with_for_update(),
+            shard=shard,
+        ).first()
+        if row is None or row[1] == ERASED_STATUS:
+            raise NotFound(f"user {user_id} not found")
+        self.uow.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(
+                email=f"erased-{user_id.hex}@erased.invalid",
+                first_name=ERASED_NAME,
+                last_name=ERASED_NAME,
+                password_hash=ERASED_PASSWORD_HASH,
+                status=ERASED_STATUS,
+                last_login=None,
+                updated_at=func.now(),
+            ),
+            shard=shard,
+        )
+        self.uow.execute(
+            update(UserProfile)
+            .where(UserProfile.user_id == user_id)
+            .values(**dict.fromkeys(PROFILE_FIELDS), date_of_birth=None, updated_at=func.now()),
+            shard=shard,
+        )
+        self.uow.execute(
+            update(CourseReview)
+            .where(CourseReview.user_id == user_id, CourseReview.review_text.is_not(None))
+            .values(review_text=None),
+            shard=shard,
+        )
+        self.uow.execute(delete(PaymentMethod).where(PaymentMethod.user_id == user_id), shard=shard)
+        self.uow.execute(delete(LoginThrottle).where(LoginThrottle.user_id == user_id), shard=shard)
+        self.uow.execute(
+            insert(ContentOutbox).values(
+                kind="delete_preferences", payload={"user_id": str(user_id)}
+            ),
+            shard=shard,
+        )
+        return str(row[0])
+
+    def delete_directory_entry(self, email_hash: bytes, user_id: uuid.UUID) -> None:
+        """Delete the directory row of ``email_hash`` if it names ``user_id``."""
+        shard = self.uow.router.directory_shard(email_hash)
+        self.uow.execute(
+            delete(EmailDirectoryEntry).where(
+                EmailDirectoryEntry.email_hash == email_hash,
+                EmailDirectoryEntry.user_id == user_id,
+            ),
+            shard=shard,
+        )
 
     def record_login(self, user_id: uuid.UUID, new_hash: str | None = None) -> None:
         """Stamp last_login (and store an upgraded password hash)."""

@@ -8,9 +8,9 @@ together. Every seeded user's password is :data:`SEED_PASSWORD`
 (``elearn-seed-password``). See ``docs/seeding.md``.
 """
 
+from elearn_data.seeding.passwords import SEED_PASSWORD, seed_user_password_hash
 from elearn_data.seeding.plan import PHASES, WORLD_NOW
 from elearn_data.seeding.runner import (
-    SEED_PASSWORD,
     ProgressCallback,
     SeedReport,
     seed,
@@ -29,4 +29,5 @@ __all__ = [
     "get_scale",
     "seed",
     "seed_password_hash",
+    "seed_user_password_hash",
 ]

@@ -81,14 +81,12 @@ class ShardWriter:
     def __init__(self, shard: str, settings: Settings, gid: str) -> None:
         primary = settings.shards[shard].primary
         assert primary is not None  # validated settings always have one
-        owner_password = (
-            settings.owner_password.get_secret_value() if settings.owner_password else None
-        )
+        owner_user, owner_password = settings.owner_credentials()
         self.shard = shard
         self.rows: dict[str, int] = defaultdict(int)
         self.busy_s = 0.0
         self._engine: Engine = build_engine(
-            with_user(primary, settings.owner_user),
+            with_user(primary, owner_user),
             settings=settings,
             password=owner_password or settings.shard_password(shard),
             application="elearn_data-seed",

@@ -18,6 +18,7 @@ import numpy as np
 from elearn_data.regions import Region
 from elearn_data.seeding import columns as col
 from elearn_data.seeding.fakes import EMAIL_DOMAINS, NAMES_PER_LOCALE
+from elearn_data.seeding.passwords import seed_user_password_hash
 from elearn_data.seeding.plan import (
     DAY_MS,
     MINUTE_MS,
@@ -154,7 +155,8 @@ def _user_rows(
             [
                 id_hex,
                 email_list,
-                world.password_hash,
+                # One salt per user: no two seeded users share a hash.
+                [seed_user_password_hash(world.seed, uid) for uid in id_hex],
                 first_names,
                 last_names,
                 role,

@@ -28,7 +28,6 @@ construction and step 5 proves it before anything is committed.
 from __future__ import annotations
 
 import gc
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -36,7 +35,6 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import numpy as np
-from argon2.low_level import Type, hash_secret
 
 from elearn_data.config import Settings
 from elearn_data.content import ContentStore
@@ -48,6 +46,7 @@ from elearn_data.seeding import billing, catalog, documents, learning, people
 from elearn_data.seeding.bulk import ShardWriter, commit_all
 from elearn_data.seeding.columns import timestamps
 from elearn_data.seeding.fakes import build_region_pool, build_text_pool
+from elearn_data.seeding.passwords import SEED_PASSWORD, seed_user_password_hash
 from elearn_data.seeding.plan import DAY_MS, WORLD_NOW_MS, Batch, World
 from elearn_data.seeding.scales import Scale, get_scale
 from elearn_data.sharding import twophase
@@ -55,8 +54,6 @@ from elearn_data.sharding.routing import Router
 
 log = logging.getLogger(__name__)
 
-# Every seeded user (learners, instructors) logs in with this password.
-SEED_PASSWORD: Final = "elearn-seed-password"  # noqa: S105 - published on purpose (docs, CLI)
 
 ProgressCallback = Callable[[str, int, int], None]
 
@@ -196,22 +193,8 @@ class SeedReport:
 
 
 def seed_password_hash(settings: Settings, seed: int) -> str:
-    """Return the argon2id hash of :data:`SEED_PASSWORD` shared by every seeded user.
-
-    One hash per run (argon2id costs ~30 ms, a million of them would take hours),
-    made with the settings' parameters and a salt derived from the seed instead
-    of a random one, so that one seed gives byte-identical rows.
-    """
-    salt = hashlib.sha256(f"elearn_data seed salt {seed}".encode()).digest()[:16]
-    encoded = hash_secret(
-        SEED_PASSWORD.encode("utf-8"),
-        salt,
-        time_cost=settings.argon2_time_cost,
-        memory_cost=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism,
-        hash_len=32,
-        type=Type.ID,
-    ).decode("ascii")
+    """Return a sample seeded hash, checked to verify with the settings' hasher."""
+    encoded = seed_user_password_hash(seed, "0" * 32)
     if not Passwords(settings).verify(encoded, SEED_PASSWORD):  # pragma: no cover
         raise ConfigurationError("the seed password hash does not verify with the settings")
     return encoded

@@ -18,8 +18,7 @@ from elearn_data.services.learning import owned_id
 if TYPE_CHECKING:
     from elearn_data.database import Database
 
-LAST_FOUR = re.compile(r"^[0-9]{4}$")
-CURRENCY = re.compile(r"^[A-Z]{3}$")
+LAST_FOUR = re.compile(r"[0-9]{4}", re.ASCII)
 
 
 class Payments:
@@ -52,7 +51,7 @@ class Payments:
         user = owned_id("user_id", user_id)
         kind = validation.choice("method_type", method_type, METHOD_TYPES)
         last_four = validation.text("card_last_four", card_last_four, max_length=4, required=False)
-        if last_four is not None and not LAST_FOUR.match(last_four):
+        if last_four is not None and not LAST_FOUR.fullmatch(last_four):
             raise InvalidInput(f"card_last_four must be 4 digits: {card_last_four!r}")
         if kind in CARD_TYPES and last_four is None:
             raise InvalidInput(f"a {kind} needs card_last_four")
@@ -104,9 +103,7 @@ class Payments:
         clean_amount = validation.money(
             "amount", amount, minimum=Decimal("0"), exclusive_minimum=True, required=False
         )
-        clean_currency = validation.required_text("currency", currency, max_length=3).upper()
-        if not CURRENCY.match(clean_currency):
-            raise InvalidInput(f"currency must be a 3-letter code: {currency!r}")
+        clean_currency = validation.currency("currency", currency)
         params = {
             "id": ids.new_id(ids.owner_region(user)),
             "user_id": user,

@@ -21,8 +21,7 @@ from elearn_data.sharding.unit_of_work import UnitOfWork
 if TYPE_CHECKING:
     from elearn_data.database import Database
 
-CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{1,31}$")
-CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
+CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9_.-]{1,31}", re.ASCII)
 MAX_SEARCH_LIMIT = 100
 
 
@@ -102,16 +101,16 @@ class Catalog:
                 malformed code or currency.
             Duplicate: the code exists.
         """
-        clean_code = validation.required_text("code", code, max_length=32).upper()
-        if not CODE_PATTERN.match(clean_code):
+        clean_code = validation.required_text("code", code, max_length=32)
+        # ASCII before upper(): "straße".upper() is "STRASSE", another code.
+        clean_code = clean_code.upper() if clean_code.isascii() else clean_code
+        if not CODE_PATTERN.fullmatch(clean_code):
             raise InvalidInput(
                 f"code must be 2-32 letters, digits, '-', '_' or '.': {code!r}"[:200]
             )
         instructor = validation.identifier("instructor_id", instructor_id)
         region = ids.owner_region(instructor)
-        clean_currency = validation.required_text("currency", currency, max_length=3).upper()
-        if not CURRENCY_PATTERN.match(clean_currency):
-            raise InvalidInput(f"currency must be a 3-letter code: {currency!r}")
+        clean_currency = validation.currency("currency", currency)
         values: dict[str, Any] = {
             "code": clean_code,
             "title": validation.required_text("title", title, max_length=200),

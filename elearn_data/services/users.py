@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from elearn_data import ids, validation
-from elearn_data.errors import InvalidInput, NotFound
+from elearn_data.errors import InvalidInput, LoginThrottled, NotFound
 from elearn_data.models.base import ROLES
 from elearn_data.regions import parse_region
 from elearn_data.repositories.users import PROFILE_FIELDS, USER_FIELDS, UsersRepository
@@ -32,17 +31,17 @@ _LIMITS = {
 
 
 def _clean_profile(fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate profile fields exactly as strictly as the tables' CHECK constraints."""
     cleaned: dict[str, Any] = {}
     for name, value in fields.items():
         if name == "avatar_url":
             cleaned[name] = validation.url(name, value, required=False)
         elif name == "phone":
-            phone = validation.text(name, value, max_length=_LIMITS[name], required=False)
-            if phone is not None and not all(c.isdigit() or c in "+(). x-" for c in phone):
-                raise InvalidInput(f"phone has characters other than digits and +().- x: {phone!r}")
-            if phone is not None and len(phone) < 3:
-                raise InvalidInput(f"phone is too short: {phone!r}")
-            cleaned[name] = phone
+            cleaned[name] = validation.phone(name, value)
+        elif name == "timezone":
+            cleaned[name] = validation.timezone(name, value)
+        elif name == "language":
+            cleaned[name] = validation.language(name, value)
         else:
             cleaned[name] = validation.text(name, value, max_length=_LIMITS[name], required=False)
     return cleaned
@@ -51,6 +50,17 @@ def _clean_profile(fields: dict[str, Any]) -> dict[str, Any]:
 def _primary(shard: str) -> CausalToken:
     """A token that makes a reader read ``shard`` from its primary."""
     return CausalToken({shard: PRIMARY_ONLY})
+
+def backoff_s(failures: int, *, max_failures: int, first_s: float, max_s: float) -> float:
+    """Return how long an account with ``failures`` consecutive failures waits (0: none).
+
+    The first wait comes with the ``max_failures``-th failure and doubles with
+    each further one, up to ``max_s``.
+    """
+    if failures < max_failures:
+        return 0.0
+    doublings = min(failures - max_failures, 60)
+    return float(min(max_s, first_s * 2**doublings))
 
 
 class Users:
@@ -150,6 +160,14 @@ class Users:
         """Return the user when the password matches and the user is active, else None.
 
         Records last_login on success and upgrades a hash made with old parameters.
+        Consecutive failures of one account are counted on its home shard; from
+        ``Settings.login.max_failures`` on, the account waits (doubling with each
+        further failure, up to ``login.max_backoff_s``) and its password is not
+        even checked meanwhile. A success resets the count. The row lock on the
+        account serialises its own attempts only: no account affects another.
+
+        Raises:
+            LoginThrottled: the account must wait ``retry_after_s`` seconds.
         """
         try:
             normalised = normalise_email(email)
@@ -162,24 +180,43 @@ class Users:
             self._passwords.verify(None, password)
             return None
         user_id = located[0]
-        home = self._db.router.shard_of_owner(user_id)
-        creds = self._db.read(home, lambda uow: UsersRepository(uow).credentials(user_id))
-        if creds is None:
-            # A home replica behind the directory's (see find_by_email): ask the primary.
-            creds = self._db.read(
-                home, lambda uow: UsersRepository(uow).credentials(user_id), token=_primary(home)
+        policy = self._db.settings.login
+
+        def attempt(uow: Any) -> bool:
+            repo = UsersRepository(uow)
+            creds = repo.lock_credentials(user_id)
+            if creds is None:
+                self._passwords.verify(None, password)
+                return False
+            failures, wait = repo.throttle(user_id)
+            if wait is not None:
+                raise LoginThrottled(wait)
+            stored, status = creds
+            if not self._passwords.verify(stored, password):
+                failures += 1
+                repo.record_failure(
+                    user_id,
+                    failures,
+                    backoff_s(
+                        failures,
+                        max_failures=policy.max_failures,
+                        first_s=policy.backoff_s,
+                        max_s=policy.max_backoff_s,
+                    ),
+                )
+                return False
+            if failures:
+                repo.clear_failures(user_id)
+            if status != "active":
+                return False
+            new_hash = (
+                self._passwords.hash(password) if self._passwords.needs_rehash(stored) else None
             )
-        stored = creds[0] if creds else None
-        if not self._passwords.verify(stored, password) or creds is None:
+            repo.record_login(user_id, new_hash)
+            return True
+
+        if not self._db.write(self._db.router.shard_of_owner(user_id), attempt):
             return None
-        if creds[1] != "active":
-            return None
-        assert stored is not None
-        new_hash = self._passwords.hash(password) if self._passwords.needs_rehash(stored) else None
-        self._db.write(
-            self._db.router.shard_of_owner(user_id),
-            lambda uow: UsersRepository(uow).record_login(user_id, new_hash),
-        )
         return self.get(user_id)
 
     def update_profile(self, user_id: uuid.UUID, **fields: Any) -> None:
@@ -197,9 +234,7 @@ class Users:
             if name in fields
         }
         profile = _clean_profile({k: v for k, v in fields.items() if k in PROFILE_FIELDS})
-        birth = fields.get("date_of_birth")
-        if birth is not None and not isinstance(birth, date):
-            raise InvalidInput(f"date_of_birth must be a date: {birth!r}")
+        birth = validation.date_of_birth("date_of_birth", fields.get("date_of_birth"))
         self._db.write(
             self._db.router.shard_of_owner(uid),
             lambda uow: UsersRepository(uow).update_profile(uid, user_fields, profile, birth),
@@ -215,3 +250,28 @@ class Users:
         self._db.write(
             self._db.router.shard_of_owner(uid), lambda uow: UsersRepository(uow).deactivate(uid)
         )
+
+    def erase(self, user_id: uuid.UUID) -> None:
+        """Erase the user's personal data everywhere (right to erasure).
+
+        On the home shard the user and profile are anonymised, review texts
+        cleared, payment methods and the login throttle deleted; the directory
+        row is deleted (on its own shard, in the same atomic unit of work); the
+        preferences document is deleted through the outbox. Enrollments,
+        ratings, transactions and invoices stay under the same, now
+        pseudonymous, id. Afterwards ``get`` raises NotFound, ``find_by_email``
+        returns None, ``authenticate`` fails and the email may register again.
+
+        Raises:
+            NotFound: no such user (or erased already).
+        """
+        uid = validation.identifier("user_id", user_id)
+        home = self._db.router.shard_of_owner(uid)
+
+        def work(uow: Any) -> None:
+            repo = UsersRepository(uow)
+            stored_email = repo.erase(uid)
+            repo.delete_directory_entry(self._emails.digest(stored_email), uid)
+
+        self._db.write(home, work)
+        self._db.process_outbox([home])

@@ -36,11 +36,13 @@ log = logging.getLogger(__name__)
 _FIRST_PAUSE_S = 0.0001
 _MAX_PAUSE_S = 0.002
 _REPLAY_LSN = text("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint")
+# Replay position, received-but-not-replayed bytes and the WAL receiver's status,
+# through the owner's function (revision 0005): the application role holds no
+# pg_monitor, and pg_stat_wal_receiver hides its status from it.
 _STANDBY_STATE = text(
-    "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,"
-    " pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint,"
-    " (SELECT status FROM pg_stat_wal_receiver),"
+    "SELECT replay_lsn, pending_bytes, receiver_status,"
     " extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8"
+    " FROM elearn_standby_state()"
 )
 # A token position no replica ever reaches: the shard is read from its primary.
 PRIMARY_ONLY = 2**63 - 1
@@ -225,7 +227,7 @@ class ReplicaSelector:
         replayed, pending, receiver, age_s = conn.execute(_STANDBY_STATE).one()
         conn.commit()
         health.observe_replay(int(replayed))
-        # status is NULL without pg_read_all_stats; then only the byte lag counts.
+        # status is NULL when no WAL receiver runs (e.g. a promoted node).
         detached = receiver is not None and receiver != "streaming"
         waiting = int(pending or 0)
         stalled = waiting > 0 and age_s is not None and float(age_s) > self._policy.max_lag_s

@@ -10,7 +10,8 @@ pool and the next checkout reconnects through libpq's host walk).
 Connections are made by psycopg2 from the libpq URI itself (``creator=``), so
 every libpq feature the URI names keeps working; the password, the connect
 timeout and the per-session ``statement_timeout`` / ``lock_timeout`` are added
-as keyword arguments and never appear in a URL or a log line.
+as keyword arguments and never appear in a URL or a log line. Engines hide
+bound parameters from their log lines and error messages (``hide_parameters``).
 """
 
 from __future__ import annotations
@@ -137,7 +138,9 @@ def build_engine(
         return psycopg2.connect(url, **kwargs)
 
     if not pooled:
-        return create_engine("postgresql+psycopg2://", creator=creator, poolclass=NullPool)
+        return create_engine(
+            "postgresql+psycopg2://", creator=creator, poolclass=NullPool, hide_parameters=True
+        )
     pool = settings.pool
     engine = create_engine(
         "postgresql+psycopg2://",
@@ -150,6 +153,9 @@ def build_engine(
         pool_pre_ping=pool.pre_ping,
         # Statements are compiled once per process and reused.
         query_cache_size=1200,
+        # Bound values (names, phones, password hashes) never reach a log line or
+        # an exception's text: "[SQL parameters hidden due to hide_parameters=True]".
+        hide_parameters=True,
     )
     _tolerate_dead_connections(engine)
     return engine

@@ -69,11 +69,12 @@ log = logging.getLogger(__name__)
 GID_PREFIX = "elearn"
 
 _HAS_WRITES = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
-_DECIDE = text("INSERT INTO twophase_decisions (gid, committed) VALUES (:gid, true)")
-_CLAIM_ABORT = text(
-    "INSERT INTO twophase_decisions (gid, committed) VALUES (:gid, false) "
-    "ON CONFLICT (gid) DO NOTHING"
-)
+# Decisions are written only through the owner's functions (revision 0005): the
+# application role may read twophase_decisions but not change it directly.
+# decide: INSERT (gid, true), failing on the key; claim: INSERT (gid, false) ON
+# CONFLICT DO NOTHING.
+_DECIDE = text("SELECT elearn_twophase_decide(:gid)")
+_CLAIM_ABORT = text("SELECT elearn_twophase_claim_abort(:gid)")
 _DECISION = text("SELECT committed FROM twophase_decisions WHERE gid = :gid")
 _IN_DOUBT = text(
     "SELECT gid FROM pg_prepared_xacts "
@@ -83,10 +84,8 @@ _IN_DOUBT = text(
 _ALL_OURS = text(
     "SELECT gid FROM pg_prepared_xacts WHERE database = current_database() AND gid LIKE :prefix"
 )
-_FORGET = text(
-    "DELETE FROM twophase_decisions WHERE created_at < now() - make_interval(secs => :age) "
-    "AND NOT (gid = ANY(:keep))"
-)
+# DELETE of decisions older than :age seconds whose gid is not in :keep; returns the count.
+_FORGET = text("SELECT elearn_twophase_forget(:age, :keep)")
 _CURRENT_LSN = text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
 # SQLSTATEs: the decision row exists already (a recoverer claimed an abort), and
 # COMMIT PREPARED of a gid that is no longer prepared (recovery finished it).
@@ -337,7 +336,7 @@ def _read_outcome(
     while True:
         try:
             with engines.primary(coordinator).engine.begin() as conn:
-                claimed = conn.execute(_CLAIM_ABORT, {"gid": gid}).rowcount == 1
+                claimed = bool(conn.execute(_CLAIM_ABORT, {"gid": gid}).scalar_one())
                 committed = bool(conn.execute(_DECISION, {"gid": gid}).scalar_one())
             return committed, claimed
         except SQLAlchemyError as exc:
@@ -419,11 +418,11 @@ def recover(
     if not report.unreachable:
         for shard in engines.shards:
             with engines.primary(shard).engine.begin() as conn:
-                result = conn.execute(
+                forgotten = conn.execute(
                     _FORGET,
                     {"age": forget_after.total_seconds(), "keep": sorted(still_prepared)},
-                )
-                report.forgotten_decisions += result.rowcount
+                ).scalar_one()
+                report.forgotten_decisions += int(forgotten)
     return report
 
 

@@ -46,6 +46,7 @@ def drill() -> Iterator[Drill]:
             home=home,
             argon2_time_cost=1,
             argon2_memory_kib=8192,
+            argon2_allow_weak=True,
             mongo_db=f"elearn_drill_{secrets.token_hex(4)}",
         )
         migrations.upgrade(settings)

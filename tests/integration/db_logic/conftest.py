@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from elearn_data.database import Database
+from tests.integration.db_logic.helpers import owner_connection
 
 
 def record_shard_names(db: Database) -> None:
@@ -14,8 +15,9 @@ def record_shard_names(db: Database) -> None:
     Invoice numbers need the shard's name; a cleanup that emptied shard_meta (as
     ``truncate_all`` once did) must not make these tests depend on test order.
     """
+    # As the owner: shard_meta is read-only for the application role.
     for shard in db.router.shards:
-        with db.cluster.engines.primary(shard).engine.begin() as conn:
+        with owner_connection(db, shard) as conn:
             conn.execute(
                 text(
                     "INSERT INTO shard_meta (key, value) VALUES ('shard', :shard)"

@@ -26,10 +26,12 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
 from elearn_data import ids
+from elearn_data.config import with_user
 from elearn_data.database import Database
 from elearn_data.dberrors import constraint_name, translate
 from elearn_data.errors import ElearnDataError
 from elearn_data.regions import Region
+from elearn_data.sharding.engines import build_engine
 
 EU = "eu"
 _counter = itertools.count(1)
@@ -45,6 +47,35 @@ def connection(db: Database, shard: str) -> Iterator[Connection]:
     """One transaction on the shard's primary as the application role (committed on success)."""
     with db.cluster.engines.primary(shard).engine.begin() as conn:
         yield conn
+
+
+@contextmanager
+def owner_connection(db: Database, shard: str) -> Iterator[Connection]:
+    """One transaction on the shard's primary as the schema owner (committed on success).
+
+    For what the application role may not do (revision 0005): change money rows
+    directly, write protocol tables.
+    """
+    user, password = db.settings.owner_credentials()
+    engine = build_engine(
+        with_user(db.settings.shards[shard].primary or "", user),
+        settings=db.settings,
+        password=password,
+        application="elearn-tests-owner",
+        pooled=False,
+    )
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def owner_rows(db: Database, shard: str, sql: str, **params: Any) -> list[Any]:
+    """Run one statement as the schema owner; return its rows (none for DML)."""
+    with owner_connection(db, shard) as conn:
+        result = conn.execute(text(sql), params)
+        return list(result) if result.returns_rows else []
 
 
 def rows(db: Database, shard: str, sql: str, **params: Any) -> list[Any]:

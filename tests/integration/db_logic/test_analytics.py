@@ -16,6 +16,7 @@ from tests.integration.db_logic.helpers import (
     make_course,
     make_user,
     one,
+    owner_rows,
     pay,
     purchase,
     rows,
@@ -108,7 +109,7 @@ def test_get_revenue_by_month_groups_purchases_and_refunds_by_month_and_currency
         (february_eur, "2026-02-01 00:10+00"),
         (refund, "2026-03-02 08:00+00"),
     ):
-        rows(db, EU, "UPDATE transactions SET completed_at = :at WHERE id = :t", at=at, t=tid)
+        owner_rows(db, EU, "UPDATE transactions SET completed_at = :at WHERE id = :t", at=at, t=tid)
     found = [tuple(r) for r in rows(db, EU, "SELECT * FROM get_revenue_by_month()")]
     assert found == [
         (date(2026, 1, 1), "USD", Decimal("200.00"), Decimal("0"), Decimal("200.00"), 2),

@@ -12,7 +12,7 @@ from elearn_data import ids
 from elearn_data.database import Database
 from elearn_data.errors import InvalidInput, NotFound
 from elearn_data.regions import Region
-from tests.integration.db_logic.helpers import EU, connection, rows, scalar, sqlstate
+from tests.integration.db_logic.helpers import EU, owner_connection, rows, scalar, sqlstate
 
 
 def test_sql_made_ids_decode_in_python_with_their_owner_region(db: Database) -> None:
@@ -88,7 +88,7 @@ def test_elearn_shard_names_each_shard(db: Database) -> None:
 
 
 def test_elearn_shard_without_a_recorded_name_is_not_found(db: Database) -> None:
-    with connection(db, EU) as conn:
+    with owner_connection(db, EU) as conn:  # shard_meta is read-only for the application role
         savepoint = conn.begin_nested()
         conn.execute(text("DELETE FROM shard_meta WHERE key = 'shard'"))
         with sqlstate("EL404", NotFound, match="shard_meta"):

@@ -1,4 +1,4 @@
-"""Revisions 0002/0003 on a scratch database: downgrade removes every object they made."""
+"""Revisions 0002/0003/0005 on a scratch database: downgrade removes every object they made."""
 
 from __future__ import annotations
 
@@ -36,14 +36,19 @@ def _revision(path: Path) -> ModuleType:
 
 
 def _declared() -> set[str]:
-    """Every object revisions 0002 and 0003 say they create."""
+    """Every object revisions 0002, 0003 and 0005 say they create."""
     functions = _revision(VERSIONS / "0002_functions.py")
     triggers = _revision(VERSIONS / "0003_triggers.py")
+    security = _revision(VERSIONS / "0005_security.py")
     names = {f"{kind} {name}" for kind, name in functions.OBJECTS}
     names |= {f"function {name}" for name in triggers.FUNCTIONS}
     names |= {f"trigger {name}" for name, _ in triggers.TRIGGERS}
     names |= {f"trigger trg_{table}_updated_at" for table, _ in triggers.UPDATED_AT_TABLES}
+    names |= {f"function {name}" for name, _ in security.FUNCTIONS}
     return names
+
+
+_SECURITY = _revision(VERSIONS / "0005_security.py")
 
 
 def _objects(cluster: LocalCluster, settings: Settings) -> dict[str, set[str]]:
@@ -63,7 +68,7 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
     scratch: Settings, cluster: LocalCluster
 ) -> None:
     declared = _declared()
-    assert len([o for o in declared if o.startswith("function ")]) == 46
+    assert len([o for o in declared if o.startswith("function ")]) == 46 + 5
     assert len([o for o in declared if o.startswith("trigger ")]) == 22
     migrations.upgrade(scratch)
     at_head = _objects(cluster, scratch)
@@ -71,6 +76,13 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
     # The models and every shard still agree (no table, column or index was added).
     command.check(migrations.alembic_config(scratch))
 
+    # 0005 undone: its functions are gone and the money functions run as the caller again.
+    migrations.downgrade(scratch, "0003")
+    without_0005 = declared - {f"function {n}" for n, _ in _SECURITY.FUNCTIONS}
+    assert all(
+        objects == without_0005 | SCHEMA_SEQUENCES
+        for objects in _objects(cluster, scratch).values()
+    )
     migrations.downgrade(scratch, "0001")
     assert all(objects == SCHEMA_SEQUENCES for objects in _objects(cluster, scratch).values())
     migrations.downgrade(scratch, "base")

@@ -22,6 +22,7 @@ from tests.integration.db_logic.helpers import (
     make_course,
     make_user,
     one,
+    owner_rows,
     pay,
     purchase,
     rows,
@@ -292,12 +293,13 @@ def test_transaction_status_guard_allows_only_forward_transitions(
         "UPDATE transactions SET status = :s, completed_at = coalesce(completed_at, now()),"
         " gateway_transaction_id = coalesce(gateway_transaction_id, 'gw-' || id) WHERE id = :t"
     )
+    # As the owner: the application role may not UPDATE money rows (revision 0005).
     if allowed:
-        rows(db, EU, update, s=target, t=tid)
+        owner_rows(db, EU, update, s=target, t=tid)
         assert scalar(db, EU, "SELECT status FROM transactions WHERE id = :t", t=tid) == target
     else:
         with sqlstate("EL409", InvalidState, match=f"cannot go from {start} to {target}"):
-            rows(db, EU, update, s=target, t=tid)
+            owner_rows(db, EU, update, s=target, t=tid)
 
 
 def test_a_refund_transaction_can_never_become_refunded(db: Database) -> None:
@@ -305,7 +307,7 @@ def test_a_refund_transaction_can_never_become_refunded(db: Database) -> None:
     pay(db, tid)
     refund = scalar(db, EU, "SELECT refund_transaction(:t)", t=tid)
     with sqlstate("EL409", InvalidState, match="a refund"):
-        rows(db, EU, "UPDATE transactions SET status = 'refunded' WHERE id = :t", t=refund)
+        owner_rows(db, EU, "UPDATE transactions SET status = 'refunded' WHERE id = :t", t=refund)
 
 
 def test_enrollment_row_updated_at_moves_with_progress(db: Database) -> None:

@@ -49,6 +49,7 @@ def drill_settings(home: Path, **overrides: Any) -> Settings:
         "replica": {"retry_down_after_s": 0.5, "check_interval_s": 0.5},
         "argon2_time_cost": 1,
         "argon2_memory_kib": 8192,
+        "argon2_allow_weak": True,
         "mongo_uri": None,
         "mongo_db": f"elearn_drill_{uuid.uuid4().hex[:8]}",
     }

@@ -19,15 +19,25 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg2
+import psycopg2.extras
 import pytest
 from pydantic import BaseModel, SecretStr
+from sqlalchemy import text as sql_text
+from sqlalchemy.exc import DBAPIError
 
 from elearn_data import migrations
-from elearn_data.cluster.local import LocalCluster
-from elearn_data.config import Settings, ShardSettings
+from elearn_data.cluster.local import (
+    APP_USER,
+    REPLICATION_PASSFILE,
+    LocalCluster,
+    _set_password,
+)
+from elearn_data.config import Settings, ShardSettings, redact, split_password
 from elearn_data.content import ContentStore
-from elearn_data.database import connect
-from elearn_data.errors import ElearnDataError
+from elearn_data.database import Database, connect
+from elearn_data.errors import ConfigurationError, ElearnDataError
+from elearn_data.security import Passwords
 from tests.integration.api.helpers import register
 
 try:  # written concurrently by another engineer; used when present
@@ -138,6 +148,7 @@ def test_no_log_line_repr_or_error_contains_a_password(
         home=cluster.home,
         argon2_time_cost=1,
         argon2_memory_kib=8192,
+        argon2_allow_weak=True,
         mongo_db="elearn_secrets_test",
     )
     migrations.upgrade(settings)  # as the owner, with the owner password
@@ -212,3 +223,197 @@ def test_the_files_holding_cluster_secrets_are_private(cluster: LocalCluster) ->
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == 0o600, f"{path} has mode {oct(mode)}"
     assert stat.S_IMODE(cluster.pg_root.stat().st_mode) == 0o700
+
+
+# ------------------------------------------------------------------ files
+
+
+def test_the_runtime_settings_file_holds_the_app_credentials_and_hash_key_only(
+    cluster: LocalCluster,
+) -> None:
+    state = cluster.state()
+    stored = json.loads(cluster.settings_path.read_text())
+    assert stored["app_user"] == APP_USER
+    assert stored["db_password"] == state.app_password
+    assert stored["email_hash_key"] == state.email_hash_key
+    text_of_file = cluster.settings_path.read_text()
+    for other in (
+        state.owner_password,
+        state.superuser_password,
+        state.replication_password,
+    ):
+        assert other not in text_of_file
+    secret_keys = {k for k in stored if any(w in k for w in ("password", "secret", "key"))}
+    assert secret_keys == {"db_password", "email_hash_key"}
+    # The operator's file keeps the administration secrets (an interface of cluster.json).
+    inventory = json.loads(cluster.state_path.read_text())
+    assert inventory["superuser_password"] == state.superuser_password
+    assert inventory["owner_password"] == state.owner_password
+
+
+def test_migrations_find_the_owner_password_outside_the_runtime_settings(
+    cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = cluster.state()
+    settings = Settings(home=cluster.home)
+    assert settings.owner_password is None  # not in settings.json
+    assert settings.owner_credentials() == ("elearn_owner", state.owner_password)
+    explicit = Settings(home=cluster.home, owner_password="from-the-environment")
+    assert explicit.owner_credentials() == ("elearn_owner", "from-the-environment")
+    monkeypatch.setenv("ELEARN_OWNER_URL", "postgresql://migrator:url-secret@db/x")
+    from_url = Settings(home=cluster.home)
+    assert from_url.owner_credentials() == ("migrator", "url-secret")
+    assert "url-secret" not in repr(from_url)
+
+
+def test_standbys_read_the_replication_password_from_a_private_passfile(
+    cluster: LocalCluster,
+) -> None:
+    state = cluster.state()
+    passfile = cluster.pg_root / REPLICATION_PASSFILE
+    assert stat.S_IMODE(passfile.stat().st_mode) == 0o600
+    for node in state.nodes:
+        if node.role != "replica":
+            continue
+        auto = (cluster.data_dir(node) / "postgresql.auto.conf").read_text()
+        assert state.replication_password not in auto, node.name
+        assert f"passfile={passfile}" in auto, node.name
+
+
+# -------------------------------------------------------------- passwords
+
+
+def test_role_passwords_travel_as_scram_verifiers_and_only_when_they_change(
+    cluster: LocalCluster,
+) -> None:
+    state = cluster.state()
+    node = state.primary_of("na")
+    conn = psycopg2.connect(
+        host="127.0.0.1",
+        port=node.port,
+        user="postgres",
+        password=state.superuser_password,
+        dbname="postgres",
+        connection_factory=psycopg2.extras.LoggingConnection,
+    )
+    sent: list[str] = []
+
+    class _Sink:
+        def write(self, line: str) -> None:
+            sent.append(line)
+
+    conn.initialize(_Sink())
+    conn.autocommit = True
+    role = f"elearn_pw_check_{os.getpid()}"
+    first, second = "First-Pa55word-Never-Sent", "Second-Pa55word-Never-Sent"
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE ROLE {role} LOGIN")
+        assert _set_password(conn, role, first) is True
+        assert _set_password(conn, role, first) is False  # unchanged: nothing sent
+        assert _set_password(conn, role, second) is True
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,))
+            verifier = cur.fetchone()[0]
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.close()
+    alters = [line for line in sent if "ALTER ROLE" in line]
+    assert len(alters) == 2
+    assert all("SCRAM-SHA-256$" in line for line in alters)
+    assert not [line for line in sent if first in line or second in line]
+    assert verifier.startswith("SCRAM-SHA-256$")
+
+
+def test_cluster_up_again_does_not_reset_unchanged_passwords(cluster: LocalCluster) -> None:
+    def verifiers() -> dict[str, str]:
+        conn = cluster.admin_connect(cluster.state().primary_of("eu"))
+        try:
+            with conn.cursor() as cur:
+                cur.execute(
+                    "SELECT rolname, rolpassword FROM pg_authid WHERE rolname LIKE 'elearn%%'"
+                )
+                return dict(cur.fetchall())
+        finally:
+            conn.close()
+
+    before = verifiers()
+    cluster.up(replicas=1)
+    # A re-sent password would get a new random salt, hence a new verifier.
+    assert verifiers() == before
+    assert all(v.startswith("SCRAM-SHA-256$") for v in before.values())
+
+
+# ------------------------------------------------------------------- logs
+
+
+def test_a_failing_statement_leaves_no_value_in_the_server_log_or_the_error(
+    db: Database, cluster: LocalCluster
+) -> None:
+    marker = f"Pii-Marker-{os.getpid()}"
+    node = cluster.state().primary_of("eu")
+    log_file = cluster.log_file(node)
+    before = log_file.stat().st_size
+    engine = db.cluster.engines.primary("eu").engine
+    with engine.connect() as conn:
+        for statement, params in (
+            # A CHECK violation (its DETAIL would list the whole row) ...
+            (
+                "INSERT INTO users (id, email, password_hash, first_name, last_name, region)"
+                " VALUES (elearn_new_id('europe'), :v, 'x', :v, :v, 'europe')",
+                {"v": marker},
+            ),
+            # ... on another table, with the value in a bound parameter only.
+            (
+                "INSERT INTO user_profiles (user_id, phone, city)"
+                " VALUES (gen_random_uuid(), :v, :v)",
+                {"v": marker},
+            ),
+        ):
+            with pytest.raises(DBAPIError) as info:
+                conn.execute(sql_text(statement), params)
+            conn.rollback()
+            assert "[parameters" not in str(info.value)
+            assert "parameters hidden" in str(info.value)
+    # The server wrote its error lines; none holds the statement or a value.
+    # (A message itself may quote a value, e.g. a type error's; the library's
+    # Python checks keep such values from reaching the server at all.)
+    logged = log_file.read_bytes()[before:].decode("utf-8", "replace")
+    assert "ERROR" in logged
+    assert marker not in logged
+    assert "STATEMENT" not in logged and "DETAIL" not in logged
+
+
+# ------------------------------------------------------------------- misc
+
+
+def test_a_password_in_the_query_string_is_redacted_and_moved_into_a_secret() -> None:
+    url = f"postgresql://app@db:5432/x?sslmode=require&password={MONGO_PASSWORD}&connect_timeout=3"
+    assert MONGO_PASSWORD not in redact(url)
+    assert "password=***" in redact(url) and "sslmode=require" in redact(url)
+    bare, found = split_password(url)
+    assert found == MONGO_PASSWORD and MONGO_PASSWORD not in bare
+    assert "connect_timeout=3" in bare
+    settings = Settings(
+        shards={"na": {"primary": url}, "eu": {"primary": url}, "apac": {"primary": url}}
+    )
+    assert settings.shard_password("na") == MONGO_PASSWORD
+    assert MONGO_PASSWORD not in repr(settings) + settings.model_dump_json()
+
+
+def test_argon2_defaults_meet_owasp_and_weaker_settings_are_refused(tmp_path: Any) -> None:
+    shards = {s: {"primary": "postgresql://app@db/x"} for s in ("na", "eu", "apac")}
+    defaults = Settings(home=tmp_path, shards=shards)
+    assert (defaults.argon2_memory_kib, defaults.argon2_time_cost) >= (47104, 1)
+    for memory, passes in ((8192, 1), (19456, 1), (12288, 2), (7168, 4), (47103, 1)):
+        with pytest.raises((ConfigurationError, ValueError), match="OWASP"):
+            Settings(
+                home=tmp_path, shards=shards, argon2_memory_kib=memory, argon2_time_cost=passes
+            )
+    for memory, passes in ((19456, 2), (7168, 5), (65536, 3)):
+        Settings(home=tmp_path, shards=shards, argon2_memory_kib=memory, argon2_time_cost=passes)
+    # model_copy() skips validation; the hasher checks again.
+    weak = defaults.model_copy(update={"argon2_memory_kib": 1024})
+    with pytest.raises(ConfigurationError, match="OWASP"):
+        Passwords(weak)

@@ -337,6 +337,30 @@ def test_the_seed_password_authenticates_a_seeded_user(
     assert db.users.authenticate(email, "not-the-seed-password") is None
 
 
+def test_every_seeded_user_has_a_hash_of_its_own(
+    seeded: SeedReport, cluster: LocalCluster, db: Database
+) -> None:
+    hashes = [
+        h
+        for shard in shards(cluster)
+        for (h,) in rows(cluster, shard, "SELECT password_hash FROM users")
+    ]
+    assert len(set(hashes)) == len(hashes) > 100
+    assert len({h.rsplit("$", 2)[1] for h in hashes}) == len(hashes)  # distinct salts
+    # The first login upgrades the cheap seeded hash to the settings' parameters.
+    shard = shards(cluster)[0]
+    user_id, email, before = rows(
+        cluster,
+        shard,
+        "SELECT id, email, password_hash FROM users WHERE status = 'active'"
+        " ORDER BY id DESC LIMIT 1",
+    )[0]
+    assert db.users.authenticate(email, SEED_PASSWORD) is not None
+    after = rows(cluster, shard, "SELECT password_hash FROM users WHERE id = %s", (user_id,))[0][0]
+    assert after != before
+    assert f"m={db.settings.argon2_memory_kib}," in after
+
+
 def test_rows_satisfy_the_shapes_the_schema_expects(
     seeded: SeedReport, cluster: LocalCluster
 ) -> None:
