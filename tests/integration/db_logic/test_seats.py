@@ -97,4 +97,6 @@ def test_set_course_capacity_refuses_a_capacity_for_a_course_that_had_none(db: D
     course = _ledger(db, None)
     with sqlstate("EL409", InvalidState, match="counts the live enrollments of every shard"):
         rows(db, EU, "SELECT set_course_capacity(:c, 5)", c=course)
-    assert one(db, EU, "SELECT capacity FROM course_seats WHERE course_id = :c", c=course)[0] is None
+    assert (
+        one(db, EU, "SELECT capacity FROM course_seats WHERE course_id = :c", c=course)[0] is None
+    )
