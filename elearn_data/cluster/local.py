@@ -702,12 +702,16 @@ class LocalCluster:
         # host:port:database:user:password (the role may only open replication
         # connections anyway). token_urlsafe passwords need no escaping.
         line = f"{HOST}:*:*:{REPLICATION_USER}:{state.replication_password}\n"
-        if not path.is_file() or path.read_text(encoding="utf-8") != line:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(line)
-        os.chmod(path, 0o600)
-        self._user.chown(path)
+        if path.is_file() and path.read_text(encoding="utf-8") == line:
+            return path
+        # Shards are built in parallel threads: write a private temporary file and
+        # rename it, so a concurrent pg_basebackup never reads a half-written one.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(line)
+        self._user.chown(tmp)
+        os.replace(tmp, path)
         return path
 
     def _write_standby_settings(self, primary: NodeSpec, node: NodeSpec) -> None:

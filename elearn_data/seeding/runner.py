@@ -80,7 +80,8 @@ SEEDED_TABLES: Final = (
 )
 # --reset empties these; shard_meta (the shard's identity) and twophase_decisions
 # (which may decide an in-doubt transaction still prepared somewhere) stay.
-RESET_TABLES: Final = (*SEEDED_TABLES, "content_outbox")
+# login_throttles (revision 0005) references users and is never seeded.
+RESET_TABLES: Final = (*SEEDED_TABLES, "login_throttles", "content_outbox")
 
 _COURSE_STATS = """
 WITH written AS (

@@ -222,7 +222,6 @@ HOSTILE = [
     "$1",
     "$$ $$",
     "😀😀",
-    "\u202e",
     "NaN",
     "null",
     "<script>alert(1)</script>",
@@ -232,6 +231,8 @@ HOSTILE = [
     "/* x */",
 ]
 BLANK_OR_NUL = ["", " ", "\n\t\r", "\x00", "a\x00b", "\u0000'"]
+# Refused in every text field (InvalidInput): control characters, bidi controls.
+HOSTILE_CHARACTERS = ["\u202e", "a\u2066b", "a\x1b[31m", "\x07bell"]
 LONG = ["x" * 101, "y" * 257, "z" * 5001, "é" * 20001, "w" * 100_001]
 
 wrong_types = st.one_of(
@@ -249,10 +250,21 @@ wrong_types = st.one_of(
 legal_text = st.one_of(
     st.sampled_from(HOSTILE),
     st.text(
-        alphabet=st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20
+        alphabet=st.characters(
+            codec="utf-8",
+            exclude_categories=("Cc", "Cs"),
+            exclude_characters="\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+        ),
+        min_size=1,
+        max_size=20,
     ).filter(str.strip),
 )
-bad_text = st.one_of(st.sampled_from(BLANK_OR_NUL), st.sampled_from(LONG), wrong_types)
+bad_text = st.one_of(
+    st.sampled_from(BLANK_OR_NUL),
+    st.sampled_from(HOSTILE_CHARACTERS),
+    st.sampled_from(LONG),
+    wrong_types,
+)
 
 
 @dataclass(frozen=True)
@@ -509,6 +521,7 @@ def plans(w: World) -> dict[str, st.SearchStrategy[Any]]:
         ),
         "users.update_profile": call(user, optional=profile),
         "users.deactivate": call(id_arg(w, exclude=(w.student, w.instructor))),
+        "users.erase": call(id_arg(w, exclude=(w.student, w.instructor))),
         # catalog
         "catalog.create_category": call(
             text_arg("Fuzzing", "New category"),
@@ -744,6 +757,7 @@ METHODS = [
     "reviews.for_course",
     "users.authenticate",
     "users.deactivate",
+    "users.erase",
     "users.find_by_email",
     "users.get",
     "users.register",

@@ -417,3 +417,24 @@ def test_argon2_defaults_meet_owasp_and_weaker_settings_are_refused(tmp_path: An
     weak = defaults.model_copy(update={"argon2_memory_kib": 1024})
     with pytest.raises(ConfigurationError, match="OWASP"):
         Passwords(weak)
+
+
+def test_sqlalchemy_info_logging_shows_no_hash_or_personal_value(clean: Database) -> None:
+    capture = _Capture()
+    engine_log = logging.getLogger("sqlalchemy.engine")
+    level = engine_log.level
+    engine_log.addHandler(capture)
+    engine_log.setLevel(logging.INFO)  # statements and their parameters
+    phone = "+44 20 7946 0000"
+    try:
+        email = f"info-log-{os.getpid()}@example.org"
+        user = register(clean, "europe", email=email, password=USER_PASSWORD, phone=phone)
+        assert clean.users.authenticate(email, USER_PASSWORD) is not None
+        clean.users.update_profile(user, city="Info-Log-City")
+    finally:
+        engine_log.removeHandler(capture)
+        engine_log.setLevel(level)
+    assert any("INSERT INTO" in line for line in capture.lines)
+    assert any("parameters hidden" in line for line in capture.lines)
+    for value in ("$argon2id$", email, phone, "Info-Log-City", USER_PASSWORD):
+        assert not [line for line in capture.lines if value in line], value
