@@ -44,6 +44,7 @@ no shard matches no row anywhere, and runs on the catalog shard (no rows).
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -441,8 +442,24 @@ def base_table(item: Any) -> Table | None:
     return None
 
 
+# Statements are immutable: what they read is computed once per statement object
+# (module-level statements are reused on every call; finding an ORM statement's
+# FROM list builds a compile state, as costly as running a point read).
+_TABLES: weakref.WeakKeyDictionary[Any, list[Table]] = weakref.WeakKeyDictionary()
+
+
 def statement_tables(statement: Any) -> list[Table]:
     """Return every placed table a statement reads or writes, subqueries included."""
+    try:
+        cached = _TABLES.get(statement)
+    except TypeError:  # not weakly referenceable
+        return _statement_tables(statement)
+    if cached is None:
+        cached = _TABLES[statement] = _statement_tables(statement)
+    return cached
+
+
+def _statement_tables(statement: Any) -> list[Table]:
     found: dict[str, Table] = {}
     table = getattr(statement, "table", None)
     if isinstance(table, Table) and "placement" in table.info:
