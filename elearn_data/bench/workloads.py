@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 import psycopg2
 import psycopg2.extras
+from psycopg2 import sql as pgsql
 from sqlalchemy import Engine, Table, create_engine, func, select
 from sqlalchemy.orm import sessionmaker
 
@@ -589,7 +590,9 @@ class GlobalQuery(Workload):
         table = User.__table__
         assert isinstance(table, Table)
         Base.metadata.create_all(self.union, tables=[table])
-        columns = ", ".join(c.name for c in table.columns)
+        columns = pgsql.SQL(", ").join(pgsql.Identifier(c.name) for c in table.columns)
+        copy_out = pgsql.SQL("COPY users ({}) TO STDOUT").format(columns)
+        copy_in = pgsql.SQL("COPY users ({}) FROM STDIN").format(columns)
         target: Any = self.union.raw_connection()
         try:
             into = target.cursor()
@@ -598,10 +601,10 @@ class GlobalQuery(Workload):
                 try:
                     buffer = io.BytesIO()
                     out = source.cursor()
-                    out.copy_expert(f"COPY users ({columns}) TO STDOUT", buffer)
+                    out.copy_expert(copy_out, buffer)
                     out.close()
                     buffer.seek(0)
-                    into.copy_expert(f"COPY users ({columns}) FROM STDIN", buffer)
+                    into.copy_expert(copy_in, buffer)
                 finally:
                     source.close()
             into.execute("ANALYZE users")

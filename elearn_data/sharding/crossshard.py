@@ -31,11 +31,13 @@ first descending, as PostgreSQL does by default.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import heapq
 import itertools
 import operator
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -822,6 +824,8 @@ def _sql_or(values: list[Any]) -> Any:
 
 
 Plan = RowsPlan | GroupsPlan
+# One plan per statement object (statements are immutable; see routing._TABLES).
+_PLANS: weakref.WeakKeyDictionary[Any, Plan] = weakref.WeakKeyDictionary()
 
 
 def plan_select(statement: Any, params: Any = None) -> Plan:
@@ -830,10 +834,24 @@ def plan_select(statement: Any, params: Any = None) -> Plan:
     Raises:
         CrossShardQuery: no exact merge exists (see the module docstring).
     """
+    if not params:
+        try:
+            cached = _PLANS.get(statement)
+        except TypeError:  # not weakly referenceable
+            cached = None
+        if cached is not None:
+            return cached
     _check_shape(statement)
-    if _has_aggregates(statement):
-        return GroupsPlan.build(statement, params)
-    return RowsPlan.build(statement)
+    plan: Plan = (
+        GroupsPlan.build(statement, params)
+        if _has_aggregates(statement)
+        else RowsPlan.build(statement)
+    )
+    if not params:
+        # Plans read bind values only from the statement itself without params.
+        with contextlib.suppress(TypeError):
+            _PLANS[statement] = plan
+    return plan
 
 
 # ------------------------------------------------------------------ execution

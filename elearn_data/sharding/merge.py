@@ -1,11 +1,10 @@
-"""Merging per-shard partial results explicitly.
+"""Per-shard scalars, explicitly: run one statement on each shard and add the partials.
 
-A SELECT sent to several shards through ShardedSession is *concatenated*:
-ORDER BY, LIMIT, DISTINCT, GROUP BY and aggregates apply per shard, and
-``session.scalar(select(func.count())...)`` silently returns the first shard's
-count. These helpers run a statement on each shard and add the partials (sums of
-counts and sums); the analytics layer (``elearn_data/analytics/merge.py``) holds
-the richer merge rules (averages, catalog counts, top-N).
+A global unit of work already merges a SELECT over every shard exactly
+(:mod:`~elearn_data.sharding.crossshard`); these helpers are for code that
+wants each shard's own figure (``{shard: value}``) or a sum over an explicit
+list of shards. The analytics layer (``elearn_data/analytics/merge.py``) holds
+the richer merge rules of its DataFrames (catalog counts, top-N).
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ no shard matches no row anywhere, and runs on the catalog shard (no rows).
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -72,6 +73,8 @@ OWNER_ID_COLUMNS = frozenset({"id", "user_id", "enrollment_id"})
 # Placements whose rows are split between shards (each row lives on one shard).
 PARTITIONED = frozenset({Placement.LEARNER, Placement.HOME, Placement.DIRECTORY})
 
+_UNSET = object()
+
 ANALYTICS_HINT = "use db.analytics.sql(...) for queries of any shape over every shard"
 CATALOG_HINT = "catalog rows change only through db.catalog (every copy in one two-phase commit)"
 
@@ -88,6 +91,8 @@ class Router:
         self.shards: tuple[str, ...] = settings.shard_names
         self.local_shard = settings.home_shard
         self._region_shards: dict[Region, str] = dict(settings.region_shards)
+        # statement -> the shards its criteria name (statements without parameters).
+        self._narrowed: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
 
     def shard_of_region(self, region: object) -> str:
         """Return the shard serving ``region`` (a Region or its name).
@@ -222,6 +227,19 @@ class Router:
         return tuple(s for s in self.shards if s in wanted)
 
     def _criteria_shards(self, statement: Any, params: Any) -> set[str] | None:
+        if not params:
+            # Without parameters the answer depends on the statement alone.
+            try:
+                cached = self._narrowed.get(statement, _UNSET)
+            except TypeError:  # not weakly referenceable
+                return self._criteria_shards_uncached(statement, params)
+            if cached is _UNSET:
+                cached = self._criteria_shards_uncached(statement, params)
+                self._narrowed[statement] = cached
+            return None if cached is None else set(cached)
+        return self._criteria_shards_uncached(statement, params)
+
+    def _criteria_shards_uncached(self, statement: Any, params: Any) -> set[str] | None:
         where = getattr(statement, "whereclause", None)
         if where is None:
             return None
@@ -441,8 +459,24 @@ def base_table(item: Any) -> Table | None:
     return None
 
 
+# Statements are immutable: what they read is computed once per statement object
+# (module-level statements are reused on every call; finding an ORM statement's
+# FROM list builds a compile state, as costly as running a point read).
+_TABLES: weakref.WeakKeyDictionary[Any, list[Table]] = weakref.WeakKeyDictionary()
+
+
 def statement_tables(statement: Any) -> list[Table]:
     """Return every placed table a statement reads or writes, subqueries included."""
+    try:
+        cached = _TABLES.get(statement)
+    except TypeError:  # not weakly referenceable
+        return _statement_tables(statement)
+    if cached is None:
+        cached = _TABLES[statement] = _statement_tables(statement)
+    return cached
+
+
+def _statement_tables(statement: Any) -> list[Table]:
     found: dict[str, Table] = {}
     table = getattr(statement, "table", None)
     if isinstance(table, Table) and "placement" in table.info:

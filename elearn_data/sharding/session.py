@@ -148,6 +148,11 @@ class RoutedSession(ShardedSession):
         if placement_of(table) is Placement.REFERENCE:
             return [self._scope or self._router.catalog_shard]
         names = [c.name for c in mapper.primary_key]
+        if self._scope is None and placement_of(table) is Placement.LOCAL:
+            raise RoutingError(
+                f"{table.name} is per-shard bookkeeping: read it in a scoped unit of work "
+                "(db.reader('eu'))"
+            )
         shards = self._router.identity_shards(table, pk, names)
         if self._scope is None:
             return shards
@@ -190,7 +195,10 @@ def _route_orm_execute(ctx: ORMExecuteState) -> Any:
         return None
     shards = list(session._execute_chooser(ctx))
     if len(shards) == 1:
-        return ctx.invoke_statement(bind_arguments={**ctx.bind_arguments, "shard_id": shards[0]})
+        # Pinned, ShardedSession's own hook (next in line) runs it on that shard:
+        # one execution, not a nested one.
+        ctx.bind_arguments["shard_id"] = shards[0]
+        return None
     if ctx.is_select:
         return crossshard.execute_orm(ctx, shards)
     if ctx.is_insert:

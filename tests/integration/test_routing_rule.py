@@ -42,7 +42,7 @@ def _user_row(region: Region, **extra: Any) -> dict[str, Any]:
     user_id = ids.new_id(region)
     return {
         "id": user_id,
-        "email": f"rule-{user_id.hex[:10]}@example.org",
+        "email": f"rule-{uuid.uuid4().hex[:12]}@example.org",
         "password_hash": "x",
         "first_name": "Rule",
         "last_name": "Tester",
