@@ -65,6 +65,10 @@ class ShardUnavailable(ElearnDataError):
         super().__init__(f"shard {shard!r} is unavailable{suffix}")
 
 
+class AnalyticsTimeout(ElearnDataError, TimeoutError):
+    """An analytics query ran longer than ``Settings.analytics_timeout_s`` and was cancelled."""
+
+
 class ConcurrencyConflict(ElearnDataError):
     """A concurrent transaction won a race (serialization failure, deadlock, lock timeout).
 
@@ -79,6 +83,7 @@ class ConfigurationError(ElearnDataError):
 
 __all__ = [
     "AlreadyEnrolled",
+    "AnalyticsTimeout",
     "ConcurrencyConflict",
     "ConfigurationError",
     "CourseFull",

@@ -14,7 +14,8 @@ concurrent commands on one ELEARN_HOME.
 
 Roles created on every primary: ``postgres`` (superuser, cluster administration
 only), the schema owner (migrations), the application role (DML and function
-calls only) and a replication role.
+calls only), a replication role and the read-only analyst role of
+``db.analytics.sql``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
 from elearn_data.cluster.binaries import ServerUser, find_bindir
@@ -55,6 +57,11 @@ SUPERUSER = "postgres"
 REPLICATION_USER = "elearn_replicator"
 OWNER_USER = "elearn_owner"
 APP_USER = "elearn_app"
+# Read-only role of ``db.analytics.sql`` (SELECT on the analyst-visible columns only,
+# granted by the migrations; see elearn_data/analytics/visibility.py).
+ANALYST_USER = "elearn_analyst"
+# The role's ceiling per PostgreSQL statement; a connection may ask for less.
+ANALYST_STATEMENT_TIMEOUT = "300s"
 CONF_NAME = "elearn.conf"
 
 Progress = Callable[[str], None]
@@ -93,6 +100,12 @@ class ClusterState:
     email_hash_key: str = field(repr=False)
     nodes: list[NodeSpec] = field(default_factory=list)
     version: int = 1
+    # Generated on first use, so an inventory written before the analyst role existed loads.
+    analyst_password: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.analyst_password:
+            self.analyst_password = secrets.token_urlsafe(24)
 
     @classmethod
     def fresh(cls, base_port: int, durability: Durability, shards: list[str]) -> ClusterState:
@@ -241,6 +254,8 @@ class LocalCluster:
             "owner_password": state.owner_password,
             "email_hash_key": state.email_hash_key,
             "durability": state.durability,
+            "analyst_user": ANALYST_USER,
+            "analyst_password": state.analyst_password,
         }
 
     @contextlib.contextmanager
@@ -451,6 +466,55 @@ class LocalCluster:
                 )
         finally:
             conn.close()
+        self._bootstrap_analyst(state, node)
+
+    def _bootstrap_analyst(self, state: ClusterState, node: NodeSpec) -> None:
+        """Create (or refresh) the analyst role: login, read-only, no rights on its own.
+
+        Its table rights are column grants made by the migrations (revision 0007 and
+        ``env.py`` after every run); here only what is cluster-wide: the role, its
+        password (sent as a SCRAM verifier computed here, never as text), its
+        per-statement ceiling, read-only transactions, CONNECT on the database and
+        a pg_hba rule for that database alone.
+        """
+        conn = self.admin_connect(node)
+        try:
+            with conn.cursor() as cur:
+                role = sql.Identifier(ANALYST_USER)
+                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ANALYST_USER,))
+                verb = sql.SQL("ALTER") if cur.fetchone() else sql.SQL("CREATE")
+                verifier = psycopg2.extensions.encrypt_password(
+                    state.analyst_password, ANALYST_USER, conn, "scram-sha-256"
+                )
+                cur.execute(
+                    sql.SQL(
+                        "{} ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
+                        "NOREPLICATION NOBYPASSRLS PASSWORD %s"
+                    ).format(verb, role),
+                    (verifier,),
+                )
+                cur.execute(
+                    sql.SQL("ALTER ROLE {} SET statement_timeout = %s").format(role),
+                    (ANALYST_STATEMENT_TIMEOUT,),
+                )
+                cur.execute(
+                    sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role)
+                )
+                cur.execute(
+                    sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                        sql.Identifier(DBNAME), role
+                    )
+                )
+        finally:
+            conn.close()
+        hba = self.data_dir(node) / "pg_hba.conf"
+        rule = f"host {DBNAME} {ANALYST_USER} {HOST}/32 scram-sha-256"
+        lines = hba.read_text(encoding="utf-8").splitlines()
+        if rule not in lines:
+            # First match wins: the rule goes first, whatever rules follow it.
+            hba.write_text("\n".join([rule, *lines]) + "\n", encoding="utf-8")
+            self._user.chown(hba)
+            self._reload(node)
 
     def _build_primary(self, state: ClusterState, node: NodeSpec, progress: Progress) -> None:
         progress(f"{node.name}: initdb (primary of shard {node.shard}, port {node.port})")
