@@ -169,7 +169,10 @@ def check_statement(con: duckdb.DuckDBPyConnection, query: str) -> None:
         raise InvalidInput(f"invalid SQL: {exc}") from exc
     tree = json.loads(row[0]) if row else {"error": True, "error_message": "no parse tree"}
     if tree.get("error"):
-        raise InvalidInput(f"query refused: {tree.get('error_message', 'not a plain SELECT')}")
+        raise InvalidInput(
+            "only a plain query (SELECT) may run, not a PRAGMA, SHOW, DESCRIBE or SUMMARIZE: "
+            + str(tree.get("error_message", "not a plain SELECT"))
+        )
     for node in _walk(tree.get("statements", [])):
         kind = node.get("type")
         if kind == "TABLE_FUNCTION":
@@ -181,6 +184,12 @@ def check_statement(con: duckdb.DuckDBPyConnection, query: str) -> None:
                     f"table function {name}() is not allowed in analyst SQL "
                     f"(allowed: {', '.join(sorted(ALLOWED_TABLE_FUNCTIONS))})"
                 )
+        elif kind == "SHOW_REF" and node.get("query") is None:
+            # SHOW TABLES / SHOW ALL TABLES list every attached node's catalog; DESCRIBE
+            # and SUMMARIZE of a table or query carry that query, walked like any other.
+            raise InvalidInput(
+                "SHOW is not accepted: DESCRIBE a table, or query information_schema.tables"
+            )
         elif kind == "BASE_TABLE":
             catalog = str(node.get("catalog_name", ""))
             schema = str(node.get("schema_name", ""))
@@ -199,7 +208,7 @@ def check_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(params, Mapping):
         raise InvalidInput(
-            f"params must be a mapping of $name -> value, not {type(params).__name__}"
+            f"parameters must be a mapping of $name -> value, not {type(params).__name__}"
         )
     for name in params:
         if not isinstance(name, str) or not _PARAM.match(name):
@@ -562,6 +571,9 @@ class AnalystSQL:
                         self._db.settings.replica.retry_down_after_s,
                     )
                     return ShardUnavailable(shard, f"{node.label}: {probe.error or message}")
+        if "Did you mean" in message:
+            # The suggestions name the attached nodes (na_p.users, ...), which no query may use.
+            message = message.split("Did you mean")[0].strip()
         return InvalidInput(f"query failed: {message}")
 
 
