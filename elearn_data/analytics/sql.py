@@ -294,6 +294,12 @@ class _Engine:
         self.con.close()
 
 
+class _StaleConnection(Exception):
+    def __init__(self, engine: _Engine, detail: str) -> None:
+        super().__init__(detail)
+        self.engine = engine
+
+
 class AnalystSQL:
     """``db.analytics.sql`` and ``sql_arrow`` (one per ``connect()`` object, thread-safe)."""
 
@@ -308,11 +314,21 @@ class AnalystSQL:
 
     def arrow(self, query: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run ``query`` and return its result as a ``pyarrow.Table`` (see the module doc)."""
-        import duckdb  # noqa: PLC0415
-
         if not isinstance(query, str) or not query.strip():
             raise InvalidInput("query must be a non-empty SQL string")
         values = check_params(params)
+        try:
+            return self._run(query, values)
+        except _StaleConnection as stale:
+            # Every node answers, yet an attached connection broke (a restarted
+            # server): nothing was returned, so a fresh instance may run it again.
+            log.info("analyst SQL: reattaching after a dropped connection: %s", stale)
+            self._discard(stale.engine)
+            return self._run(query, values, retry=False)
+
+    def _run(self, query: str, values: dict[str, Any], *, retry: bool = True) -> pa.Table:
+        import duckdb  # noqa: PLC0415
+
         nodes = self._choose_nodes()
         engine = self._ensure_engine(nodes)
         schema = self._route(engine, nodes)
@@ -331,11 +347,23 @@ class AnalystSQL:
                     f"analyst query interrupted after {self.timeout_s:g} s (analytics_timeout_s)"
                 ) from exc
             except duckdb.Error as exc:
-                raise self._translate(exc, nodes) from exc
+                error = self._translate(exc, nodes)
+                if error is None:
+                    if retry:
+                        raise _StaleConnection(engine, str(exc)) from exc
+                    error = InvalidInput(f"query failed: {str(exc).strip()}")
+                raise error from exc
         finally:
             timer.cancel()
             cursor.close()
         return _narrow_hugeints(table, types)
+
+    def _discard(self, engine: _Engine) -> None:
+        with self._lock:
+            if self._engine is not engine:
+                return
+            self._engine = None
+        engine.close()
 
     def frame(self, query: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run ``query`` and return a pandas DataFrame (numeric columns as Decimal)."""
@@ -356,7 +384,7 @@ class AnalystSQL:
             try:
                 rows = cursor.execute("EXPLAIN " + query, values).fetchall()
             except duckdb.Error as exc:
-                raise self._translate(exc, nodes) from exc
+                raise (self._translate(exc, nodes) or InvalidInput(f"query failed: {exc}")) from exc
         finally:
             cursor.close()
         return "\n".join(str(r[1]) for r in rows)
@@ -541,8 +569,11 @@ class AnalystSQL:
 
     # ---------------------------------------------------------------- errors
 
-    def _translate(self, exc: Exception, nodes: Mapping[str, Node]) -> ElearnDataError:
-        """Map an engine error: a shard that is down is named, anything else is bad input."""
+    def _translate(self, exc: Exception, nodes: Mapping[str, Node]) -> ElearnDataError | None:
+        """Map an engine error: a shard that is down is named, anything else is bad input.
+
+        None: a connection broke although every node answers (worth one retry).
+        """
         import duckdb  # noqa: PLC0415
 
         message = str(exc).strip()
@@ -571,6 +602,7 @@ class AnalystSQL:
                         self._db.settings.replica.retry_down_after_s,
                     )
                     return ShardUnavailable(shard, f"{node.label}: {probe.error or message}")
+            return None
         if "Did you mean" in message:
             # The suggestions name the attached nodes (na_p.users, ...), which no query may use.
             message = message.split("Did you mean")[0].strip()
