@@ -1,4 +1,4 @@
-"""The six benchmarks: what each side runs, and how a batch is timed.
+"""The benchmarks: what each side runs, and how a batch is timed.
 
 Every workload has a measured side (the platform's own path) and a baseline
 side (what the same work costs without the platform), each called once per
@@ -95,6 +95,7 @@ class Sizes:
     fan_out_learners: int  # extra learners loaded for the analytics fan-out
     analyst_scale: str = "small"  # the seeding scale the analyst queries run on
     analyst_rounds: int = 1
+    analyst_big_rows: int = 10_000  # rows of the result whose time and peak RSS are reported
 
 
 SMOKE = Sizes(
@@ -106,11 +107,13 @@ QUICK = Sizes(
     "quick", rounds=5, warmup=1, chunks=8, routing_ops=8, point_reads=150, enrolls=4,
     fan_out_calls=1, causal_reads=10, read_pool=3000, bulk_rounds=3, bulk_students=3000,
     fan_out_learners=200_000, analyst_scale="medium", analyst_rounds=3,
+    analyst_big_rows=1_000_000,
 )  # fmt: skip
 FULL = Sizes(
     "full", rounds=15, warmup=1, chunks=10, routing_ops=12, point_reads=300, enrolls=6,
     fan_out_calls=1, causal_reads=20, read_pool=10_000, bulk_rounds=7, bulk_students=10_000,
     fan_out_learners=1_000_000, analyst_scale="medium", analyst_rounds=5,
+    analyst_big_rows=1_000_000,
 )  # fmt: skip
 PROFILES: dict[str, Sizes] = {s.name: s for s in (SMOKE, QUICK, FULL)}
 
@@ -643,7 +646,6 @@ ANALYST_QUERIES: dict[str, str] = {
         "GROUP BY a.course_id ORDER BY pairs DESC, a.course_id LIMIT 20"
     ),
 }
-BIG_RESULT_ROWS = 1_000_000
 
 
 def _comparable(rows: list[tuple[Any, ...]]) -> list[tuple[str, ...]]:
@@ -720,7 +722,7 @@ class AnalystSQLQueries(Workload):
             name: {side: round(statistics.median(v) * 1000, 2) for side, v in sides.items() if v}
             for name, sides in self.per_query.items()
         }
-        self.detail["big_result"] = big_result(self.analytics, BIG_RESULT_ROWS)
+        self.detail["big_result"] = big_result(self.analytics, self.sizes.analyst_big_rows)
         plan = self.analytics.engine.explain(ANALYST_QUERIES["enrollments_by_level"])
         self.detail["pushed_down_filters"] = plan.count("Filters:")
         self.detail["postgres_scans"] = plan.count("POSTGRES_SCAN")
