@@ -638,11 +638,12 @@ ANALYST_QUERIES: dict[str, str] = {
         "(PARTITION BY region ORDER BY created_at, id) AS rn FROM users) ranked "
         "GROUP BY region ORDER BY region"
     ),
-    # a cross-learner self-join: learners who enrolled in a course within a week of another
-    "classmates_within_a_week": (
+    # a cross-learner self-join: pairs of learners who enrolled in a course on the same day
+    "classmates_same_day": (
         "SELECT a.course_id, count(*) AS pairs FROM enrollments a JOIN enrollments b "
-        "ON b.course_id = a.course_id AND a.user_id < b.user_id "
-        "AND b.enrolled_at BETWEEN a.enrolled_at AND a.enrolled_at + INTERVAL '7 days' "
+        "ON b.course_id = a.course_id "
+        "AND date_trunc('day', b.enrolled_at) = date_trunc('day', a.enrolled_at) "
+        "AND a.user_id < b.user_id "
         "GROUP BY a.course_id ORDER BY pairs DESC, a.course_id LIMIT 20"
     ),
 }
