@@ -289,9 +289,32 @@ class _Engine:
         self.failures = failures  # id(Node) -> why it could not be attached
         self.routes: dict[tuple[str, ...], str] = {}
         self.lock = threading.Lock()
+        # Calls running on this instance; a replaced instance is closed by the last one
+        # (closing it under a running cursor would pull the database from under it).
+        self._active = 0
+        self._retired = False
+        self._closed = False
+
+    def acquire(self) -> None:
+        with self.lock:
+            self._active += 1
+
+    def release(self) -> None:
+        with self.lock:
+            self._active -= 1
+            close = self._retired and self._active == 0 and not self._closed
+            self._closed = self._closed or close
+        if close:
+            self.con.close()
 
     def close(self) -> None:
-        self.con.close()
+        """Close now if idle, else when the last running call ends."""
+        with self.lock:
+            self._retired = True
+            close = self._active == 0 and not self._closed
+            self._closed = self._closed or close
+        if close:
+            self.con.close()
 
 
 class _StaleConnection(Exception):
@@ -327,10 +350,24 @@ class AnalystSQL:
             return self._run(query, values, retry=False)
 
     def _run(self, query: str, values: dict[str, Any], *, retry: bool = True) -> pa.Table:
-        import duckdb  # noqa: PLC0415
-
         nodes = self._choose_nodes()
         engine = self._ensure_engine(nodes)
+        try:
+            return self._run_on(engine, nodes, query, values, retry=retry)
+        finally:
+            engine.release()
+
+    def _run_on(
+        self,
+        engine: _Engine,
+        nodes: Mapping[str, Node],
+        query: str,
+        values: dict[str, Any],
+        *,
+        retry: bool,
+    ) -> pa.Table:
+        import duckdb  # noqa: PLC0415
+
         schema = self._route(engine, nodes)
         cursor = engine.con.cursor()
         timer = threading.Timer(self.timeout_s, cursor.interrupt)
@@ -376,17 +413,22 @@ class AnalystSQL:
         values = check_params(params)
         nodes = self._choose_nodes()
         engine = self._ensure_engine(nodes)
-        schema = self._route(engine, nodes)
-        cursor = engine.con.cursor()
         try:
-            check_statement(cursor, query)
-            cursor.execute(f"SET search_path = {_literal('memory.' + schema)}")
+            schema = self._route(engine, nodes)
+            cursor = engine.con.cursor()
             try:
-                rows = cursor.execute("EXPLAIN " + query, values).fetchall()
-            except duckdb.Error as exc:
-                raise (self._translate(exc, nodes) or InvalidInput(f"query failed: {exc}")) from exc
+                check_statement(cursor, query)
+                cursor.execute(f"SET search_path = {_literal('memory.' + schema)}")
+                try:
+                    rows = cursor.execute("EXPLAIN " + query, values).fetchall()
+                except duckdb.Error as exc:
+                    raise (
+                        self._translate(exc, nodes) or InvalidInput(f"query failed: {exc}")
+                    ) from exc
+            finally:
+                cursor.close()
         finally:
-            cursor.close()
+            engine.release()
         return "\n".join(str(r[1]) for r in rows)
 
     def close(self) -> None:
@@ -445,10 +487,12 @@ class AnalystSQL:
                 raise ConfigurationError("this connect() object is closed")
             engine = self._engine
             if engine is not None and all(id(n) in engine.attached for n in nodes.values()):
+                engine.acquire()
                 return engine
             # A node that could not be attached before is wanted now: a new instance
             # (attachments cannot be added once the configuration is locked).
             fresh = self._build()
+            fresh.acquire()
             self._engine = fresh
         if engine is not None:
             engine.close()
@@ -456,6 +500,7 @@ class AnalystSQL:
             if id(node) in fresh.attached:
                 continue
             why = fresh.failures.get(id(node), "not attached")
+            fresh.release()
             if "password authentication failed" in why:
                 raise ConfigurationError(
                     f"the analyst role cannot log in to {node.label}: check "
