@@ -347,6 +347,8 @@ def test_each_shard_is_read_at_one_snapshot_while_writes_go_on(db: Database) -> 
 REFUSED = [
     ("SELECT * FROM read_csv('/etc/passwd')", "read_csv"),
     ("SELECT * FROM read_text('/etc/passwd')", "read_text"),
+    ("SELECT * FROM '/etc/passwd'", "/etc/passwd"),
+    ("PREPARE p AS SELECT 1", "PREPARE"),
     ("COPY (SELECT 1) TO '/tmp/elearn-analyst-copy.csv'", "COPY"),
     ("INSTALL httpfs", "only a query"),
     ("LOAD httpfs", "only a query"),
