@@ -89,7 +89,7 @@ ALLOWLIST: dict[tuple[str, str], str] = {
     ),
     ("elearn_data/analytics/grants.py", "grant_analyst"): ANALYST_GRANTS,
     ("elearn_data/analytics/grants.py", "revoke_analyst"): ANALYST_GRANTS,
-    ("elearn_data/analytics/sql.py", "_run"): DUCKDB_SETUP,
+    ("elearn_data/analytics/sql.py", "_run_on"): DUCKDB_SETUP,
     ("elearn_data/analytics/sql.py", "explain"): (
         DUCKDB_SETUP + " EXPLAIN is prefixed to the analyst's own query, which is SQL by "
         "definition and has passed the same statement guard as sql() (one SELECT); its values "
