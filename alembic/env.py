@@ -10,7 +10,9 @@ application role DML on every table and EXECUTE on every function (least
 privilege: the application role has no DDL rights), so a new table is usable by
 the application as soon as it exists -- except the money tables (SELECT and
 INSERT only) and the protocol tables (SELECT only), which change only through
-the owner's SECURITY DEFINER functions of revision 0005.
+the owner's SECURITY DEFINER functions of revision 0005. From revision 0007 on
+it also re-applies the analyst role's column grants
+(elearn_data/analytics/grants.py).
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
+from elearn_data.analytics.grants import ANALYST_REVISION, grant_analyst
 from elearn_data.config import load_settings, with_user
 from elearn_data.models import Base
 from elearn_data.sharding.engines import build_engine
@@ -83,6 +87,26 @@ def _grant(connection: Connection, app_role: str) -> None:
             ]
     for statement in statements:
         connection.exec_driver_sql(statement)
+
+
+def _grant_analyst(connection: Connection, analyst_role: str) -> None:
+    """Re-apply the analyst grants when the shard is at or past their revision.
+
+    They follow the models (a table a later revision adds is granted, or hidden,
+    by its placement), so they are recomputed after every run.
+    """
+    if connection.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+        return
+    current = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    script = ScriptDirectory.from_config(config)
+    applied = {
+        rev.revision
+        for head in current
+        for rev in script.iterate_revisions(head, "base")
+        if rev is not None
+    }
+    if ANALYST_REVISION in applied:
+        grant_analyst(connection, analyst_role)
 
 
 def _record_shard(connection: Connection, shard: str) -> None:
@@ -149,6 +173,7 @@ def run_migrations_online() -> None:
                 if not context.is_offline_mode():
                     _record_shard(connection, shard)
                     _grant(connection, settings.app_user)
+                    _grant_analyst(connection, settings.analyst_user)
                     connection.commit()
         except OperationalError as exc:
             raise SystemExit(f"shard {shard}: cannot reach its primary: {exc.orig}") from exc

@@ -313,6 +313,10 @@ class Settings(BaseSettings):
     mongo_db: str = "elearn"
 
     analytics_timeout_s: float = Field(default=60.0, gt=0)
+    # The read-only role of db.analytics.sql (ELEARN_ANALYST_USER / ELEARN_ANALYST_PASSWORD):
+    # SELECT on the analyst-visible columns only, granted by the migrations.
+    analyst_user: str = "elearn_analyst"
+    analyst_password: SecretStr | None = None
 
     @field_validator("home", mode="after")
     @classmethod

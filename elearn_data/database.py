@@ -108,6 +108,7 @@ class Database:
         self._stop.set()
         if self._recoverer is not None:
             self._recoverer.join(timeout=10)
+        self.analytics.close()
         self.cluster.engines.dispose()
         if store is not None:
             store.close()

@@ -65,6 +65,10 @@ class ShardUnavailable(ElearnDataError):
         super().__init__(f"shard {shard!r} is unavailable{suffix}")
 
 
+class AnalyticsTimeout(ElearnDataError, TimeoutError):
+    """An analytics query ran longer than ``Settings.analytics_timeout_s`` and was cancelled."""
+
+
 class ConcurrencyConflict(ElearnDataError):
     """A concurrent transaction won a race (serialization failure, deadlock, lock timeout).
 
@@ -170,6 +174,7 @@ __all__ = [
     "AbortedByRecovery",
     "AlreadyEnrolled",
     "CommitPending",
+    "AnalyticsTimeout",
     "ConcurrencyConflict",
     "ConfigurationError",
     "CourseFull",

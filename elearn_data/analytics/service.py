@@ -10,13 +10,15 @@ computed without one region would be wrong, not partial.
 
 Money columns hold :class:`decimal.Decimal` (exact sums; ``.astype(float)``
 for plotting); counts are integers. ``DataFrame.attrs["nodes"]`` names the
-node that answered for each shard.
+node that answered for each shard. ``sql()`` answers any read-only SQL over
+every shard through DuckDB (:mod:`~elearn_data.analytics.sql`).
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,11 +34,13 @@ from elearn_data.analytics.merge import (
     sum_partials,
     threshold_top_n,
 )
+from elearn_data.analytics.sql import AnalystSQL
 from elearn_data.errors import InvalidInput, NotFound
 from elearn_data.regions import Region
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from elearn_data.database import Database
 
@@ -85,6 +89,46 @@ class Analytics:
         self.timeout_s = timeout_s if timeout_s is not None else db.settings.analytics_timeout_s
         if self.timeout_s <= 0:
             raise InvalidInput(f"timeout_s must be positive, not {self.timeout_s!r}")
+        self._sql: AnalystSQL | None = None
+        self._sql_lock = threading.Lock()
+
+    # ---------------------------------------------------------- analyst SQL
+
+    @property
+    def engine(self) -> AnalystSQL:
+        """The DuckDB engine of :meth:`sql` (created on first use, one per object)."""
+        with self._sql_lock:
+            if self._sql is None:
+                self._sql = AnalystSQL(self._db, timeout_s=self.timeout_s)
+            return self._sql
+
+    def sql(self, query: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run read-only SQL over every shard as if one database held them all.
+
+        Learner-owned tables are the union of every shard's rows (with a
+        ``shard`` column), catalog tables appear once; secret columns and
+        protocol tables are not visible. ``params`` bind ``$name``
+        placeholders. Numeric columns hold Decimal, timestamps are UTC.
+
+        Raises:
+            InvalidInput: a syntax error or a statement that is not a query (with
+                the engine's message), or a refused table function or table.
+            ShardUnavailable: a shard cannot be read (the error names it).
+            AnalyticsTimeout: the query ran longer than ``analytics_timeout_s``.
+            ConfigurationError: no analyst credentials are configured.
+        """
+        return self.engine.frame(query, params)
+
+    def sql_arrow(self, query: str, params: Mapping[str, Any] | None = None) -> pa.Table:
+        """Like :meth:`sql`, returning a ``pyarrow.Table`` (no pandas conversion)."""
+        return self.engine.arrow(query, params)
+
+    def close(self) -> None:
+        """Close the analyst SQL engine, if it was started."""
+        with self._sql_lock:
+            engine, self._sql = self._sql, None
+        if engine is not None:
+            engine.close()
 
     def _fan_out(self) -> FanOut:
         return FanOut(self._db, timeout_s=self.timeout_s)

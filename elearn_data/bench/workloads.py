@@ -1,4 +1,4 @@
-"""The six benchmarks: what each side runs, and how a batch is timed.
+"""The benchmarks: what each side runs, and how a batch is timed.
 
 Every workload has a measured side (the platform's own path) and a baseline
 side (what the same work costs without the platform), each called once per
@@ -22,6 +22,9 @@ ids and enrollments).
 * global_query: ORDER BY ... LIMIT 20 and a GROUP BY over every shard through a
   global reader (parallel fan-out, exact merge) -- the same statements on one
   plain PostgreSQL database holding the same rows.
+* analyst_sql: three analyst queries through ``db.analytics.sql`` (DuckDB over
+  every shard's replica) -- the same SQL on one PostgreSQL database holding
+  the union of the shards (built in the scratch database).
 """
 
 from __future__ import annotations
@@ -98,6 +101,9 @@ class Sizes:
     bulk_students: int  # learners of the seeding scale loaded per round
     fan_out_learners: int  # extra learners loaded for the analytics fan-out
     global_queries: int = 10  # pairs of (top-20, group-by) statements per chunk
+    analyst_scale: str = "small"  # the seeding scale the analyst queries run on
+    analyst_rounds: int = 1
+    analyst_big_rows: int = 10_000  # rows of the result whose time and peak RSS are reported
 
 
 SMOKE = Sizes(
@@ -108,12 +114,14 @@ SMOKE = Sizes(
 QUICK = Sizes(
     "quick", rounds=5, warmup=1, chunks=8, routing_ops=8, point_reads=150, enrolls=4,
     fan_out_calls=1, causal_reads=10, read_pool=3000, bulk_rounds=3, bulk_students=3000,
-    fan_out_learners=200_000, global_queries=3,
+    fan_out_learners=200_000, global_queries=3, analyst_scale="medium", analyst_rounds=3,
+    analyst_big_rows=1_000_000,
 )  # fmt: skip
 FULL = Sizes(
     "full", rounds=15, warmup=1, chunks=10, routing_ops=12, point_reads=300, enrolls=6,
     fan_out_calls=1, causal_reads=20, read_pool=10_000, bulk_rounds=7, bulk_students=10_000,
-    fan_out_learners=1_000_000, global_queries=4,
+    fan_out_learners=1_000_000, global_queries=4, analyst_scale="medium", analyst_rounds=5,
+    analyst_big_rows=1_000_000,
 )  # fmt: skip
 PROFILES: dict[str, Sizes] = {s.name: s for s in (SMOKE, QUICK, FULL)}
 
@@ -706,6 +714,118 @@ class CausalRead(Workload):
         self.detail["read_own_write"] = f"{self.seen_own_write}/{total}"
 
 
+# -------------------------------------------------------------------- analyst_sql
+
+ANALYST_SCHEMA = "analyst_union"
+ANALYST_QUERIES: dict[str, str] = {
+    # a group-by over enrollments joined to courses
+    "enrollments_by_level": (
+        "SELECT c.level, c.currency, count(*) AS enrollments, "
+        "count(DISTINCT e.user_id) AS learners, sum(c.price) AS list_value "
+        "FROM enrollments e JOIN courses c ON c.id = e.course_id "
+        "WHERE e.status <> 'dropped' GROUP BY c.level, c.currency ORDER BY c.level, c.currency"
+    ),
+    # a window function over users
+    "signup_order_by_region": (
+        "SELECT region, max(rn) AS learners, "
+        "count(*) FILTER (WHERE role = 'instructor' AND rn <= 1000) AS early_instructors "
+        "FROM (SELECT region, role, row_number() OVER "
+        "(PARTITION BY region ORDER BY created_at, id) AS rn FROM users) ranked "
+        "GROUP BY region ORDER BY region"
+    ),
+    # a cross-learner self-join: pairs of learners who enrolled in a course on the same day
+    "classmates_same_day": (
+        "SELECT a.course_id, count(*) AS pairs FROM enrollments a JOIN enrollments b "
+        "ON b.course_id = a.course_id "
+        "AND date_trunc('day', b.enrolled_at) = date_trunc('day', a.enrolled_at) "
+        "AND a.user_id < b.user_id "
+        "GROUP BY a.course_id ORDER BY pairs DESC, a.course_id LIMIT 20"
+    ),
+}
+
+
+def _comparable(rows: list[tuple[Any, ...]]) -> list[tuple[str, ...]]:
+    return [tuple(str(v) if not isinstance(v, float) else f"{v:.6f}" for v in r) for r in rows]
+
+
+class AnalystSQLQueries(Workload):
+    """Analyst SQL over every shard against the same SQL on one database holding the union."""
+
+    name = "analyst_sql"
+    unit = "ms"
+    kind: Kind = "time"
+    target = 0.5
+    measured_label = (
+        "db.analytics.sql_arrow(): DuckDB over every shard's replica (3 queries: a group-by "
+        "joined to courses, a window over users, a cross-learner self-join)"
+    )
+    baseline_label = (
+        "the same SQL with psycopg2 on one PostgreSQL database holding the union of the "
+        "shards (same indexes), fetched in full"
+    )
+
+    def rounds(self) -> int:
+        return self.sizes.analyst_rounds
+
+    def chunks(self) -> int:
+        return 1
+
+    def setup(self) -> None:
+        # Imported here: the other benchmarks do not need the seeding machinery.
+        from elearn_data.bench.analyst import build_union, seeded  # noqa: PLC0415
+
+        self.detail["scale"] = seeded(self.db, self.sizes.analyst_scale)
+        self.union = build_union(self.ctx.settings, ANALYST_SCHEMA)
+        self.detail["union_rows"] = self.union.rows
+        self.analytics = Analytics(self.db)
+        self.mismatches: list[str] = []
+        self.per_query: dict[str, dict[str, list[float]]] = {
+            q: {"duckdb": [], "postgresql": []} for q in ANALYST_QUERIES
+        }
+        for name, query in ANALYST_QUERIES.items():  # warm both sides; check they agree
+            mine = [tuple(r.values()) for r in self.analytics.sql_arrow(query).to_pylist()]
+            theirs = self.union.rows_of(query)
+            if _comparable(mine) != _comparable(theirs):
+                self.mismatches.append(name)
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        total = 0.0
+        for name, query in ANALYST_QUERIES.items():
+            start = time.perf_counter()
+            self.analytics.sql_arrow(query)
+            elapsed = time.perf_counter() - start
+            self.per_query[name]["duckdb"].append(elapsed)
+            total += elapsed
+        return Sample(total, len(ANALYST_QUERIES))
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        total = 0.0
+        for name, query in ANALYST_QUERIES.items():
+            start = time.perf_counter()
+            self.union.rows_of(query)
+            elapsed = time.perf_counter() - start
+            self.per_query[name]["postgresql"].append(elapsed)
+            total += elapsed
+        return Sample(total, len(ANALYST_QUERIES))
+
+    def finish(self) -> None:
+        from elearn_data.bench.analyst import big_result  # noqa: PLC0415
+
+        self.detail["results_equal"] = not self.mismatches
+        if self.mismatches:
+            self.detail["mismatched_queries"] = self.mismatches
+        self.detail["median_ms"] = {
+            name: {side: round(statistics.median(v) * 1000, 2) for side, v in sides.items() if v}
+            for name, sides in self.per_query.items()
+        }
+        self.detail["big_result"] = big_result(self.analytics, self.sizes.analyst_big_rows)
+        plan = self.analytics.engine.explain(ANALYST_QUERIES["enrollments_by_level"])
+        self.detail["pushed_down_filters"] = plan.count("Filters:")
+        self.detail["postgres_scans"] = plan.count("POSTGRES_SCAN")
+        self.union.close()
+        self.analytics.close()
+
+
 WORKLOADS: tuple[type[Workload], ...] = (
     RoutingOverhead,
     PointRead,
@@ -714,6 +834,7 @@ WORKLOADS: tuple[type[Workload], ...] = (
     FanOutQuery,
     CausalRead,
     GlobalQuery,
+    AnalystSQLQueries,
 )
 """Report order; they run in :data:`RUN_ORDER`."""
 
@@ -726,6 +847,8 @@ RUN_ORDER: tuple[type[Workload], ...] = (
     BulkLoad,
     FanOutQuery,
     GlobalQuery,
+    # Last: it reseeds the scratch shards at its own scale.
+    AnalystSQLQueries,
 )
 
 

@@ -9,6 +9,7 @@ import typer
 from elearn_data import migrations
 from elearn_data.cli import bench, cluster, health, migrate, ops, seed, users
 from elearn_data.cli import migrate as migrate_cli
+from elearn_data.cli import sql as sql_cli
 from elearn_data.cli.common import console, domain_errors
 from elearn_data.config import load_settings
 from elearn_data.errors import InvalidState
@@ -27,6 +28,7 @@ app.command()(health.health)
 app.command()(health.stats)
 app.command()(seed.seed)
 app.command()(bench.bench)
+app.command()(sql_cli.sql)
 
 
 @app.callback()

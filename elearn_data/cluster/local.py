@@ -18,10 +18,11 @@ concurrent commands on one ELEARN_HOME.
 Roles created on every primary: ``postgres`` (superuser, cluster administration
 only), the schema owner (migrations; it holds ``pg_read_all_stats`` for the
 replication facts its SECURITY DEFINER functions return), the application role
-(DML and function calls only, no monitoring role) and a replication role
-(replication connections only; standbys read its password from a passfile).
-Passwords are set as SCRAM verifiers computed client-side, and only when they
-change; pg_hba.conf has one rule per role and database (see ``hba_rules``).
+(DML and function calls only, no monitoring role), the read-only analyst role
+of ``db.analytics.sql`` and a replication role (replication connections only;
+standbys read its password from a passfile). Passwords are set as SCRAM
+verifiers computed client-side, and only when they change; pg_hba.conf has one
+rule per role and database (see ``hba_rules``).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ SUPERUSER = "postgres"
 REPLICATION_USER = "elearn_replicator"
 OWNER_USER = "elearn_owner"
 APP_USER = "elearn_app"
+# Read-only role of ``db.analytics.sql`` (SELECT on the analyst-visible columns only,
+# granted by the migrations; see elearn_data/analytics/visibility.py).
+ANALYST_USER = "elearn_analyst"
+# The role's ceiling per PostgreSQL statement; a connection may ask for less.
+ANALYST_STATEMENT_TIMEOUT = "300s"
 CONF_NAME = "elearn.conf"
 HBA_NAME = "pg_hba.conf"
 # The replication role's password for standbys (primary_conninfo names this
@@ -111,6 +117,12 @@ class ClusterState:
     email_hash_key: str = field(repr=False)
     nodes: list[NodeSpec] = field(default_factory=list)
     version: int = 1
+    # Generated on first use, so an inventory written before the analyst role existed loads.
+    analyst_password: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.analyst_password:
+            self.analyst_password = secrets.token_urlsafe(24)
 
     @classmethod
     def fresh(cls, base_port: int, durability: Durability, shards: list[str]) -> ClusterState:
@@ -301,6 +313,8 @@ class LocalCluster:
             "owner_user": OWNER_USER,
             "email_hash_key": state.email_hash_key,
             "durability": state.durability,
+            "analyst_user": ANALYST_USER,
+            "analyst_password": state.analyst_password,
         }
 
     @contextlib.contextmanager
@@ -402,10 +416,10 @@ class LocalCluster:
     def hba_rules(self) -> list[tuple[str, str, str, str, str]]:
         """Return pg_hba.conf's rules: one per role and database, TCP on 127.0.0.1 only.
 
-        Only the replication role may open replication connections; the owner
-        and the application role reach the platform's database (and registered
-        scratch databases), never ``postgres`` or the templates; the superuser
-        administers every database.
+        Only the replication role may open replication connections; the owner,
+        the application role and the analyst role reach the platform's database
+        (and registered scratch databases), never ``postgres`` or the templates;
+        the superuser administers every database.
         """
         address = f"{HOST}/32"
         scram = "scram-sha-256"
@@ -415,7 +429,7 @@ class LocalCluster:
             ("host", "all", SUPERUSER, address, scram),
             ("host", "replication", REPLICATION_USER, address, scram),
         ]
-        for role in (OWNER_USER, APP_USER):
+        for role in (OWNER_USER, APP_USER, ANALYST_USER):
             rules += [("host", database, role, address, scram) for database in databases]
         return rules
 
@@ -635,6 +649,45 @@ class LocalCluster:
                 cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
                 cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
                 cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app))
+        finally:
+            conn.close()
+        self._bootstrap_analyst(state, node)
+
+    def _bootstrap_analyst(self, state: ClusterState, node: NodeSpec) -> None:
+        """Create (or refresh) the analyst role: login, read-only, no rights on its own.
+
+        Its table rights are column grants made by the migrations (revision 0007 and
+        ``env.py`` after every run); here only what is cluster-wide: the role, its
+        password (a SCRAM verifier computed here, sent only when it changes), its
+        per-statement ceiling, read-only transactions and CONNECT on the database
+        (its pg_hba rule is in :meth:`hba_rules`).
+        """
+        conn = self.admin_connect(node)
+        try:
+            with conn.cursor() as cur:
+                role = sql.Identifier(ANALYST_USER)
+                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ANALYST_USER,))
+                if cur.fetchone() is None:
+                    cur.execute(sql.SQL("CREATE ROLE {} LOGIN").format(role))
+                cur.execute(
+                    sql.SQL(
+                        "ALTER ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT "
+                        "NOREPLICATION NOBYPASSRLS"
+                    ).format(role)
+                )
+                _set_password(conn, ANALYST_USER, state.analyst_password)
+                cur.execute(
+                    sql.SQL("ALTER ROLE {} SET statement_timeout = %s").format(role),
+                    (ANALYST_STATEMENT_TIMEOUT,),
+                )
+                cur.execute(
+                    sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role)
+                )
+                cur.execute(
+                    sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                        sql.Identifier(DBNAME), role
+                    )
+                )
         finally:
             conn.close()
 

@@ -13,6 +13,12 @@ column decides the shard (``Table.info["shard_key"]``); the router in
 * ``directory`` -- placed by a hash of the key (the global email directory).
 * ``local``     -- per-shard bookkeeping (partial aggregates, two-phase decision
   log); every statement names its shard explicitly.
+
+What analysts may read through ``db.analytics.sql`` follows from the same
+metadata (see :mod:`elearn_data.analytics.visibility`): learner, home and
+reference tables are visible, directory and local ones are not; ``placed(...,
+analyst=False)`` hides a table whatever its placement, and a column declared
+with ``info=SECRET`` (a password hash, a login counter) is never visible.
 """
 
 from __future__ import annotations
@@ -68,9 +74,27 @@ class Base(DeclarativeBase):
     }
 
 
-def placed(placement: Placement, shard_key: str | None = None) -> dict[str, Any]:
-    """Return the ``__table_args__`` entry that records a table's placement."""
-    return {"info": {"placement": placement.value, "shard_key": shard_key}}
+# ``mapped_column(..., info=SECRET)``: a column analysts never see (nor get a grant on).
+SECRET: dict[str, Any] = {"secret": True}
+
+
+def placed(
+    placement: Placement, shard_key: str | None = None, *, analyst: bool | None = None
+) -> dict[str, Any]:
+    """Return the ``__table_args__`` entry that records a table's placement.
+
+    ``analyst`` overrides whether ``db.analytics.sql`` shows the table (None: the
+    placement decides; see :mod:`elearn_data.analytics.visibility`).
+    """
+    info: dict[str, Any] = {"placement": placement.value, "shard_key": shard_key}
+    if analyst is not None:
+        info["analyst"] = analyst
+    return {"info": info}
+
+
+def is_secret(column: Any) -> bool:
+    """Return True for a column declared with ``info=SECRET``."""
+    return bool(getattr(column, "info", {}).get("secret"))
 
 
 def placement_of(table: Table) -> Placement:

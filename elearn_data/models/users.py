@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from elearn_data.models.base import (
     ROLES,
+    SECRET,
     USER_STATUSES,
     Base,
     Placement,
@@ -43,7 +44,7 @@ class User(Base):
     # Stored normalised (lower case). Unique per shard here; unique across all
     # shards through the email directory.
     email: Mapped[str] = mapped_column(String(254), unique=True)
-    password_hash: Mapped[str] = mapped_column(String(255))
+    password_hash: Mapped[str] = mapped_column(String(255), info=SECRET)
     first_name: Mapped[str] = mapped_column(String(100))
     last_name: Mapped[str] = mapped_column(String(100))
     role: Mapped[str] = mapped_column(String(20), server_default="student")

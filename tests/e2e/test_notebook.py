@@ -61,9 +61,17 @@ def test_the_analytics_notebook_runs_without_errors_and_draws_its_plots(
     assert not [out for out in outputs if out.output_type == "error"]
     assert Path(outputs[0]["text"].strip()).resolve() == Path(sys.executable).resolve()
     images = [out for out in outputs if "image/png" in out.get("data", {})]
-    assert len(images) >= 3  # regions, revenue by month, the top course's funnel
+    # regions, revenue by month, the top course's funnel, classmates across regions
+    assert len(images) >= 4
     html = "".join(out.get("data", {}).get("text/html", "") for out in outputs)
-    for column in ("published_courses", "revenue", "average_rating", "learners"):
+    for column in (
+        "published_courses",
+        "revenue",
+        "average_rating",
+        "learners",
+        "retained_pct",
+        "classmate_region",
+    ):
         assert column in html
     # The platform table shows the merged figures the raw rows give.
     assert f"<td>{expected['revenue']}</td>" in html

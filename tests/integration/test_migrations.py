@@ -97,3 +97,46 @@ def test_check_detects_a_schema_that_differs_from_the_models(
 def test_unknown_shard_is_refused(scratch: Settings) -> None:
     with pytest.raises(ConfigurationError, match="unknown shard 'mars'"):
         migrations.upgrade(scratch, shard="mars")
+
+
+def _analyst_rights(cluster: LocalCluster, dbname: str) -> dict[str, object]:
+    state = cluster.state()
+    conn = cluster.admin_connect(state.primary_of("eu"), dbname=dbname)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT"
+                " has_column_privilege('elearn_analyst', 'users', 'id', 'SELECT'),"
+                " has_column_privilege('elearn_analyst', 'users', 'password_hash', 'SELECT'),"
+                " has_table_privilege('elearn_analyst', 'email_directory', 'SELECT'),"
+                " has_table_privilege('elearn_analyst', 'twophase_decisions', 'SELECT'),"
+                " has_column_privilege('elearn_analyst', 'courses', 'title', 'SELECT'),"
+                " has_table_privilege('elearn_analyst', 'users', 'INSERT'),"
+                " has_database_privilege('elearn_analyst', current_database(), 'TEMP')"
+            )
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    keys = ("users.id", "password_hash", "email_directory", "twophase", "courses", "insert", "temp")
+    return dict(zip(keys, row, strict=True))
+
+
+def test_the_analyst_grants_come_with_their_revision_and_go_with_its_downgrade(
+    scratch: Settings, cluster: LocalCluster
+) -> None:
+    dbname = _dbname(scratch)
+    migrations.upgrade(scratch, "0003")
+    assert _analyst_rights(cluster, dbname)["users.id"] is False
+    migrations.upgrade(scratch)
+    assert _analyst_rights(cluster, dbname) == {
+        "users.id": True,
+        "password_hash": False,
+        "email_directory": False,
+        "twophase": False,
+        "courses": True,
+        "insert": False,
+        "temp": False,
+    }
+    migrations.downgrade(scratch, "0003")
+    rights = _analyst_rights(cluster, dbname)
+    assert rights["users.id"] is False and rights["courses"] is False

@@ -53,6 +53,20 @@ SEEDING_DDL = (
     "with psycopg2.sql.Identifier would make these entries unnecessary."
 )
 
+ANALYST_GRANTS = (
+    "GRANT/REVOKE over identifiers only: the role from Settings, table and column names from "
+    "the models' metadata intersected with information_schema, the database from "
+    "current_database(); each quoted by the dialect's identifier_preparer.quote()."
+)
+
+DUCKDB_SETUP = (
+    "DuckDB set-up in process (DuckDB has no identifier composer and no parameters in "
+    "LOAD/SET/ATTACH/CREATE SECRET/CREATE VIEW): identifiers (attachment aliases, model table "
+    "and column names, route schemas) are quoted by _ident(), literals (the extension path, "
+    "constant settings, the libpq string, the analyst password) by _literal(), which doubles "
+    "quotes; nothing reaches PostgreSQL as SQL text and no analyst value is formatted."
+)
+
 # (path relative to the repository, enclosing function's qualified name) -> why it is safe.
 ALLOWLIST: dict[tuple[str, str], str] = {
     ("elearn_data/sharding/twophase.py", "_settle"): (
@@ -73,6 +87,16 @@ ALLOWLIST: dict[tuple[str, str], str] = {
         "Class-level CHECK constraint composed from one_of('method_type', CARD_TYPES), a "
         "module constant; evaluated once at import, never with runtime values."
     ),
+    ("elearn_data/analytics/grants.py", "grant_analyst"): ANALYST_GRANTS,
+    ("elearn_data/analytics/grants.py", "revoke_analyst"): ANALYST_GRANTS,
+    ("elearn_data/analytics/sql.py", "_run_on"): DUCKDB_SETUP,
+    ("elearn_data/analytics/sql.py", "explain"): (
+        DUCKDB_SETUP + " EXPLAIN is prefixed to the analyst's own query, which is SQL by "
+        "definition and has passed the same statement guard as sql() (one SELECT); its values "
+        "are bound as $name parameters."
+    ),
+    ("elearn_data/analytics/sql.py", "_build"): DUCKDB_SETUP,
+    ("elearn_data/analytics/sql.py", "_create_views"): DUCKDB_SETUP,
     ("elearn_data/seeding/bulk.py", "defer_indexes"): SEEDING_DDL,
     ("elearn_data/seeding/bulk.py", "restore_indexes"): SEEDING_DDL,
     ("elearn_data/seeding/runner.py", "_prepare_tables"): SEEDING_DDL,

@@ -195,3 +195,36 @@ def test_a_shard_behind_the_head_revision_is_reported_as_drift(drill: Drill) -> 
     finally:
         migrations.upgrade(drill.settings, shard="apac")
     assert health_report(drill.db, timeout_s=5).ok
+
+
+def test_analyst_sql_reads_a_primary_for_a_down_replica_and_names_a_dead_shard(
+    drill: Drill,
+) -> None:
+    db = drill.db
+    count = "SELECT shard, count(*) AS n FROM enrollments GROUP BY shard ORDER BY shard"
+    before = db.analytics.sql(count).to_dict("records")
+    assert sum(int(r["n"]) for r in before) == 3
+    try:
+        drill.cluster.stop("eu", "replica")
+        assert db.analytics.sql(count).to_dict("records") == before
+
+        drill.cluster.stop("na", "replica")
+        drill.cluster.stop("na", "primary")
+        started = time.monotonic()
+        with pytest.raises(ShardUnavailable) as info:
+            db.analytics.sql(count)
+        assert info.value.shard == "na" and "'na'" in str(info.value)
+        assert time.monotonic() - started < 15
+        # A new engine, built while the shard is down, says the same.
+        fresh = Analytics(db, timeout_s=5)
+        try:
+            with pytest.raises(ShardUnavailable) as again:
+                fresh.sql(count)
+            assert again.value.shard == "na"
+        finally:
+            fresh.close()
+    finally:
+        after = restored(drill)
+    assert after.ok, after.problems
+    # The attachments to the restarted servers were broken; the engine reattaches.
+    assert db.analytics.sql(count).to_dict("records") == before

@@ -70,6 +70,7 @@ def test_every_secret_in_the_settings_is_a_secret_str() -> None:
     assert set(secret) >= {
         "db_password",
         "owner_password",
+        "analyst_password",
         "email_hash_key",
         "mongo_uri",
         "shards.*.password",
@@ -138,6 +139,7 @@ def test_no_log_line_repr_or_error_contains_a_password(
         "replication password": state.replication_password,
         "owner password": state.owner_password,
         "application password": state.app_password,
+        "analyst password": state.analyst_password,
         "email hash key": state.email_hash_key,
         "a learner's password": USER_PASSWORD,
         "a wrong database password": WRONG_DB_PASSWORD,
@@ -168,6 +170,11 @@ def test_no_log_line_repr_or_error_contains_a_password(
             shown.append(info.value)
         db.users.update_profile(user, city="Paris")
         db.recover(grace_s=0)
+        # Analyst SQL: DuckDB's attachments, its secret and its errors.
+        assert int(db.analytics.sql("SELECT count(*) AS n FROM users")["n"][0]) >= 1
+        with pytest.raises(ElearnDataError) as info:
+            db.analytics.sql("SELECT * FROM nowhere")
+        shown += [info.value, db.analytics.engine, *db.analytics.engine.attached_paths()]
         with db.writer("eu") as uow:
             uow.connection("eu")
             shown += [uow, uow.session, uow.connection("eu")]
