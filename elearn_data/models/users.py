@@ -96,7 +96,8 @@ class LoginThrottle(Base):
     __tablename__ = "login_throttles"
     __table_args__ = (
         CheckConstraint("failures >= 0", name="failures_not_negative"),
-        placed(Placement.LEARNER, "user_id"),
+        # Security state: never visible to analyst SQL.
+        placed(Placement.LEARNER, "user_id", analyst=False),
     )
 
     user_id: Mapped[uuid.UUID] = mapped_column(
