@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 _FIRST_PAUSE_S = 0.0001
 _MAX_PAUSE_S = 0.002
 _REPLAY_LSN = text("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint")
+_IN_RECOVERY = text("SELECT pg_is_in_recovery()")
 _STANDBY_STATE = text(
     "SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint,"
     " pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::bigint,"
@@ -211,6 +212,17 @@ class ReplicaSelector:
         if now - health.lag_checked_at < self._policy.check_interval_s:
             return health.lag_bytes is None or health.lag_bytes > self._policy.max_lag_bytes
         health.lag_checked_at = now
+        if not conn.execute(_IN_RECOVERY).scalar_one():
+            # Promoted (by Patroni or an operator) while pooled connections stayed
+            # open: it is a primary now, not a replica. Drop its pool and skip it;
+            # new connections ask for a standby, so it is used again only once
+            # it has rejoined as one.
+            conn.invalidate()
+            health.lag_bytes = None
+            log.warning("replica %s is no longer in recovery: not reading it", replica.label)
+            replica.engine.dispose()
+            replica.health.mark_down("not a standby", self._policy.retry_down_after_s)
+            return True
         replayed, pending, receiver = conn.execute(_STANDBY_STATE).one()
         conn.commit()
         health.observe_replay(int(replayed))
