@@ -48,13 +48,15 @@ def patroni_venv() -> Path:
 
 
 @contextmanager
-def ha_cluster(prefix: str, durability: Durability = "sync") -> Iterator[HACluster]:
-    """Build a fresh migrated 3-shard HA cluster (leader + 1 replica each); purge it afterwards."""
+def ha_cluster(
+    prefix: str, durability: Durability = "sync", replicas: int = 1
+) -> Iterator[HACluster]:
+    """Build a fresh migrated 3-shard HA cluster (leader + replicas each); purge it afterwards."""
     home = make_home(prefix)
     cluster = HACluster(home, fsync_initdb=False, patroni_venv=patroni_venv())
     try:
         cluster.up(
-            replicas=1,
+            replicas=replicas,
             base_port=find_free_base_port(start=20000, end=32000),
             durability=durability,
         )

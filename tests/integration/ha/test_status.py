@@ -121,3 +121,21 @@ def test_up_refuses_to_turn_a_plain_cluster_into_an_ha_one(tmp_path: Path) -> No
     (home / "cluster.json").write_text("{}")
     with pytest.raises(ConfigurationError, match="without --ha"):
         HACluster(home).up(replicas=1)
+
+
+def test_a_second_up_changes_nothing_and_elearn_health_shows_patroni(
+    ha: HACluster, ready: Database
+) -> None:
+    before = {n.name: n.role for n in ha.status()}
+    timelines = {s: v.leader.timeline for s, v in ha.views().items() if v.leader}
+    proc = elearn(ha, "cluster", "up", "--ha")
+    assert proc.returncode == 0, proc.stderr
+    assert {n.name: n.role for n in ha.status()} == before
+    assert {s: v.leader.timeline for s, v in ha.views().items() if v.leader} == timelines
+    assert ha.state().durability == "sync"
+    health = elearn(ha, "health")
+    assert health.returncode == 0, health.stdout + health.stderr
+    assert "Patroni" in health.stdout
+    for name, role in before.items():
+        if role == "primary":
+            assert name in health.stdout
