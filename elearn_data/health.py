@@ -21,7 +21,7 @@ timeline, synchronous standby, every member's state and lag) and gives each
 node row the role Patroni assigns to the server behind it (``patroni_role``).
 There every node is listed as a replica candidate, so the candidate that is
 the leader at the moment refuses a standby connection: that is expected and
-no problem. A shard without a running leader, a member that is not running or
+no problem. A shard without a running leader, a replica member that is not
 streaming, or (synchronous mode) no synchronous standby is one.
 """
 
@@ -435,7 +435,7 @@ def _patroni_problems(view: ShardView, durability: str) -> list[str]:
     problems = [
         f"{where}: member {m.name} is {m.state}"
         for m in view.members
-        if m is not leader and m.state not in ("streaming", "running")
+        if m is not leader and m.state != "streaming"
     ]
     if durability == "sync" and len(view.members) > 1 and not view.sync_standbys:
         problems.append(f"{where}: no synchronous standby (commits wait)")

@@ -157,18 +157,26 @@ def ha_main(args: argparse.Namespace, modes: list[str], kills: list[str]) -> int
                         print(f"  {kill} round {round_no}: {result.summary()}", flush=True)
         finally:
             db.close()
+            # Report what was measured before the cluster is torn down.
+            _ha_report(args, results)
+    return 1 if sum(len(r.lost) for r in results if r.mode == "sync") else 0
 
+
+def _ha_report(args: argparse.Namespace, results: list[HADrillResult]) -> None:
     print(
         "\nmode   kill        rounds  acked   lost  new leader s (min med max)"
         "  first write s (min med max)"
     )
-    for mode in modes:
-        for kill in kills:
+    for mode in dict.fromkeys(r.mode for r in results):
+        for kill in dict.fromkeys(r.kill for r in results):
             mine = [r for r in results if r.mode == mode and r.kill == kill]
+            if not mine:
+                continue
             print(
                 f"{mode:<6} {kill:<10} {len(mine):>7} {sum(r.acknowledged_total for r in mine):>6} "
                 f"{sum(len(r.lost) for r in mine):>6}  {_spread([r.promoted_s for r in mine])}"
-                f"        {_spread([r.first_write_s for r in mine])}"
+                f"        {_spread([r.first_write_s for r in mine])}",
+                flush=True,
             )
     if args.json:
         payload = [
@@ -177,7 +185,6 @@ def ha_main(args: argparse.Namespace, modes: list[str], kills: list[str]) -> int
         ]
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
         print(f"results written to {args.json}")
-    return 1 if sum(len(r.lost) for r in results if r.mode == "sync") else 0
 
 
 if __name__ == "__main__":

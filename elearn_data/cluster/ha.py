@@ -474,7 +474,7 @@ class HACluster(LocalCluster):
     def _reap(self) -> None:
         for pid, proc in list(self._procs.items()):
             if proc.poll() is not None:
-                del self._procs[pid]
+                self._procs.pop(pid, None)
 
     def _pid(self, path: Path, marker: str) -> int | None:
         self._reap()

@@ -240,5 +240,8 @@ class ReplicaSelector:
 
     def _mark_down(self, replica: Node, exc: BaseException) -> None:
         if not replica.health.is_down():
-            log.warning("replica %s unavailable, skipping it: %s", replica.label, exc)
+            # Under a failover manager every node is a replica candidate, and the one
+            # that leads refuses standby connections all the time: not worth a warning.
+            level = logging.INFO if "not in hot standby mode" in str(exc) else logging.WARNING
+            log.log(level, "replica %s unavailable, skipping it: %s", replica.label, exc)
         replica.health.mark_down(str(exc).splitlines()[0], self._policy.retry_down_after_s)
