@@ -47,6 +47,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -817,7 +818,10 @@ class HACluster(LocalCluster):
         return super().status()
 
     def down(self, *, purge: bool = False) -> None:
-        """Stop every node (through Patroni) and etcd; with ``purge`` delete everything."""
+        """Stop every node (through Patroni) and etcd; ``purge`` kills them and deletes everything.
+
+        The Patroni virtualenv under ELEARN_HOME is kept (it holds no data).
+        """
         if not self.exists:
             if purge:
                 for folder in (self.pg_root, self.patroni_root, self.etcd_dir):
@@ -827,12 +831,13 @@ class HACluster(LocalCluster):
         with self._locked():
             state = ClusterState.load(self.state_path)
             # Replicas first, then the leaders: no failover is started by the shutdown.
+            # Data about to be deleted needs no clean shutdown: purge kills at once.
             replicas = [n for n in state.nodes if n.role == "replica"]
             primaries = [n for n in state.nodes if n.role == "primary"]
-            for group in (replicas, primaries):
+            for group in [replicas + primaries] if purge else [replicas, primaries]:
                 if group:
                     with ThreadPoolExecutor(max_workers=len(group)) as pool:
-                        list(pool.map(self._stop_node, group))
+                        list(pool.map(partial(self._stop_node, kill=purge), group))
             etcd = self._etcd_pid()
             self._signal(etcd, signal.SIGTERM)
             if etcd is not None and not self._wait_gone([etcd], 30):
