@@ -78,7 +78,7 @@ def show_patroni(views: tuple[dict[str, Any], ...]) -> None:
             table.add_row(view["shard"], "-", "-", f"[red]{view['error']}[/]", "", "", "")
             continue
         for m in view.get("members", []):
-            role = m["role"] + (" (sync)" if m["name"] in view.get("sync_standby", []) else "")
+            role = m["role"]
             table.add_row(
                 view["shard"],
                 m["name"],
