@@ -41,3 +41,16 @@ def test_down_stops_every_process_and_up_brings_the_cluster_back_with_its_data(
     _, port = insert_user_at(ready, Region.EUROPE)
     assert port == leader_of(ha, "eu").port
     assert user_count(ha, "eu") == counts["eu"] + 1
+
+
+def test_the_first_write_after_a_switchover_succeeds_through_the_same_object(
+    ha: HACluster, ready: Database
+) -> None:
+    """Pooled connections to the demoted primary are dead; ``db.write`` retries the one it meets."""
+    before = {insert_user_at(ready, Region.NORTH_AMERICA)[1] for _ in range(5)}
+    old = leader_of(ha, "na")
+    assert before == {old.port}
+    new = ha.failover("na")
+    assert new.name != old.name
+    _, port = insert_user_at(ready, Region.NORTH_AMERICA)  # no error: retried once
+    assert port == new.port
