@@ -266,6 +266,9 @@ class Settings(BaseSettings):
     region_shards: dict[Region, str] = Field(default_factory=lambda: dict(DEFAULT_REGION_SHARDS))
     # The shard nearest to this process: catalog reads are served there.
     local_shard: str | None = None
+    # REST API URLs of each shard's Patroni members (``elearn cluster up --ha``
+    # writes them): the health report shows Patroni's view of those shards.
+    patroni_api: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     db_password: SecretStr | None = None
     # Migrations run as the schema owner; the application role can only run DML

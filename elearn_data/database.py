@@ -94,7 +94,18 @@ class Database:
     def recover(self, *, grace_s: float | None = None) -> twophase.RecoveryReport:
         """Resolve in-doubt prepared transactions older than ``grace_s`` (default: settings)."""
         grace = self.settings.twophase_grace_s if grace_s is None else grace_s
-        return twophase.recover(self.cluster.engines, grace=timedelta(seconds=grace))
+        report = twophase.recover(self.cluster.engines, grace=timedelta(seconds=grace))
+        if not report.unreachable:
+            return report
+        # A pooled connection that a failover or restart left stale fails once (its
+        # pool is invalidated then): one more pass; settling is idempotent.
+        again = twophase.recover(self.cluster.engines, grace=timedelta(seconds=grace))
+        return twophase.RecoveryReport(
+            committed=report.committed + again.committed,
+            rolled_back=report.rolled_back + again.rolled_back,
+            unreachable=again.unreachable,
+            forgotten_decisions=report.forgotten_decisions + again.forgotten_decisions,
+        )
 
     # ----------------------------------------------------------- lifecycle
 

@@ -16,6 +16,15 @@ whose lag exceeds ``Settings.replica.max_lag_s`` (replay paused or stalled) or
 ``ok`` is False when a node is unreachable, degraded or in the wrong role, a shard's
 schema is not at the code's head revision, the content store is unreachable,
 or the statistics could not be computed; ``problems`` says which.
+
+For shards run by Patroni (``Settings.patroni_api``, written by ``elearn
+cluster up --ha``) the report adds Patroni's view (``patroni``: leader,
+timeline, synchronous standby, every member's state and lag) and gives each
+node row the role Patroni assigns to the server behind it (``patroni_role``).
+There every node is listed as a replica candidate, so the candidate that is
+the leader at the moment refuses a standby connection: that is expected and
+no problem. A shard without a running leader, a replica member that is not
+streaming, or (synchronous mode) no synchronous standby is one.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
@@ -37,6 +46,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from elearn_data import migrations
 from elearn_data.analytics import Analytics
+from elearn_data.cluster.ha import ShardView, cluster_view
 from elearn_data.config import Settings, url_hosts
 from elearn_data.sharding.engines import Node, NodeProbe, build_engine
 
@@ -67,6 +77,7 @@ class NodeReport:
     schema_revision: str | None = None
     error: str | None = None
     degraded: bool = False  # replicas: lagging past replica.max_lag_s or max_lag_bytes
+    patroni_role: str | None = None  # Patroni's role for the server behind the row (HA)
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class HealthReport:
     stats: dict[str, Any] | None  # the merged ("all") platform figures
     stats_by_shard: dict[str, dict[str, Any]] | None = None
     stats_error: str | None = None
+    patroni: tuple[dict[str, Any], ...] = ()  # Patroni's view of each HA shard
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     elapsed_s: float = 0.0
 
@@ -108,6 +120,7 @@ class HealthReport:
             "stats": _jsonable(self.stats),
             "stats_by_shard": _jsonable(self.stats_by_shard),
             "stats_error": self.stats_error,
+            "patroni": [_jsonable(p) for p in self.patroni],
             "checked_at": self.checked_at.isoformat(),
             "elapsed_s": round(self.elapsed_s, 3),
         }
@@ -145,9 +158,13 @@ def health_report(
     try:
         node_futures = [pool.submit(_check_node, db, quick, node, timeout_s) for node in nodes]
         mongo_future = pool.submit(_mongo_status, db)
+        patroni_futures = {
+            shard: pool.submit(cluster_view, shard, list(urls), timeout=timeout_s)
+            for shard, urls in settings.patroni_api.items()
+        }
         stats_future = pool.submit(_platform_stats, db, stats_budget)
         # Probes connect with a whole-second timeout (libpq's unit): allow for it.
-        pending: list[Future[Any]] = [*node_futures, mongo_future]
+        pending: list[Future[Any]] = [*node_futures, mongo_future, *patroni_futures.values()]
         wait(pending, timeout=max(1.0, timeout_s) + 1.0)
         checks = [
             _result(future, partial(_late, node, timeout_s))
@@ -157,6 +174,12 @@ def health_report(
             mongo_future,
             lambda: {"reachable": False, "error": f"no answer within {timeout_s:g} s"},
         )
+        views = {
+            shard: _result(
+                future, partial(ShardView, shard, (), f"no answer within {timeout_s:g} s")
+            )
+            for shard, future in patroni_futures.items()
+        }
         wait([stats_future], timeout=stats_budget + 1.0)
         stats, by_shard, stats_error = _result(
             stats_future, lambda: (None, None, f"no answer within {stats_budget:g} s")
@@ -165,10 +188,12 @@ def health_report(
         # A stuck probe is not waited for; its own timeouts end it.
         pool.shutdown(wait=False, cancel_futures=True)
 
-    node_reports = _node_reports(checks, settings)
+    node_reports = _with_patroni_roles(_node_reports(checks, settings), views)
     schema = _schema_reports(settings, checks)
     pools = tuple(asdict(p) for p in engines.pool_stats())
-    problems = _problems(node_reports, schema, mongo, stats_error)
+    problems = _problems(
+        node_reports, schema, mongo, stats_error, views=views, durability=settings.durability
+    )
     return HealthReport(
         ok=not problems,
         problems=tuple(problems),
@@ -179,6 +204,7 @@ def health_report(
         stats=stats,
         stats_by_shard=by_shard,
         stats_error=stats_error,
+        patroni=tuple(v.to_dict() for v in views.values()),
         elapsed_s=time.monotonic() - started,
     )
 
@@ -300,6 +326,30 @@ def _node_reports(checks: list[_NodeCheck], settings: Settings) -> list[NodeRepo
     return reports
 
 
+def _member_at(view: ShardView | None, address: str | None) -> str | None:
+    """Patroni's role of the member serving ``host:port`` (None when not known)."""
+    if view is None or address is None:
+        return None
+    for member in view.members:
+        if f"{member.host}:{member.port}" == address:
+            return member.role
+    return None
+
+
+def _with_patroni_roles(reports: list[NodeReport], views: dict[str, ShardView]) -> list[NodeReport]:
+    if not views:
+        return reports
+    out = []
+    for r in reports:
+        view = views.get(r.shard)
+        # The server that answered, else the row's own (single) address.
+        role = _member_at(view, r.server) or (
+            _member_at(view, r.address) if "," not in r.address else None
+        )
+        out.append(replace(r, patroni_role=role))
+    return out
+
+
 def _server(node: Node, probe: NodeProbe) -> str | None:
     if not probe.reachable or probe.server_port is None:
         return None
@@ -351,10 +401,16 @@ def _problems(
     schema: list[SchemaReport],
     mongo: dict[str, Any],
     stats_error: str | None,
+    *,
+    views: dict[str, ShardView] | None = None,
+    durability: str = "async",
 ) -> list[str]:
     problems: list[str] = []
+    views = views or {}
     for n in nodes:
         where = f"{n.shard}/{n.role} {n.address}"
+        if n.role == "replica" and n.patroni_role == "leader" and not n.reachable:
+            continue  # the candidate that leads now refuses a standby connection
         if not n.reachable:
             problems.append(f"{where} is down: {n.error}")
         elif n.role == "primary" and n.in_recovery:
@@ -368,6 +424,8 @@ def _problems(
             )
         elif n.error:
             problems.append(f"{where}: {n.error}")
+    for view in views.values():
+        problems.extend(_patroni_problems(view, durability))
     for s in schema:
         if s.state != "ok":
             problems.append(
@@ -377,6 +435,23 @@ def _problems(
         problems.append(f"content store unreachable: {mongo.get('error')}")
     if stats_error:
         problems.append(f"platform statistics unavailable: {stats_error}")
+    return problems
+
+
+def _patroni_problems(view: ShardView, durability: str) -> list[str]:
+    where = f"shard {view.shard} (Patroni)"
+    if view.error:
+        return [f"{where} does not answer: {view.error}"]
+    leader = view.leader
+    if leader is None or leader.state != "running":
+        return [f"{where} has no running leader"]
+    problems = [
+        f"{where}: member {m.name} is {m.state}"
+        for m in view.members
+        if m is not leader and m.state != "streaming"
+    ]
+    if durability == "sync" and len(view.members) > 1 and not view.sync_standbys:
+        problems.append(f"{where}: no synchronous standby (commits wait)")
     return problems
 
 

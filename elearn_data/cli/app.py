@@ -43,13 +43,14 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at IN
 def up(
     replicas: int = typer.Option(1, help="Streaming replicas per primary."),
     base_port: int | None = typer.Option(None, help="First port of a new cluster."),
+    ha: bool = typer.Option(False, "--ha", help="Run the shards under Patroni (failover)."),
 ) -> None:
     """Bring the platform up from nothing: cluster, migrations, sample data, health report.
 
     Idempotent: a second run starts what is stopped, migrates what is behind,
     keeps the existing data, and reports.
     """
-    cluster.up(replicas=replicas, base_port=base_port, durability=None)
+    cluster.up(replicas=replicas, base_port=base_port, durability=None, ha=ha)
     with domain_errors():
         settings = load_settings()
         migrations.upgrade(settings)

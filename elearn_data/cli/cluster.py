@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from elearn_data.cli.common import console, domain_errors, print_json, progress_printer
+from elearn_data.cluster.ha import MAX_REPLICAS, HACluster
 from elearn_data.cluster.local import DEFAULT_BASE_PORT, LocalCluster, NodeStatus, Role
 from elearn_data.config import Durability, elearn_home
 
@@ -16,7 +17,9 @@ app = typer.Typer(help="Build, start, stop, promote and inspect the embedded clu
 
 
 def _cluster() -> LocalCluster:
-    return LocalCluster(elearn_home())
+    """The cluster under ELEARN_HOME: run by Patroni when it was built with ``--ha``."""
+    home = elearn_home()
+    return HACluster(home) if HACluster.is_ha(home) else LocalCluster(home)
 
 
 def status_table(nodes: list[NodeStatus]) -> Table:
@@ -45,6 +48,14 @@ def up(
         int | None, typer.Option(help=f"First port (default {DEFAULT_BASE_PORT}).")
     ] = None,
     durability: Annotated[str | None, typer.Option(help="async or sync replication.")] = None,
+    ha: Annotated[
+        bool,
+        typer.Option(
+            "--ha",
+            help="Run every shard under Patroni with etcd: automatic failover "
+            f"(at most {MAX_REPLICAS} replicas).",
+        ),
+    ] = False,
 ) -> None:
     """Build and start one primary and N replicas per shard (idempotent)."""
     with domain_errors():
@@ -54,7 +65,9 @@ def up(
             if durability not in ("async", "sync"):
                 raise typer.BadParameter("durability must be async or sync")
             mode = "sync" if durability == "sync" else "async"
-        nodes = _cluster().up(
+        home = elearn_home()
+        target = HACluster(home) if ha or HACluster.is_ha(home) else LocalCluster(home)
+        nodes = target.up(
             replicas=replicas, base_port=base_port, durability=mode, progress=progress_printer()
         )
         console.print(status_table(nodes))
@@ -117,14 +130,19 @@ def start(
 
 @app.command()
 def failover(shard: str) -> None:
-    """Promote the shard's replica to primary; `cluster up` rebuilds a new replica."""
+    """Promote the shard's replica to primary (an HA cluster: a Patroni switchover)."""
     with domain_errors():
         started = time.monotonic()
-        node = _cluster().failover(shard, progress=progress_printer())
+        target = _cluster()
+        node = target.failover(shard, progress=progress_printer())
+        after = (
+            "the old primary streams from it (Patroni switchover)"
+            if isinstance(target, HACluster)
+            else "run `elearn cluster up` to rebuild a replica"
+        )
         console.print(
             f"{node.name} (port {node.port}) is the primary of shard {shard} "
-            f"after {time.monotonic() - started:.2f} s; "
-            "run `elearn cluster up` to rebuild a replica"
+            f"after {time.monotonic() - started:.2f} s; {after}"
         )
 
 

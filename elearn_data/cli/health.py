@@ -68,6 +68,29 @@ def stats(
 # ------------------------------------------------------------------ rendering
 
 
+def show_patroni(views: tuple[dict[str, Any], ...]) -> None:
+    """Print Patroni's view of each HA shard: one row per member."""
+    table = Table(title="Patroni (HA shards)")
+    for column in ("shard", "member", "role", "state", "address", "timeline", "lag bytes"):
+        table.add_column(column)
+    for view in views:
+        if view.get("error"):
+            table.add_row(view["shard"], "-", "-", f"[red]{view['error']}[/]", "", "", "")
+            continue
+        for m in view.get("members", []):
+            role = m["role"]
+            table.add_row(
+                view["shard"],
+                m["name"],
+                f"[bold]{role}[/]" if m["role"] == "leader" else role,
+                m["state"],
+                f"{m['host']}:{m['port']}",
+                _cell(m.get("timeline")),
+                _cell(m.get("lag")),
+            )
+    console.print(table)
+
+
 def show_report(report: HealthReport) -> None:
     """Print the health report as tables (nodes, schema, mongo, pools, stats)."""
     nodes = Table(title="nodes")
@@ -96,6 +119,8 @@ def show_report(report: HealthReport) -> None:
             n.error or "",
         )
     console.print(nodes)
+    if report.patroni:
+        show_patroni(report.patroni)
 
     schema = Table(title="schema")
     for column in ("shard", "revision", "head", "state"):

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 _FIRST_PAUSE_S = 0.0001
 _MAX_PAUSE_S = 0.002
 _REPLAY_LSN = text("SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint")
+_IN_RECOVERY = text("SELECT pg_is_in_recovery()")
 # Replay position, received-but-not-replayed bytes and the WAL receiver's status,
 # through the owner's function (revision 0005): the application role holds no
 # pg_monitor, and pg_stat_wal_receiver hides its status from it.
@@ -224,6 +225,17 @@ class ReplicaSelector:
         if now - health.lag_checked_at < self._policy.check_interval_s:
             return health.lag_bytes is None or health.lag_bytes > self._policy.max_lag_bytes
         health.lag_checked_at = now
+        if not conn.execute(_IN_RECOVERY).scalar_one():
+            # Promoted (by Patroni or an operator) while pooled connections stayed
+            # open: it is a primary now, not a replica. Drop its pool and skip it;
+            # new connections ask for a standby, so it is used again only once
+            # it has rejoined as one.
+            conn.invalidate()
+            health.lag_bytes = None
+            log.warning("replica %s is no longer in recovery: not reading it", replica.label)
+            replica.engine.dispose()
+            replica.health.mark_down("not a standby", self._policy.retry_down_after_s)
+            return True
         replayed, pending, receiver, age_s = conn.execute(_STANDBY_STATE).one()
         conn.commit()
         health.observe_replay(int(replayed))
@@ -245,5 +257,8 @@ class ReplicaSelector:
 
     def _mark_down(self, replica: Node, exc: BaseException) -> None:
         if not replica.health.is_down():
-            log.warning("replica %s unavailable, skipping it: %s", replica.label, exc)
+            # Under a failover manager every node is a replica candidate, and the one
+            # that leads refuses standby connections all the time: not worth a warning.
+            level = logging.INFO if "not in hot standby mode" in str(exc) else logging.WARNING
+            log.log(level, "replica %s unavailable, skipping it: %s", replica.label, exc)
         replica.health.mark_down(str(exc).splitlines()[0], self._policy.retry_down_after_s)
