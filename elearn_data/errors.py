@@ -73,6 +73,14 @@ class ConcurrencyConflict(ElearnDataError):
     """
 
 
+class LoginThrottled(ElearnDataError):
+    """Too many consecutive failed logins of one account: wait ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+
 class ConfigurationError(ElearnDataError):
     """Settings are incomplete or inconsistent, or the local cluster is missing."""
 
@@ -87,6 +95,7 @@ __all__ = [
     "ElearnDataError",
     "InvalidInput",
     "InvalidState",
+    "LoginThrottled",
     "NotFound",
     "ShardUnavailable",
     "UnknownRegion",
