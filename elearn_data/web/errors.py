@@ -85,8 +85,9 @@ def _safe_message(exc: BaseException) -> str:
 def public_name(exc: errors.ElearnDataError) -> str:
     """The error's class, or its nearest base among the public classes of elearn_data.errors."""
     for cls in type(exc).__mro__:
-        if cls.__name__ in errors.__all__ and getattr(errors, cls.__name__) is cls:
-            return cls.__name__
+        name: str = cls.__name__
+        if name in errors.__all__ and getattr(errors, name) is cls:
+            return name
     return "ElearnDataError"
 
 
