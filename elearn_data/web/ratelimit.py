@@ -23,6 +23,7 @@ forgives a few requests.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import sqlite3
@@ -31,6 +32,8 @@ import time
 from pathlib import Path
 
 from elearn_data.config import RateLimit, Settings
+
+log = logging.getLogger(__name__)
 
 STORE_FILE = Path("web") / "ratelimit.sqlite3"
 _BUSY_TIMEOUT_S = 2.0
@@ -96,8 +99,9 @@ class RateLimiter:
             if taken is not None:
                 return None
             row = conn.execute(_TAT, {"key": key}).fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.OperationalError as exc:
             # A locked or broken store must not take the API down: let the call through.
+            log.warning("rate-limit store %s unavailable, not limiting: %s", self.path, exc)
             return None
         tat = float(row[0]) if row else at
         return max(tat + interval - at - limit.per_s, 0.001)
