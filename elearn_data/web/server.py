@@ -68,6 +68,7 @@ def serve(
         access_log=False,
         server_header=False,
         timeout_graceful_shutdown=int(graceful_s),
+        timeout_keep_alive=settings.web.keep_alive_s,
         # A worker imports the platform and connects before it answers the supervisor's
         # pings; on a busy 2-core machine that can take longer than uvicorn's 5 s.
         timeout_worker_healthcheck=60,
