@@ -7,7 +7,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from elearn_data.repositories.views import EnrollmentView, UserView
+from elearn_data.repositories.learning import LearningRepository
+from elearn_data.repositories.views import EnrollmentView, ProgressView, UserView
+from elearn_data.services.learning import owned_id
+from elearn_data.sharding.unit_of_work import UnitOfWork
 from elearn_data.web.errors import forbidden, rate_limited, unauthorized
 from elearn_data.web.state import WorkerState
 from elearn_data.web.tokens import Principal, TokenError
@@ -57,6 +60,23 @@ def require_role(state: WorkerState, who: Principal, *roles: str) -> UserView:
     if user.role not in roles:
         raise forbidden(f"this call needs the role {' or '.join(roles)}")
     return user
+
+
+def own_progress(state: WorkerState, who: Principal, enrollment_id: uuid.UUID) -> ProgressView:
+    """Return the progress of the caller's enrollment: the owner check and the read in one reader.
+
+    One unit of work: the shard's replica is chosen (and the causal token
+    waited for) once, not once per call.
+    """
+    eid = owned_id("enrollment_id", enrollment_id)
+
+    def read(uow: UnitOfWork) -> ProgressView:
+        repo = LearningRepository(uow)
+        if repo.get(eid).user_id != who.user_id:
+            raise forbidden("the enrollment belongs to another learner")
+        return repo.progress(eid)
+
+    return state.db.read(state.db.router.shard_of_owner(eid), read)
 
 
 def own_enrollment(state: WorkerState, who: Principal, enrollment_id: uuid.UUID) -> EnrollmentView:

@@ -136,7 +136,11 @@ class ServerProcess:
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.env = env or {}
-        self.log_path = log_path or Path(tempfile.mkstemp(prefix="elearn-serve-", suffix=".log")[1])
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix="elearn-serve-", suffix=".log")
+            os.close(fd)
+            log_path = Path(name)
+        self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout_s: float = 60.0) -> ServerProcess:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from elearn_data.repositories.views import EnrollmentView, ProgressView
-from elearn_data.web.deps import Caller, Worker, own_enrollment
+from elearn_data.web.deps import Caller, Worker, own_enrollment, own_progress
 from elearn_data.web.schemas import (
     CompleteIn,
     Created,
@@ -35,9 +35,7 @@ def mine(state: Worker, who: Caller, status: str | None = None) -> list[Enrollme
 @router.get("/v1/enrollments/{enrollment_id}/progress", response_model=ProgressOut)
 def progress(enrollment_id: str, state: Worker, who: Caller) -> ProgressView:
     """Progress of one of the caller's enrollments, lesson by lesson."""
-    eid = path_id("enrollment", enrollment_id)
-    own_enrollment(state, who, eid)
-    return state.db.enrollments.progress(eid)
+    return own_progress(state, who, path_id("enrollment", enrollment_id))
 
 
 @router.post(

@@ -16,6 +16,9 @@ def test_register_token_enroll_complete_and_read_progress(
 ) -> None:
     course = make_course(server, lessons=2)
     learner = new_client()
+    # Handed over the way a page would carry it: the learner's session starts from
+    # the instructor's causal token, so the course just created is visible to it.
+    learner.causal = course.instructor.causal
     email = register(learner)
     me = learner.request("GET", "/v1/users/me")
     assert me.status == 200
@@ -40,7 +43,10 @@ def test_register_token_enroll_complete_and_read_progress(
     assert lesson["time_spent_minutes"] == 7
     mine = learner.request("GET", "/v1/enrollments")
     assert [e["id"] for e in mine.body] == [eid]
+    # The learner's token started from the instructor's: it covers the course's
+    # creation and the learner's own enrollment, merged over the shards.
     got = learner.request("GET", f"/v1/courses/{course.id}", auth=False)
     assert got.status == 200
     assert got.body["price"] == "0.00"
+    assert got.body["status"] == "published"
     assert got.body["enrollment_count"] == 1
