@@ -84,8 +84,9 @@ class ApiMiddleware:
         path: str = scope["path"]
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        status = 500
-        store = TokenStore()
+        status = 0
+        token, refusal = self._causal_token(state, headers)
+        store = TokenStore(token)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -93,22 +94,26 @@ class ApiMiddleware:
                 status = int(message["status"])
                 message["headers"] = [
                     *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                    (b"x-elearn-worker", state.worker_id.encode()),
+                    (REQUEST_ID_HEADER.encode(), request_id.encode()),
+                    (WORKER_HEADER.encode(), state.worker_id.encode()),
                     (CAUSAL_HEADER.encode(), state.causal.encode(store.current()).encode()),
                 ]
             await send(message)
 
         try:
-            response = self._refusal(state, headers, path, address)
-            if isinstance(response, Response):
-                await response(scope, receive, send_with_headers)
+            if refusal is None:
+                refusal = self._rate_limited(state, path, address)
+            if refusal is not None:
+                # The caller's token goes back unchanged: a refused call loses nothing.
+                await refusal(scope, receive, send_with_headers)
                 return
-            with state.db.causal_scope(response) as store:
+            with state.db.causal_scope(token) as store:
                 try:
                     await self.app(scope, receive, send_with_headers)
                 except Exception:
                     log.exception("unhandled error")
+                    if status:  # the response has begun: nothing can be sent any more
+                        raise
                     await errors.internal_error()(scope, receive, send_with_headers)
         finally:
             access_log.info(
@@ -116,30 +121,36 @@ class ApiMiddleware:
                 address,
                 scope["method"],
                 path,
-                status,
+                status or 500,
                 (time.perf_counter() - started) * 1000,
             )
 
     @staticmethod
-    def _refusal(
-        state: WorkerState, headers: dict[bytes, bytes], path: str, address: str
-    ) -> Response | CausalToken:
-        """Return the request's causal token, or the response refusing the request."""
-        token = CausalToken()
+    def _causal_token(
+        state: WorkerState, headers: dict[bytes, bytes]
+    ) -> tuple[CausalToken, Response | None]:
+        """Return the request's causal token, or the response refusing a forged one."""
         raw = headers.get(CAUSAL_HEADER.encode())
-        if raw is not None:
-            try:
-                token = state.causal.decode(raw.decode("latin-1"))
-            except TokenError as exc:
-                return errors.error_response(422, "InvalidInput", f"{CAUSAL_HEADER}: {exc}")
-        if state.limiter is not None and not path.startswith(_UNLIMITED):
-            wait = state.limiter.hit(f"addr:{address}", state.settings.web.per_address)
-            if wait is not None:
-                refused = errors.rate_limited("client address", wait)
-                return errors.error_response(
-                    refused.status, refused.error, refused.message, refused.headers
-                )
-        return token
+        if raw is None:
+            return CausalToken(), None
+        try:
+            return state.causal.decode(raw.decode("latin-1")), None
+        except TokenError as exc:
+            refusal = errors.error_response(422, "InvalidInput", f"{CAUSAL_HEADER}: {exc}")
+            return CausalToken(), refusal
+
+    @staticmethod
+    def _rate_limited(state: WorkerState, path: str, address: str) -> Response | None:
+        """Return the 429 response when the client address is over its limit."""
+        if state.limiter is None or path.startswith(_UNLIMITED):
+            return None
+        wait = state.limiter.hit(f"addr:{address}", state.settings.web.per_address)
+        if wait is None:
+            return None
+        refused = errors.rate_limited("client address", wait)
+        return errors.error_response(
+            refused.status, refused.error, refused.message, refused.headers
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

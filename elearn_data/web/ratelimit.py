@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import sqlite3
 import threading
@@ -66,6 +67,9 @@ class RateLimiter:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Client addresses and account ids: readable by the server's user only (SQLite
+        # gives its -wal and -shm files the database file's permissions).
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()

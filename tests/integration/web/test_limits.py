@@ -93,7 +93,7 @@ def test_the_account_limit_holds_across_both_workers_and_addresses(
     client = ApiClient(proc.host, proc.port)
     register(client)
     token = client.access_token or ""
-    client.close()
+    causal = client.causal
     first = burst(proc, "/v1/users/me", PER_ACCOUNT // 2, source="127.0.0.3", token=token)
     second = burst(proc, "/v1/users/me", PER_ACCOUNT, source="127.0.0.4", token=token)
     statuses = [r[0] for r in first + second]
@@ -103,6 +103,11 @@ def test_the_account_limit_holds_across_both_workers_and_addresses(
     refused = [r for r in first + second if r[0] == 429]
     assert refused[0][2]["error"] == "RateLimited"
     assert "account" in refused[0][2]["message"]
+    # A refused call hands the caller's causal token back unchanged.
+    again = client.request("GET", "/v1/users/me")
+    assert again.status == 429
+    assert again.causal == causal
+    client.close()
     # Another account from the same address is not affected.
     other = ApiClient(
         proc.host,
