@@ -34,7 +34,8 @@ def start_server(cluster: LocalCluster, tmp: Path, name: str, **env: str) -> Ser
     return server.start()
 
 
-@pytest.fixture(scope="session")
+# Package scope: the server stops when the web tests are done, not at the end of the session.
+@pytest.fixture(scope="package")
 def server(
     cluster: LocalCluster, migrated: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
