@@ -246,6 +246,37 @@ class ShardSettings(_Section):
         return ([self.primary] if self.primary else []) + list(self.replicas)
 
 
+class RateLimit(_Section):
+    """At most ``requests`` per ``per_s`` seconds, with bursts up to ``requests`` (GCRA)."""
+
+    requests: int = Field(default=600, ge=1)
+    per_s: float = Field(default=60.0, gt=0)
+
+
+class WebSettings(_Section):
+    """``elearn serve``: signing keys of access and causal tokens, token lifetime, rate limits.
+
+    Without ``signing_key``, ``elearn serve`` keeps a generated key in
+    ``<home>/web/signing-keys.json`` (mode 0600). Rotation: make a new key
+    current with a new ``signing_key_id`` and keep the old one in
+    ``previous_keys`` until the tokens it signed have expired.
+    """
+
+    signing_key: SecretStr | None = None
+    signing_key_id: str = Field(default="k1", min_length=1, max_length=64)
+    previous_keys: dict[str, SecretStr] = Field(default_factory=dict)
+    access_token_ttl_s: int = Field(default=900, ge=30, le=86_400)
+    issuer: str = "elearn"
+    # Rate limits hold across every worker (a shared file under <home>/web by default).
+    rate_limit_store: Path | None = None
+    per_address: RateLimit = RateLimit(requests=1200, per_s=60.0)
+    per_account: RateLimit = RateLimit(requests=600, per_s=60.0)
+    rate_limits_enabled: bool = True
+    # Idle keep-alive connections are closed after this long (longer than a load
+    # balancer's idle timeout, so that the balancer closes first).
+    keep_alive_s: int = Field(default=75, ge=1)
+
+
 # ----------------------------------------------------------------------- settings
 
 
@@ -320,6 +351,7 @@ class Settings(BaseSettings):
     # SELECT on the analyst-visible columns only, granted by the migrations.
     analyst_user: str = "elearn_analyst"
     analyst_password: SecretStr | None = None
+    web: WebSettings = WebSettings()
 
     @field_validator("home", mode="after")
     @classmethod

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -41,6 +42,13 @@ T = TypeVar("T")
 
 # A serialization failure, deadlock or lock timeout wrote nothing: retry a few times.
 CONFLICT_RETRIES = 3
+
+# The causal scope of the current caller (see Database.causal_scope): the Database
+# it belongs to, and the caller's own token store. A context variable, so that it
+# follows the caller into the thread pool of an async server, and only there.
+_CAUSAL_SCOPE: ContextVar[tuple[Database, TokenStore] | None] = ContextVar(
+    "elearn_causal_scope", default=None
+)
 
 
 class Database:
@@ -172,14 +180,41 @@ class Database:
 
     # -------------------------------------------------------------- tokens
 
+    def _token_store(self) -> TokenStore:
+        scope = _CAUSAL_SCOPE.get()
+        if scope is not None and scope[0] is self:
+            return scope[1]
+        return self._tokens
+
     @property
     def token(self) -> CausalToken:
-        """The causal token of every write made through this object so far."""
-        return self._tokens.current()
+        """The causal token of every write made through this object (or this scope) so far."""
+        return self._token_store().current()
 
     def observe(self, token: CausalToken) -> None:
-        """Merge a token obtained elsewhere (e.g. from another process) into this object's."""
-        self._tokens.merge(token)
+        """Merge a token obtained elsewhere (e.g. from another process) into this object's.
+
+        Inside :meth:`causal_scope` the token is merged into the scope only.
+        """
+        self._token_store().merge(token)
+
+    @contextmanager
+    def causal_scope(self, token: CausalToken | None = None) -> Iterator[TokenStore]:
+        """Track read-your-writes per caller instead of per object, for the ``with`` block.
+
+        Inside the block (in this thread or task, and in what it hands work to with
+        its context, e.g. a server's thread pool) reads wait for ``token`` and for
+        the writes made inside the block only, and those writes merge their tokens
+        into the yielded store, not into the object's: one caller's writes never
+        make another caller's reads wait. ``elearn serve`` opens one per request,
+        with the token the client sent back.
+        """
+        store = TokenStore(token)
+        reset = _CAUSAL_SCOPE.set((self, store))
+        try:
+            yield store
+        finally:
+            _CAUSAL_SCOPE.reset(reset)
 
     # -------------------------------------------------------- units of work
 
@@ -199,7 +234,7 @@ class Database:
         uow = UnitOfWork(self.cluster, "writer", self._shard(region_or_shard))
         with uow.scope():
             yield uow
-        self._tokens.merge(uow.committed_token)
+        self._token_store().merge(uow.committed_token)
 
     @contextmanager
     def reader(

@@ -25,6 +25,9 @@ ids and enrollments).
 * analyst_sql: three analyst queries through ``db.analytics.sql`` (DuckDB over
   every shard's replica) -- the same SQL on one PostgreSQL database holding
   the union of the shards (built in the scratch database).
+* http_enroll_and_read: enroll, then read the progress with the causal header,
+  through ``elearn serve`` with two workers (the read on the other worker) --
+  the same two calls through the Python API in one process.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ from __future__ import annotations
 import io
 import os
 import random
+import secrets
 import statistics
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -58,6 +63,7 @@ from elearn_data.bench.data import (
     load_learners,
     load_population,
     owner_connection,
+    published_course,
 )
 from elearn_data.bench.measure import Sample
 from elearn_data.bench.scratch import plain_database
@@ -826,6 +832,191 @@ class AnalystSQLQueries(Workload):
         self.analytics.close()
 
 
+# ------------------------------------------------------------ http_enroll_and_read
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] * 1000
+
+
+class HttpEnrollAndRead(Workload):
+    """Enroll and read the progress over HTTP (two workers) against the Python API in-process.
+
+    The server is ``elearn serve --workers 2`` in a child process on the run's
+    scratch databases (its settings file in a private temporary home), with its
+    rate limits and token checks on. The client keeps two keep-alive connections
+    answered by different workers: the enrollment goes through one and the
+    progress read, holding the enrollment's causal token, through the other.
+    """
+
+    name = "http_enroll_and_read"
+    unit = "ops/s"
+    kind: Kind = "rate"
+    target = 0.30
+    measured_label = (
+        "POST /v1/enrollments, then GET /v1/enrollments/{id}/progress with its causal token "
+        "on the other worker (elearn serve --workers 2, bearer tokens, rate limits on)"
+    )
+    baseline_label = "db.enrollments.enroll + db.enrollments.progress in one process"
+
+    def setup(self) -> None:
+        # Imported here: the web extra is optional, and only this row needs it.
+        import tempfile  # noqa: PLC0415
+        from pathlib import Path  # noqa: PLC0415
+
+        from elearn_data.config import RateLimit  # noqa: PLC0415
+        from elearn_data.web.client import ApiClient  # noqa: PLC0415
+        from elearn_data.web.server import ServerProcess, write_settings_home  # noqa: PLC0415
+
+        ops = self.sizes.enrolls * self.sizes.chunks * (self.sizes.rounds + self.sizes.warmup)
+        n_learners = max(2, min(100, 2 * ops))
+        n_courses = -(-2 * ops // n_learners)
+        password = secrets.token_urlsafe(12)
+        tag = secrets.token_hex(3)
+        self.learners = [
+            self.db.users.register(
+                email=f"http-{tag}-{n}@bench.example.org",
+                password=password,
+                first_name="Bench",
+                last_name=f"Http {n}",
+                region=HOME_REGION.value,
+            )
+            for n in range(n_learners)
+        ]
+        courses = [
+            published_course(self.db, HOME_REGION, f"BENCH-H{tag}-{n}".upper())
+            for n in range(n_courses)
+        ]
+        pairs = [(u, c) for c in courses for u in range(n_learners)]
+        self.ctx.rng.shuffle(pairs)
+        self.measured_pairs, self.baseline_pairs = pairs[:ops], pairs[ops : 2 * ops]
+        self.home = Path(tempfile.mkdtemp(prefix="elearn-bench-web-"))
+        unlimited = RateLimit(requests=1_000_000_000, per_s=1.0)
+        web = self.ctx.settings.web.model_copy(
+            update={"per_address": unlimited, "per_account": unlimited}
+        )
+        write_settings_home(self.ctx.settings.model_copy(update={"web": web}), self.home)
+        self.server = ServerProcess(self.home, workers=2, log_path=self.home / "serve.log")
+        with self._stopping_on_error():
+            self.server.start(timeout_s=180)
+            self.clients = self._two_workers(ApiClient)
+            self.tokens = []
+            for n in range(n_learners):
+                reply = self.clients[0].login(f"http-{tag}-{n}@bench.example.org", password)
+                if reply.status != 200:
+                    raise RuntimeError(f"login through the API failed: {reply.status} {reply.body}")
+                self.tokens.append(reply.body["access_token"])
+        self.request_s: list[float] = []
+        self.http_op_s: list[float] = []
+        self.api_op_s: list[float] = []
+        self.stale = 0
+        self.workers_seen: set[tuple[str, str]] = set()
+
+    @contextmanager
+    def _stopping_on_error(self) -> Iterator[None]:
+        """Stop the server when set-up or a round fails (the runner calls finish() on success)."""
+        try:
+            yield
+        except BaseException:
+            self.finish()
+            raise
+
+    def _two_workers(self, client_cls: Any) -> tuple[Any, Any]:
+        by_worker: dict[str, Any] = {}
+        spare: list[Any] = []
+        for _ in range(64):
+            batch = [client_cls(self.server.host, self.server.port) for _ in range(4)]
+            for client in batch:
+                client._connection().connect()
+            for client in batch:
+                worker = client.request("GET", "/v1/health/live", follow_causal=False).worker
+                if worker in by_worker:
+                    spare.append(client)
+                else:
+                    by_worker[worker] = client
+            if len(by_worker) >= 2:
+                for client in spare:
+                    client.close()
+                first, second = list(by_worker.values())[:2]
+                return first, second
+        raise RuntimeError("the two workers of elearn serve did not both answer")
+
+    def _pairs(self, pairs: list[tuple[int, uuid.UUID]], round_no: int, chunk: int) -> Any:
+        n = self.sizes.enrolls
+        first = (round_no * self.sizes.chunks + chunk) * n
+        return pairs[first : first + n]
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        with self._stopping_on_error():
+            return self._measured(round_no, chunk)
+
+    def _measured(self, round_no: int, chunk: int) -> Sample:
+        writer, reader = self.clients
+        work = self._pairs(self.measured_pairs, round_no, chunk)
+        total = 0.0
+        for learner, course in work:
+            token = self.tokens[learner]
+            writer.access_token = reader.access_token = token
+            start = time.perf_counter()
+            enrolled = writer.request(
+                "POST", "/v1/enrollments", {"course_id": str(course)}, send_causal=False
+            )
+            middle = time.perf_counter()
+            reader.causal = enrolled.causal
+            progress = reader.request("GET", f"/v1/enrollments/{enrolled.body['id']}/progress")
+            end = time.perf_counter()
+            if enrolled.status != 201 or progress.status not in (200, 404):
+                raise RuntimeError(f"HTTP {enrolled.status}/{progress.status}: {progress.body}")
+            # A read that missed the enrollment answers 404.
+            self.stale += progress.status == 404
+            self.workers_seen.add((enrolled.worker, progress.worker))
+            self.request_s += [middle - start, end - middle]
+            self.http_op_s.append(end - start)
+            total += end - start
+        return Sample(total, len(work))
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        work = self._pairs(self.baseline_pairs, round_no, chunk)
+        enroll, progress = self.db.enrollments.enroll, self.db.enrollments.progress
+        total = 0.0
+        for learner, course in work:
+            start = time.perf_counter()
+            progress(enroll(self.learners[learner], course))
+            spent = time.perf_counter() - start
+            self.api_op_s.append(spent)
+            total += spent
+        return Sample(total, len(work))
+
+    def finish(self) -> None:
+        import shutil  # noqa: PLC0415
+
+        for client in getattr(self, "clients", ()):
+            client.close()
+        if hasattr(self, "server"):
+            self.server.stop()
+        if getattr(self, "finished", False):
+            return
+        self.finished = True
+        self.detail.update(
+            {
+                "http_request_p50_ms": round(_percentile(self.request_s, 0.50), 3),
+                "http_request_p99_ms": round(_percentile(self.request_s, 0.99), 3),
+                "http_enroll_and_read_p50_ms": round(_percentile(self.http_op_s, 0.50), 3),
+                "http_enroll_and_read_p99_ms": round(_percentile(self.http_op_s, 0.99), 3),
+                "api_enroll_and_read_p50_ms": round(_percentile(self.api_op_s, 0.50), 3),
+                "api_enroll_and_read_p99_ms": round(_percentile(self.api_op_s, 0.99), 3),
+                "stale_reads": f"{self.stale}/{len(self.http_op_s)}",
+                "workers": len({w for pair in self.workers_seen for w in pair}),
+                "read_on_other_worker": all(a != b for a, b in self.workers_seen),
+            }
+        )
+        if hasattr(self, "home"):
+            shutil.rmtree(self.home, ignore_errors=True)
+
+
 WORKLOADS: tuple[type[Workload], ...] = (
     RoutingOverhead,
     PointRead,
@@ -834,6 +1025,7 @@ WORKLOADS: tuple[type[Workload], ...] = (
     FanOutQuery,
     CausalRead,
     GlobalQuery,
+    HttpEnrollAndRead,
     AnalystSQLQueries,
 )
 """Report order; they run in :data:`RUN_ORDER`."""
@@ -847,6 +1039,7 @@ RUN_ORDER: tuple[type[Workload], ...] = (
     BulkLoad,
     FanOutQuery,
     GlobalQuery,
+    HttpEnrollAndRead,
     # Last: it reseeds the scratch shards at its own scale.
     AnalystSQLQueries,
 )

@@ -7,7 +7,7 @@ import logging
 import typer
 
 from elearn_data import migrations
-from elearn_data.cli import bench, cluster, health, migrate, ops, seed, users
+from elearn_data.cli import bench, cluster, health, migrate, ops, seed, serve, users
 from elearn_data.cli import migrate as migrate_cli
 from elearn_data.cli import sql as sql_cli
 from elearn_data.cli.common import console, domain_errors
@@ -29,6 +29,7 @@ app.command()(health.stats)
 app.command()(seed.seed)
 app.command()(bench.bench)
 app.command()(sql_cli.sql)
+app.command()(serve.serve)
 
 
 @app.callback()

@@ -69,11 +69,11 @@ class CausalToken:
 
 
 class TokenStore:
-    """The latest causal token of one ``connect()`` object (thread-safe)."""
+    """The latest causal token of one ``connect()`` object, or of one caller (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, token: CausalToken | None = None) -> None:
         self._lock = threading.Lock()
-        self._token = CausalToken()
+        self._token = token if token is not None else CausalToken()
 
     def current(self) -> CausalToken:
         with self._lock:
