@@ -7,7 +7,7 @@ import logging
 import typer
 
 from elearn_data import migrations
-from elearn_data.cli import bench, cluster, health, migrate, ops, seed
+from elearn_data.cli import backup, bench, cluster, health, migrate, ops, seed
 from elearn_data.cli import migrate as migrate_cli
 from elearn_data.cli.common import console, domain_errors
 from elearn_data.config import load_settings
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(migrate.app, name="migrate")
+app.add_typer(backup.app, name="backup")
 app.command()(ops.recover)
 app.command()(health.health)
 app.command()(health.stats)

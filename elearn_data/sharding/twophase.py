@@ -8,7 +8,9 @@ can resolve. Here:
 2. Every other participant that wrote anything runs ``PREPARE TRANSACTION gid``;
    the gid names the coordinator shard: ``elearn:<coordinator>:<hex>``.
 3. The coordinator inserts ``(gid, committed=true)`` into ``twophase_decisions``
-   in its own transaction and commits. That commit is the decision.
+   in its own transaction and commits. That commit is the decision. It first
+   takes the decision fence (a shared advisory lock) that a cross-shard restore
+   point holds exclusively for the instant it takes.
 4. ``COMMIT PREPARED gid`` on the other participants. A failure here is logged,
    not raised: the decision stands and recovery finishes the job.
 
@@ -44,6 +46,12 @@ log = logging.getLogger(__name__)
 GID_PREFIX = "elearn"
 
 _HAS_WRITES = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+# Taken in shared mode by every decision commit; `elearn backup restore-point`
+# takes it exclusively on every coordinator while it creates the restore points,
+# so no decision lands between two shards' points (Citus's
+# citus_create_restore_point). Single-shard commits never take it.
+DECISION_FENCE_KEY = 0x656C6561726E3270  # "elearn2p"
+_DECISION_FENCE = text("SELECT pg_advisory_xact_lock_shared(:key)")
 _DECIDE = text("INSERT INTO twophase_decisions (gid, committed) VALUES (:gid, true)")
 _CLAIM_ABORT = text(
     "INSERT INTO twophase_decisions (gid, committed) VALUES (:gid, false) "
@@ -122,6 +130,7 @@ def commit_all(participants: Mapping[str, Participant], coordinator: str, gid: s
             prepared.append(shard)
         if after_prepare is not None:
             after_prepare(gid)
+        coord.connection.execute(_DECISION_FENCE, {"key": DECISION_FENCE_KEY})
         coord.connection.execute(_DECIDE, {"gid": gid})
         coord.transaction.commit()  # the decision point
     except BaseException:
