@@ -1,4 +1,4 @@
-"""``elearn backup ...``: pgBackRest backups and cross-shard restore points of the embedded cluster."""
+"""``elearn backup ...``: pgBackRest backups and cross-shard restore points."""
 
 from __future__ import annotations
 
