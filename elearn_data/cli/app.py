@@ -7,7 +7,7 @@ import logging
 import typer
 
 from elearn_data import migrations
-from elearn_data.cli import backup, bench, cluster, health, migrate, ops, seed
+from elearn_data.cli import backup, bench, cluster, health, migrate, monitor, ops, seed
 from elearn_data.cli import migrate as migrate_cli
 from elearn_data.cli.common import console, domain_errors
 from elearn_data.config import load_settings
@@ -27,6 +27,8 @@ app.command()(health.health)
 app.command()(health.stats)
 app.command()(seed.seed)
 app.command()(bench.bench)
+app.command()(monitor.top)
+app.command()(monitor.metrics)
 
 
 @app.callback()
