@@ -59,7 +59,13 @@ from elearn_data.cluster.local import (
     NodeSpec,
     find_free_base_port,
 )
-from elearn_data.errors import ConfigurationError, InvalidInput, InvalidState, NotFound
+from elearn_data.errors import (
+    ConfigurationError,
+    Duplicate,
+    InvalidInput,
+    InvalidState,
+    NotFound,
+)
 from elearn_data.sharding.twophase import DECISION_FENCE_KEY
 
 log = logging.getLogger(__name__)
@@ -347,31 +353,34 @@ class Backups:
         tmp.write_text(json.dumps(points, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, path)
 
+    @staticmethod
     @contextmanager
-    def _fenced(self, state: ClusterState) -> Iterator[dict[str, Any]]:
-        """Hold the decision fence exclusively on every primary; yield their connections."""
-        conns: dict[str, Any] = {}
+    def _fenced(conns: dict[str, Any]) -> Iterator[None]:
+        """Hold the decision fence exclusively on every primary (connections opened already)."""
+        locked: list[Any] = []
         try:
-            for shard in sorted(state.shards):  # one order: two operators cannot deadlock
-                conn = self.cluster.admin_connect(state.primary_of(shard), dbname=DBNAME)
-                conns[shard] = conn
-                with conn.cursor() as cur:
+            for shard in sorted(conns):  # one order: two operators cannot deadlock
+                with conns[shard].cursor() as cur:
                     # Waits for decisions in flight (they hold it shared, briefly);
                     # new decisions queue behind it until the release below.
                     cur.execute("SET lock_timeout = '30s'")
                     cur.execute("SELECT pg_advisory_lock(%s)", (DECISION_FENCE_KEY,))
-            yield conns
+                locked.append(conns[shard])
+            yield
         finally:
-            for conn in conns.values():
+            for conn in locked:
                 try:
                     with conn.cursor() as cur:
-                        cur.execute("SELECT pg_advisory_unlock_all()")
+                        cur.execute("SELECT pg_advisory_unlock(%s)", (DECISION_FENCE_KEY,))
                 except psycopg2.Error as exc:  # closing the session releases it anyway
                     log.warning("releasing the decision fence failed: %s", exc)
-                conn.close()
 
     def restore_point(self, name: str, *, wait_archived_s: float = 60) -> RestorePoint:
         """Create one restore point on every shard at the same cut of two-phase decisions.
+
+        Connections are opened before the fence is taken, so the pause imposed
+        on two-phase decisions is the lock round trips plus one
+        ``pg_create_restore_point`` per shard (``RestorePoint.pause_s``).
 
         Raises:
             InvalidInput: a malformed name.
@@ -383,31 +392,35 @@ class Backups:
             )
         state = self._require()
         if name in self.restore_points():
-            from elearn_data.errors import Duplicate  # noqa: PLC0415 - rare path
-
             raise Duplicate(f"restore point {name!r} already exists")
         lsns: dict[str, str] = {}
         segments: dict[str, str] = {}
-        with self._fenced(state) as conns:
+        conns = {
+            shard: self.cluster.admin_connect(state.primary_of(shard), dbname=DBNAME)
+            for shard in state.shards
+        }
+        try:
+            # From the first lock request (new decisions queue behind it from then
+            # on) to the release: the longest a two-phase decision is held back.
             started = time.monotonic()
-            for shard, conn in conns.items():
-                with conn.cursor() as cur:
-                    cur.execute("SELECT pg_create_restore_point(%s)::text", (name,))
-                    row = cur.fetchone()
-                    assert row is not None
-                    lsns[shard] = row[0]
+            with self._fenced(conns):
+                for shard, conn in conns.items():
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT pg_create_restore_point(%s)::text", (name,))
+                        row = cur.fetchone()
+                        assert row is not None
+                        lsns[shard] = row[0]
             pause = time.monotonic() - started
             # After the release: switching WAL closes the segment holding the point,
             # so the archiver ships it now rather than at the next 16 MiB.
-        for shard in state.shards:
-            conn = self.cluster.admin_connect(state.primary_of(shard), dbname=DBNAME)
-            try:
+            for shard, conn in conns.items():
                 with conn.cursor() as cur:
                     cur.execute("SELECT pg_walfile_name(pg_switch_wal())")
                     row = cur.fetchone()
                     assert row is not None
                     segments[shard] = row[0]
-            finally:
+        finally:
+            for conn in conns.values():
                 conn.close()
         self._wait_archived(state, segments, wait_archived_s)
         point = RestorePoint(name, datetime.now(UTC), lsns, pause)

@@ -91,6 +91,11 @@ def test_a_restore_point_under_load_restores_one_consistent_cut(
     # init restarted every node (archive_mode): drop the pooled connections it broke.
     db.cluster.engines.dispose()
     backups.backup("full")
+    more = [db.enrollments.enroll(u, course) for u in learners[110:115]]
+    # The restore below starts from this incremental backup (the newest before the point).
+    incremental = backups.backup("incr")
+    assert {b.kind for b in incremental} == {"incr"}
+    before_backup += more
 
     # One transaction held before its decision, one after it, across the point.
     undecided_user, decided_user = learners[20], learners[21]
@@ -166,6 +171,7 @@ def test_a_restore_point_under_load_restores_one_consistent_cut(
     try:
         report = backups.restore(into, point="drill")
         assert report.ok, report.violations
+        assert set(report.backups.values()) <= {b.label for b in incremental}
         # The decided transaction is committed from its decision record; the
         # undecided one (its decision came after the point) is rolled back.
         assert report.committed >= 1
