@@ -23,6 +23,7 @@ from elearn_data.config import Settings, load_settings
 from elearn_data.content import ContentStore
 from elearn_data.dberrors import is_disconnect
 from elearn_data.errors import ConcurrencyConflict, ElearnDataError, ShardUnavailable
+from elearn_data.monitoring.metrics import Metrics
 from elearn_data.services.billing import Payments
 from elearn_data.services.catalog import Catalog
 from elearn_data.services.content import Content, Preferences
@@ -70,6 +71,7 @@ class Database:
         self.content = Content(self)
         self.preferences = Preferences(self)
         self.analytics = Analytics(self)
+        self._metrics = Metrics(self)  # after the services: it times their calls
         self._stop = threading.Event()
         self._recoverer: threading.Thread | None = None
         if settings.recover_on_connect:
@@ -141,6 +143,20 @@ class Database:
         from elearn_data.health import health_report  # noqa: PLC0415
 
         return health_report(self, timeout_s=timeout_s)
+
+    def metrics(self) -> str:
+        """Return this object's Prometheus metrics in the text exposition format.
+
+        API call latencies and errors, pool checkouts and units of work are
+        counted in this process; pool occupancy, replica lag, in-doubt two-phase
+        transactions and the outbox backlog are read from the databases now.
+        """
+        return self._metrics.render()
+
+    @property
+    def metrics_registry(self) -> Metrics:
+        """The metrics of this object (``.registry`` for a Prometheus exporter, ``.serve()``)."""
+        return self._metrics
 
     # --------------------------------------------------------- content store
 

@@ -7,7 +7,7 @@ import logging
 import typer
 
 from elearn_data import migrations
-from elearn_data.cli import bench, cluster, health, migrate, ops, seed, serve, users
+from elearn_data.cli import backup, bench, cluster, health, migrate, monitor, ops, seed, serve, users
 from elearn_data.cli import migrate as migrate_cli
 from elearn_data.cli import sql as sql_cli
 from elearn_data.cli.common import console, domain_errors
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.add_typer(cluster.app, name="cluster")
 app.add_typer(migrate.app, name="migrate")
 app.add_typer(users.app, name="users")
+app.add_typer(backup.app, name="backup")
 app.command()(ops.recover)
 app.command()(health.health)
 app.command()(health.stats)
@@ -30,6 +31,8 @@ app.command()(seed.seed)
 app.command()(bench.bench)
 app.command()(sql_cli.sql)
 app.command()(serve.serve)
+app.command()(monitor.top)
+app.command()(monitor.metrics)
 
 
 @app.callback()

@@ -15,9 +15,11 @@ from rich.table import Table
 
 from elearn_data.analytics import Analytics
 from elearn_data.cli.common import console, domain_errors, print_json
+from elearn_data.cli.monitor import show_deep
 from elearn_data.config import load_settings
 from elearn_data.database import Database
 from elearn_data.health import HealthReport, health_report
+from elearn_data.monitoring.deep import deep_report
 
 
 def _open(application: str) -> Database:
@@ -30,15 +32,28 @@ def health(
     timeout: Annotated[
         float, typer.Option(help="Seconds allowed for each node probe.", min=0.1)
     ] = 3.0,
+    deep: Annotated[
+        bool,
+        typer.Option(
+            "--deep",
+            help="Also sizes, unused and duplicate indexes, bloat, long transactions, slots.",
+        ),
+    ] = False,
 ) -> None:
     """Check nodes, replication lag, schema, MongoDB, pools and statistics; exit 1 if unhealthy."""
     with domain_errors():
         with _open("elearn-health") as db:
             report = health_report(db, timeout_s=timeout)
+            details = deep_report(db) if deep else None
         if as_json:
-            print_json(report.to_dict())
+            payload = report.to_dict()
+            if details is not None:
+                payload["deep"] = details.to_dict()
+            print_json(payload)
         else:
             show_report(report)
+            if details is not None:
+                show_deep(details)
         if not report.ok:
             raise typer.Exit(1)
 

@@ -80,6 +80,13 @@ REPLICATION_PASSFILE = "replication.pgpass"
 # Databases besides DBNAME that the owner and the application role may reach
 # (scratch databases of tests and `elearn bench`), one name per line.
 EXTRA_DATABASES_FILE = "databases.extra"
+# Created by `elearn backup init` (elearn_data/cluster/backup.py); its presence
+# turns on WAL archiving and the private socket pgBackRest talks through.
+BACKUP_DIR_NAME = "backup"
+BACKUP_CONF_NAME = "pgbackrest.conf"
+SOCKET_DIR_NAME = "run"
+# pg_stat_statements lives here, apart from the application's schema.
+STATS_SCHEMA = "elearn_stats"
 
 Progress = Callable[[str], None]
 
@@ -286,6 +293,11 @@ class LocalCluster:
     def _save(self, state: ClusterState) -> None:
         _write_private(self.state_path, asdict(state))
         _write_private(self.settings_path, self._settings_payload(state))
+        if self.backup_conf.is_file():
+            # pgBackRest backs up the current primaries: follow a failover.
+            from elearn_data.cluster.backup import Backups  # noqa: PLC0415 - cycle
+
+            Backups(self).write_conf(state)
 
     def _settings_payload(self, state: ClusterState) -> dict[str, Any]:
         shards: dict[str, Any] = {}
@@ -380,8 +392,39 @@ class LocalCluster:
             "log_error_verbosity = terse",
             "log_parameter_max_length = 0",
             "log_parameter_max_length_on_error = 0",
+            # Statement statistics for `elearn top` (needs a restart to load).
+            "shared_preload_libraries = 'pg_stat_statements'",
+            "pg_stat_statements.track = top",
+            *self._archive_conf(node),
         ]
         return "\n".join(lines) + "\n"
+
+    @property
+    def backup_conf(self) -> Path:
+        """pgBackRest's configuration file (exists once `elearn backup init` ran)."""
+        return self.home / BACKUP_DIR_NAME / BACKUP_CONF_NAME
+
+    @property
+    def socket_dir(self) -> Path:
+        """The private Unix-socket folder pgBackRest connects through (0700, server user)."""
+        return self.pg_root / SOCKET_DIR_NAME
+
+    def _archive_conf(self, node: NodeSpec) -> list[str]:
+        """WAL archiving into the pgBackRest repository, once backups are initialised.
+
+        Every node gets the same lines: archiving only runs on a primary, so a
+        promoted replica archives from the moment it is promoted. The socket
+        folder is private to the server user; pgBackRest connects through it
+        with peer authentication, so no password is involved.
+        """
+        if not self.backup_conf.is_file():
+            return []
+        command = f"pgbackrest --config={self.backup_conf} --stanza={node.shard} archive-push %p"
+        return [
+            f"unix_socket_directories = '{self.socket_dir}'",
+            "archive_mode = on",
+            f"archive_command = '{command}'",
+        ]
 
     def _sync_standby_names(self, state: ClusterState, node: NodeSpec) -> str:
         if state.durability != "sync" or node.role != "primary":
@@ -688,6 +731,18 @@ class LocalCluster:
                         sql.Identifier(DBNAME), role
                     )
                 )
+                # Statement statistics (`elearn top`), in a schema of their own: the
+                # extension's functions belong to the superuser, and the migrations
+                # grant the app role EXECUTE on every function of `public`. The view
+                # shows a role only its own statements' text.
+                stats = sql.Identifier(STATS_SCHEMA)
+                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(stats))
+                cur.execute(
+                    sql.SQL("CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA {}").format(
+                        stats
+                    )
+                )
+                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(stats, app))
         finally:
             conn.close()
 
@@ -839,10 +894,7 @@ class LocalCluster:
         if replicas < 0 or replicas > PORTS_PER_SHARD - 1:
             raise InvalidInput(f"replicas must be between 0 and {PORTS_PER_SHARD - 1}: {replicas}")
         with self._locked():
-            self.pg_root.mkdir(parents=True, exist_ok=True)
-            self._user.chown(self.pg_root)
-            os.chmod(self.pg_root, 0o700)
-            self._user.make_reachable(self.pg_root)
+            self._prepare_root()
             if self.exists:
                 state = ClusterState.load(self.state_path)
                 if base_port is not None and base_port != state.base_port:
@@ -863,6 +915,15 @@ class LocalCluster:
                 list(pool.map(lambda s: self._up_shard(state, s, progress), state.shards))
             self._save(state)
         return self.status()
+
+    def _prepare_root(self) -> None:
+        """Create ``pg/`` for the server user (0700) and make ELEARN_HOME reachable to it."""
+        self.pg_root.mkdir(parents=True, exist_ok=True)
+        self._user.chown(self.pg_root)
+        os.chmod(self.pg_root, 0o700)
+        self._user.make_reachable(self.pg_root)
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+        self._user.chown(self.socket_dir)
 
     def _plan_nodes(self, state: ClusterState, replicas: int) -> None:
         for shard_index, shard in enumerate(state.shards):
@@ -1014,6 +1075,24 @@ class LocalCluster:
             if time.monotonic() > deadline:
                 raise ConfigurationError(f"{node.name} did not leave recovery after promotion")
             time.sleep(0.05)
+
+    def restart_all(self) -> None:
+        """Rewrite every node's settings and restart the running nodes, shard by shard.
+
+        For settings PostgreSQL reads only at start (``archive_mode``,
+        ``shared_preload_libraries``); each node is down for about a second.
+        """
+        with self._locked():
+            state = ClusterState.load(self.state_path)
+            for shard in state.shards:
+                for node in state.nodes_of(shard):
+                    if node.needs_rebuild or not self._initialized(node):
+                        continue
+                    self._write_conf(state, node)
+                    if self.is_running(node):
+                        self._stop(node, "fast")
+                        self._start(node)
+                self._wait_streaming(state, shard)
 
     def set_durability(self, mode: Durability) -> None:
         """Switch every primary between ``async`` and ``sync`` replication (reload, no restart)."""

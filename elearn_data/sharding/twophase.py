@@ -12,7 +12,9 @@ can resolve. Here:
    cannot be renamed to another shard). Recovery trusts the gid.
 2. Every other participant that wrote anything runs ``PREPARE TRANSACTION gid``.
 3. The coordinator inserts ``(gid, committed=true)`` into ``twophase_decisions``
-   in its own transaction and commits. That commit is the decision.
+   in its own transaction and commits. That commit is the decision. It first
+   takes the decision fence (a shared advisory lock) that a cross-shard restore
+   point holds exclusively for the instant it takes.
    If the COMMIT itself fails (a cut connection, a shutdown while a synchronous
    standby is awaited) the outcome is **unknown, not an abort**: the decision
    may be durable already. The participants stay prepared and the outcome is
@@ -69,6 +71,12 @@ log = logging.getLogger(__name__)
 GID_PREFIX = "elearn"
 
 _HAS_WRITES = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
+# Taken in shared mode by every decision commit; `elearn backup restore-point`
+# takes it exclusively on every coordinator while it creates the restore points,
+# so no decision lands between two shards' points (Citus's
+# citus_create_restore_point). Single-shard commits never take it.
+DECISION_FENCE_KEY = 0x656C6561726E3270  # "elearn2p"
+_DECISION_FENCE = text("SELECT pg_advisory_xact_lock_shared(:key)")
 # Decisions are written only through the owner's functions (revision 0005): the
 # application role may read twophase_decisions but not change it directly.
 # decide: INSERT (gid, true), failing on the key; claim: INSERT (gid, false) ON
@@ -203,6 +211,7 @@ def commit_all(
             prepared.append(shard)
         if after_prepare is not None:
             after_prepare(gid)
+        coord.connection.execute(_DECISION_FENCE, {"key": DECISION_FENCE_KEY})
         try:
             coord.connection.execute(_DECIDE, {"gid": gid})
         except SQLAlchemyError as exc:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from elearn_data.sharding.consistency import (
     ReadChoice,
     ReplicaSelector,
 )
+from elearn_data.monitoring.metrics import Instruments
 from elearn_data.sharding.engines import EngineMap
 from elearn_data.sharding.routing import Router, refuse_catalog_write
 from elearn_data.sharding.session import RoutedSession
@@ -235,11 +237,18 @@ class Cluster:
     engines: EngineMap
     router: Router
     selector: ReplicaSelector
+    instruments: Instruments
 
     @classmethod
     def build(cls, settings: Settings, *, application: str = "elearn_data") -> Cluster:
         engines = EngineMap(settings, application=application)
-        return cls(settings, engines, Router(settings), ReplicaSelector(engines, settings.replica))
+        return cls(
+            settings,
+            engines,
+            Router(settings),
+            ReplicaSelector(engines, settings.replica),
+            Instruments(),
+        )
 
 
 class UnitOfWork:
@@ -300,6 +309,7 @@ class UnitOfWork:
             raise RuntimeError("this unit of work is finished")
         if shard not in self.cluster.engines.shards:
             raise ShardUnavailable(shard, "not a configured shard")
+        started = time.perf_counter()
         try:
             if self.role == "writer":
                 conn = self.cluster.engines.primary(shard).engine.connect()
@@ -312,6 +322,7 @@ class UnitOfWork:
                     conn = self._begin_snapshot(shard, conn)
         except (DBAPIError, PoolTimeout) as exc:
             raise translate(exc, shard) from exc
+        self.cluster.instruments.checked_out(shard, self.role, time.perf_counter() - started)
         self._connections[shard] = conn
         return conn
 
@@ -526,6 +537,7 @@ class UnitOfWork:
         if self._closed:
             return
         self._closed = True
+        self.cluster.instruments.unit_closed(self.role, len(self._connections))
         if self._session is not None:
             self._session.close()
         for conn in self._connections.values():

@@ -1,0 +1,1 @@
+"""Operators' read side: cross-shard invariants, statement statistics, metrics, deep health."""
