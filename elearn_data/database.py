@@ -22,6 +22,7 @@ from elearn_data.config import Settings, load_settings
 from elearn_data.content import ContentStore
 from elearn_data.dberrors import is_disconnect
 from elearn_data.errors import ConcurrencyConflict, ElearnDataError, ShardUnavailable
+from elearn_data.services.assessments import Assessments
 from elearn_data.services.billing import Payments
 from elearn_data.services.catalog import Catalog
 from elearn_data.services.content import Content, Preferences
@@ -59,6 +60,7 @@ class Database:
         self.enrollments = Enrollments(self)
         self.reviews = Reviews(self)
         self.payments = Payments(self)
+        self.assessments = Assessments(self)
         self.content = Content(self)
         self.preferences = Preferences(self)
         self.analytics = Analytics(self)
