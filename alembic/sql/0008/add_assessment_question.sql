@@ -100,7 +100,7 @@ BEGIN
                 MESSAGE = format('a correct answer is not among the options (indexes 0 to %s): %s',
                                  v_n - 1, v_correct);
         END IF;
-        IF (SELECT count(DISTINCT (c.v #>> '{}')::int) FROM jsonb_array_elements(v_correct) c(v))
+        IF (SELECT count(DISTINCT (c.v #>> '{}')::numeric::int) FROM jsonb_array_elements(v_correct) c(v))
            <> jsonb_array_length(v_correct) THEN
             RAISE EXCEPTION USING
                 ERRCODE = 'EL400', MESSAGE = format('correct options repeat: %s', v_correct);
@@ -116,7 +116,7 @@ BEGIN
                 ERRCODE = 'EL400', MESSAGE = 'a multiple-choice question needs a correct option';
         END IF;
         -- Stored in ascending order: the key reads the same whatever order it came in.
-        SELECT jsonb_agg((c.v #>> '{}')::int ORDER BY (c.v #>> '{}')::int) INTO v_correct
+        SELECT jsonb_agg((c.v #>> '{}')::numeric::int ORDER BY (c.v #>> '{}')::numeric::int) INTO v_correct
         FROM jsonb_array_elements(v_correct) c(v);
     ELSE
         IF v_n <> 0 THEN

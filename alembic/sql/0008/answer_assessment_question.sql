@@ -75,7 +75,7 @@ BEGIN
                 MESSAGE = format('a single-choice answer is one option index from 0 to %s: %s',
                                  v_n - 1, p_response);
         END IF;
-        v_response := to_jsonb((p_response #>> '{}')::int);
+        v_response := to_jsonb((p_response #>> '{}')::numeric::int);
     ELSIF v_kind = 'multiple_choice' THEN
         IF v_type IS DISTINCT FROM 'array' OR EXISTS (
             SELECT 1 FROM jsonb_array_elements(p_response) r(v)
@@ -83,14 +83,14 @@ BEGIN
                        ELSE (r.v #>> '{}')::numeric <> trunc((r.v #>> '{}')::numeric)
                             OR (r.v #>> '{}')::numeric < 0 OR (r.v #>> '{}')::numeric >= v_n
                   END
-        ) OR (SELECT count(DISTINCT (r.v #>> '{}')::int) FROM jsonb_array_elements(p_response) r(v))
+        ) OR (SELECT count(DISTINCT (r.v #>> '{}')::numeric::int) FROM jsonb_array_elements(p_response) r(v))
              <> jsonb_array_length(p_response) THEN
             RAISE EXCEPTION USING
                 ERRCODE = 'EL400',
                 MESSAGE = format('a multiple-choice answer is a list of distinct option indexes '
                                  'from 0 to %s: %s', v_n - 1, p_response);
         END IF;
-        SELECT coalesce(jsonb_agg((r.v #>> '{}')::int ORDER BY (r.v #>> '{}')::int), '[]'::jsonb)
+        SELECT coalesce(jsonb_agg((r.v #>> '{}')::numeric::int ORDER BY (r.v #>> '{}')::numeric::int), '[]'::jsonb)
         INTO v_response FROM jsonb_array_elements(p_response) r(v);
     ELSIF v_kind = 'true_false' THEN
         IF v_type IS DISTINCT FROM 'boolean' THEN
