@@ -25,6 +25,7 @@ _PHASE_UNITS = {
     "enrollments": "enrollments",
     "progress": "enrollments",
     "reviews": "enrollments",
+    "assessments": "enrollments",
     "payments": "transactions",
     "content": "documents",
 }

@@ -362,6 +362,7 @@ def catalog_batches(world: World) -> Iterator[Batch]:
         category_names=names,
     )
     world.catalog.quotas = _quotas(world, world.catalog)
+    world.catalog.instructor_hex = teacher_hex
 
     created_text = col.timestamps(created)
     updated = np.where(published_ms > 0, np.maximum(published_ms, created), created)
