@@ -268,7 +268,7 @@ def run_bench(
     Args:
         settings: the platform's settings (an embedded cluster under ``settings.home``).
         profile: ``smoke`` (CI: tiny, seconds), ``quick`` (< 2 minutes) or ``full``.
-        only: names of the benchmarks to run (default: all six).
+        only: names of the benchmarks to run (default: all seven).
         progress: called with one line per step.
         seed: seed of the random choices (which learners are read).
 
