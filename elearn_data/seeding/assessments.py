@@ -113,7 +113,9 @@ SHORT_KEYS: Final = ("Normalization", "Recursion", "Latency", "Gradient", "Index
 OPTIONS: Final = ('["Option A", "Option B", "Option C", "Option D"]', '["True", "False"]')
 
 ESSAY_TEXT: Final = '"My answer discusses the main trade-offs with an example."'
-FEEDBACK: Final = ("Well argued.", "Good, but give an example.", "Too short.", col.NULL)
+FEEDBACK_BYTES: Final = np.array(
+    [b"Well argued.", b"Good, but give an example.", b"Too short.", b""]
+)
 
 
 @dataclass
@@ -141,6 +143,8 @@ class Definitions:
     q_lo: np.ndarray
     q_right: np.ndarray  # the correct response, JSON text
     q_wrong: np.ndarray  # a wrong response, JSON text
+    q_right_b: np.ndarray  # the same as UTF-8 bytes (binary COPY)
+    q_wrong_b: np.ndarray
     # per course
     first: np.ndarray  # index of the course's first assessment
     count: np.ndarray  # the course's assessments
@@ -256,6 +260,8 @@ def plan_definitions(world: World) -> Definitions:
         q_lo=q_lo,
         q_right=right,
         q_wrong=wrong,
+        q_right_b=np.strings.encode(right, "utf-8"),
+        q_wrong_b=np.strings.encode(wrong, "utf-8"),
         first=first,
         count=counts,
         kind=kind,
@@ -365,7 +371,7 @@ def assessment_batches(world: World) -> Iterator[Batch]:
 
 
 def _attempt_rows(world: World, plan: Definitions) -> Iterator[Batch]:
-    graders = world.must_catalog().instructor_hex
+    catalog = world.must_catalog()
     step = max(1, world.scale.batch_rows // 4)
     for region in world.regions:
         enrollments = world.enrollments[region]
@@ -382,7 +388,8 @@ def _attempt_rows(world: World, plan: Definitions) -> Iterator[Batch]:
                 s,
                 ability=ability,
                 rng=rng,
-                graders=graders,
+                graders_hi=catalog.instructor_hi,
+                graders_lo=catalog.instructor_lo,
             )
 
 
@@ -395,7 +402,8 @@ def _chunk(
     *,
     ability: np.ndarray,
     rng: np.random.Generator,
-    graders: np.ndarray,
+    graders_hi: np.ndarray,
+    graders_lo: np.ndarray,
 ) -> Iterator[Batch]:
     """Yield the attempts and answers of the enrollments ``s`` of one region."""
     shard = world.shard_of(region)
@@ -484,66 +492,69 @@ def _chunk(
         submitted,
     )
     graded = np.maximum(graded, submitted)
-    status_text = np.where(is_open, "in_progress", np.where(pending, "submitted", "graded"))
+    status_text = np.where(is_open, b"in_progress", np.where(pending, b"submitted", b"graded"))
     done_att = ~is_open
     is_graded = done_att & ~pending
     hi, lo = col.owned_ids(region, started, rng)
     updated = np.where(is_open, started, np.where(is_graded, graded, submitted))
-    percent_text = np.strings.add(
-        np.strings.add((hundredths // 100).astype(str), "."),
-        np.strings.zfill((hundredths % 100).astype(str), 2),
-    )
+    timed = plan.limit[a_of] > 0
     yield Batch(
         shard,
         "assessment_attempts",
         ATTEMPT_COLUMNS,
-        col.lines(
+        col.binary_rows(
             [
-                col.hex_ids(hi, lo),
-                col.hex_ids(enrollments.hi[e_of], enrollments.lo[e_of]),
-                col.hex_ids(plan.hi[a_of], plan.lo[a_of]),
-                col.integers(number),
-                status_text,
-                col.nullable(col.integers(score), done_att),
-                col.nullable(col.integers(max_score), done_att),
-                col.nullable(percent_text, done_att),
-                col.nullable(col.flags(passed), is_graded),
-                col.timestamps(started),
-                col.nullable(col.timestamps(deadline), plan.limit[a_of] > 0),
-                col.nullable(col.timestamps(submitted), done_att),
-                col.nullable(col.timestamps(graded), is_graded),
-                col.timestamps(updated),
+                col.Binary.uuid(hi, lo),
+                col.Binary.uuid(enrollments.hi[e_of], enrollments.lo[e_of]),
+                col.Binary.uuid(plan.hi[a_of], plan.lo[a_of]),
+                col.Binary("int4", number),
+                col.Binary("text", status_text),
+                col.Binary("numeric2", score * 100, done_att),
+                col.Binary("numeric2", max_score * 100, done_att),
+                col.Binary("numeric2", hundredths, done_att),
+                col.Binary("bool", passed, is_graded),
+                col.Binary("timestamptz", started),
+                col.Binary("timestamptz", deadline, timed),
+                col.Binary("timestamptz", submitted, done_att),
+                col.Binary("timestamptz", graded, is_graded),
+                col.Binary("timestamptz", updated),
             ]
         ),
         n_att,
         advance=s.stop - s.start,
+        binary=True,
     )
     if len(ans_att) == 0:
         return
     answered = started[ans_att] + (
         (submitted[ans_att] - started[ans_att]) * rng.random(len(ans_att))
     ).astype(np.int64)
-    response = np.where(right | essay, plan.q_right[q], plan.q_wrong[q])
-    grader = graders[plan.course[a_of[ans_att]]]
+    # jsonb's binary form: a version byte (1), then the JSON text.
+    response = np.strings.add(
+        b"\x01", np.where(right | essay, plan.q_right_b[q], plan.q_wrong_b[q])
+    )
+    course_of = plan.course[a_of[ans_att]]
     hand = essay & ~waiting
-    feedback = np.array(FEEDBACK)[rng.integers(0, len(FEEDBACK), size=len(q))]
+    feedback = FEEDBACK_BYTES[rng.integers(0, len(FEEDBACK_BYTES), size=len(q))]
+    has_feedback = hand & (feedback != b"")
     answer_graded = np.where(hand, graded[ans_att], submitted[ans_att])
     yield Batch(
         shard,
         "attempt_answers",
         ANSWER_COLUMNS,
-        col.lines(
+        col.binary_rows(
             [
-                col.hex_ids(hi[ans_att], lo[ans_att]),
-                col.hex_ids(plan.q_hi[q], plan.q_lo[q]),
-                response,
-                col.nullable(col.integers(points), ~waiting),
-                col.nullable(grader, hand),
-                np.where(hand, feedback, col.NULL),
-                col.timestamps(answered),
-                col.nullable(col.timestamps(answer_graded), ~waiting),
-                col.timestamps(np.where(hand, answer_graded, submitted[ans_att])),
+                col.Binary.uuid(hi[ans_att], lo[ans_att]),
+                col.Binary.uuid(plan.q_hi[q], plan.q_lo[q]),
+                col.Binary("text", response),
+                col.Binary("numeric2", points * 100, ~waiting),
+                col.Binary.uuid(graders_hi[course_of], graders_lo[course_of], hand),
+                col.Binary("text", np.where(has_feedback, feedback, b"-"), has_feedback),
+                col.Binary("timestamptz", answered),
+                col.Binary("timestamptz", answer_graded, ~waiting),
+                col.Binary("timestamptz", np.where(hand, answer_graded, submitted[ans_att])),
             ]
         ),
         len(ans_att),
+        binary=True,
     )

@@ -107,8 +107,9 @@ class Catalog:
     category_names: list[str]
     # Seats of capacity-bound courses each region may fill (sums to the capacity).
     quotas: dict[Region, np.ndarray] = field(default_factory=dict)
-    # Each course's instructor id as 32 hex digits (graders of its assessments).
-    instructor_hex: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="U32"))
+    # Each course's instructor id halves (the graders of its assessments).
+    instructor_hi: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    instructor_lo: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
 
 
 @dataclass
