@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from elearn_data import ids, validation
-from elearn_data.errors import InvalidInput
+from elearn_data.errors import Duplicate, InvalidInput
 from elearn_data.models.assessments import ASSESSMENT_KINDS, QUESTION_KINDS
 from elearn_data.repositories.assessments import AssessmentRepository
 from elearn_data.repositories.views import AssessmentView, AttemptView
@@ -381,7 +381,18 @@ class Assessments:
                 repo.publish(values["id"], at)
             return uuid.UUID(str(values["id"]))
 
-        return self._db.write(None, work)
+        try:
+            return self._db.write(None, work)
+        except Duplicate as exc:
+            # A concurrent call for the same document won the unique source index.
+            if exc.constraint != "uq_assessments_source_content_id":
+                raise
+            # Read on the primary: the winner committed before this call lost, but
+            # its thread may not have published its causal token yet.
+            found = self._db.write(None, lambda uow: AssessmentRepository(uow).by_source(key))
+            if found is None:  # pragma: no cover - the winner committed before we lost
+                raise
+            return found
 
     # ------------------------------------------------------------------ reads
 

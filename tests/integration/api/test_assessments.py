@@ -538,3 +538,32 @@ def test_the_gradebook_has_one_row_per_enrollment_from_every_shard(clean: Databa
     assert optional in book.attrs["assessments"]
     with pytest.raises(NotFound):
         clean.analytics.gradebook(ids.new_reference_id())
+
+
+def test_concurrent_imports_of_one_quiz_document_make_one_assessment(clean: Database) -> None:
+    course, lessons = published_course(clean)
+    clean.content.add_quiz(
+        content_id="quiz-race",
+        course_id=course,
+        lesson_id=lessons[0],
+        title="Race quiz",
+        questions=[{"question": "1 + 1?", "options": ["1", "2"], "correct_option": 1}],
+    )
+    barrier = threading.Barrier(4)
+    outcomes: list[object] = [None] * 4
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            outcomes[i] = clean.assessments.from_quiz_content("quiz-race")
+        except Exception as exc:  # collected for the assertions
+            outcomes[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert all(isinstance(o, uuid.UUID) for o in outcomes), outcomes
+    assert len(set(outcomes)) == 1
+    assert len(clean.assessments.for_course(course)) == 1
