@@ -11,6 +11,16 @@ AS $$
 DECLARE
     v_changed int;
 BEGIN
+    -- Lock first, then decide in a new statement (a fresh READ COMMITTED
+    -- snapshot): a concurrent pass, lesson completion or publication holding one
+    -- of these rows is waited for and then seen, so two transactions can never
+    -- both decide from a state without the other's change.
+    PERFORM 1 FROM enrollments e
+    WHERE e.status <> 'dropped'
+      AND (e.id = ANY (coalesce(p_enrollment_ids, '{}'::uuid[]))
+           OR e.course_id = ANY (coalesce(p_course_ids, '{}'::uuid[])))
+    ORDER BY e.id
+    FOR NO KEY UPDATE OF e;
     WITH target AS (
         SELECT e.id,
                (c.lesson_count > 0 AND e.completed_lessons >= c.lesson_count

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from elearn_data import ids
 from elearn_data.database import Database
@@ -488,3 +491,38 @@ def test_get_course_gradebook_returns_a_row_per_enrollment_and_assessment(db: Da
     )  # fmt: skip
     assert (book[other].best_percent, book[other].attempts, book[other].passed) == (None, 0, False)
     assert book[e].learner.startswith("Ada ")
+
+
+def test_a_pass_racing_a_new_required_assessment_never_leaves_the_enrollment_completed(
+    db: Database,
+) -> None:
+    """The pass commits while the publication is running: the publication sees it and reverts."""
+    course, e = setup(db)
+    first = create(db, course.id)
+    q = add(db, first, 1, "true_false", correct=[True])
+    publish(db, first)
+    complete(db, e, course.lessons[0])
+    second = create(db, course.id)
+    add(db, second, 1, "essay")
+    t = uuid.UUID(str(scalar(db, EU, START, e=e, a=first)))
+    answer(db, t, q, True)
+
+    engine = db.cluster.engines.primary(EU).engine
+    passing = engine.connect()
+    passing.begin()
+    passing.execute(text(SUBMIT), {"t": t})  # completes the enrollment, not committed yet
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (publish(db, second), done.set()))
+    worker.start()
+    # Let the publication reach the enrollment's row lock (or finish, if it never waits).
+    deadline = time.monotonic() + 10
+    while not done.is_set() and time.monotonic() < deadline:
+        waiting = scalar(db, EU, "SELECT count(*) FROM pg_locks WHERE NOT granted")
+        if waiting:
+            break
+        time.sleep(0.02)
+    passing.commit()
+    passing.close()
+    worker.join(timeout=30)
+    assert done.is_set()
+    assert enrollment(db, e).status == "active"  # the second assessment is not passed
