@@ -24,6 +24,7 @@ from elearn_data.content import ContentStore
 from elearn_data.dberrors import is_disconnect
 from elearn_data.errors import ConcurrencyConflict, ElearnDataError, ShardUnavailable
 from elearn_data.monitoring.metrics import Metrics
+from elearn_data.services.assessments import Assessments
 from elearn_data.services.billing import Payments
 from elearn_data.services.catalog import Catalog
 from elearn_data.services.content import Content, Preferences
@@ -68,6 +69,7 @@ class Database:
         self.enrollments = Enrollments(self)
         self.reviews = Reviews(self)
         self.payments = Payments(self)
+        self.assessments = Assessments(self)
         self.content = Content(self)
         self.preferences = Preferences(self)
         self.analytics = Analytics(self)

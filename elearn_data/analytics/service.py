@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from elearn_data import ids, validation
-from elearn_data.analytics import queries
+from elearn_data.analytics import gradebook, queries
 from elearn_data.analytics.fanout import FanOut, ShardQuery
 from elearn_data.analytics.merge import (
     add,
@@ -408,6 +408,35 @@ class Analytics:
             for stage in FUNNEL_STAGES
         ]
         return _frame(rows, ("stage", "learners", "share"), nodes)
+
+    # ------------------------------------------------------------ gradebook
+
+    def gradebook(self, course_id: uuid.UUID) -> pd.DataFrame:
+        """Return a course's gradebook: one row per enrollment, from every shard.
+
+        Columns: enrollment_id, user_id, learner (first and last name), status
+        (of the enrollment), completion (lesson progress percent, Decimal),
+        passed (every published required assessment has a passed attempt),
+        attempts (over all assessments), then one column per published
+        assessment, named by its title, holding the learner's best percent
+        (Decimal; None before a submitted attempt). ``attrs["assessments"]``
+        maps each assessment id to its column. Rows are sorted by learner.
+
+        Raises:
+            NotFound: no such course.
+            ShardUnavailable: a shard did not answer.
+        """
+        cid = ids.as_uuid(course_id)
+        if not ids.is_reference(cid):
+            raise NotFound(f"course {cid} not found")
+        parts, nodes = self._everywhere(lambda q: gradebook.shard_part(q, cid))
+        found = [p for p in parts.values() if p["exists"]]
+        if not found:
+            raise NotFound(f"course {cid} not found")
+        rows, names = gradebook.pivot(found, found[0]["assessments"])
+        frame = _frame(rows, (*gradebook.LEADING_COLUMNS, *names.values()), nodes)
+        frame.attrs["assessments"] = dict(names)
+        return frame
 
 
 # ------------------------------------------------------------------ helpers

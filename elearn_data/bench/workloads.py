@@ -28,11 +28,14 @@ ids and enrollments).
 * http_enroll_and_read: enroll, then read the progress with the causal header,
   through ``elearn serve`` with two workers (the read on the other worker) --
   the same two calls through the Python API in one process.
+* submit_attempt: ``db.assessments.submit`` (grading in PL/pgSQL) -- a plain
+  one-shard transaction writing the same points and score.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 import secrets
@@ -49,7 +52,7 @@ from typing import Any, Literal
 import psycopg2
 import psycopg2.extras
 from psycopg2 import sql as pgsql
-from sqlalchemy import Engine, Table, create_engine, func, select
+from sqlalchemy import Engine, Table, create_engine, func, select, text
 from sqlalchemy.orm import sessionmaker
 
 from elearn_data import ids
@@ -1017,6 +1020,137 @@ class HttpEnrollAndRead(Workload):
             shutil.rmtree(self.home, ignore_errors=True)
 
 
+# ------------------------------------------------------------------ submit_attempt
+
+
+_SUBMIT_RESPONSES: tuple[tuple[str, object], ...] = (
+    ("single_choice", 1),
+    ("multiple_choice", [0, 2]),
+    ("true_false", False),
+    ("short_answer", "  new YORK"),
+    ("single_choice", 0),  # wrong: the attempt scores 4 of 5
+)
+_BASELINE_POINTS = text(
+    "UPDATE attempt_answers SET points_awarded = :points"
+    " WHERE attempt_id = :attempt AND question_id = :question"
+)
+_BASELINE_ATTEMPT = text(
+    "UPDATE assessment_attempts SET status = 'graded', score = :score, max_score = :max,"
+    " percent = :percent, passed = :passed, submitted_at = now(), graded_at = now()"
+    " WHERE id = :attempt"
+)
+_BASELINE_READ = text("SELECT * FROM assessment_attempts WHERE id = :attempt")
+
+
+class SubmitAttempt(Workload):
+    """``db.assessments.submit`` against a plain one-shard transaction doing the same writes."""
+
+    name = "submit_attempt"
+    unit = "ops/s"
+    kind: Kind = "rate"
+    target = 0.50
+    measured_label = (
+        "db.assessments.submit(attempt): 5 answered objective questions graded in PL/pgSQL,"
+        " attempt scored, completion trigger, AttemptView read back"
+    )
+    baseline_label = (
+        "plain sqlalchemy transaction on the learner's shard: UPDATE the 5 answers' points"
+        " (computed in Python), UPDATE the attempt, SELECT it"
+    )
+
+    def per_chunk(self) -> int:
+        return max(2, self.sizes.enrolls * 2)
+
+    def setup(self) -> None:
+        self.shard = _home_shard(self.ctx)
+        self.engine = _plain_engine(self.ctx, self.shard)
+        per_side = self.per_chunk() * self.sizes.chunks * (self.sizes.rounds + self.sizes.warmup)
+        course = published_course(self.db, HOME_REGION, f"BENCH-A-{os.urandom(2).hex().upper()}")
+        assessments = self.db.assessments
+        assessment = assessments.create(course, title="Benchmark quiz")
+        keys = (
+            ("single_choice", ("3", "4", "5"), (1,)),
+            ("multiple_choice", ("2", "4", "5"), (0, 2)),
+            ("true_false", (), (False,)),
+            ("short_answer", (), ("New York",)),
+            ("single_choice", ("a", "b"), (1,)),
+        )
+        self.questions = [
+            assessments.add_question(
+                assessment, prompt=f"Question {i}", kind=kind, order=i, options=opts, correct=key
+            )
+            for i, (kind, opts, key) in enumerate(keys, start=1)
+        ]
+        assessments.publish(assessment)
+        learners = load_learners(self.db, self.ctx.learners, HOME_REGION, 2 * per_side)
+        attempts: list[uuid.UUID] = []
+        # Set-up in one transaction per batch (not timed): enroll, start, answer.
+        for first in range(0, len(learners), 200):
+            with self.db.writer(self.shard) as uow:
+                for learner in learners[first : first + 200]:
+                    enrollment = uow.execute(
+                        text("SELECT enroll_user(NULL, :u, :c)"), {"u": learner, "c": course}
+                    ).scalar_one()
+                    attempt = ids.new_id(HOME_REGION)
+                    uow.execute(
+                        text("SELECT start_assessment_attempt(:t, :e, :a)"),
+                        {"t": attempt, "e": enrollment, "a": assessment},
+                    )
+                    for question, (_kind, response) in zip(
+                        self.questions, _SUBMIT_RESPONSES, strict=True
+                    ):
+                        uow.execute(
+                            text("SELECT answer_assessment_question(:t, :q, CAST(:r AS jsonb))"),
+                            {"t": attempt, "q": question, "r": json.dumps(response)},
+                        )
+                    attempts.append(attempt)
+        self.attempts = {"m": attempts[:per_side], "b": attempts[per_side:]}
+        self.used = {"m": 0, "b": 0}
+        self.scores: Counter[str] = Counter()
+
+    def _take(self, side: str) -> list[uuid.UUID]:
+        n = self.per_chunk()
+        start = self.used[side]
+        self.used[side] += n
+        return self.attempts[side][start : start + n]
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        submit = self.db.assessments.submit
+        batch = self._take("m")
+        start = time.perf_counter()
+        for attempt in batch:
+            view = submit(attempt)
+            self.scores[str(view.score)] += 1
+        return Sample(time.perf_counter() - start, len(batch))
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        engine = self.engine
+        points = [1, 1, 1, 1, 0]
+        batch = self._take("b")
+        start = time.perf_counter()
+        for attempt in batch:
+            with engine.begin() as conn:
+                conn.execute(
+                    _BASELINE_POINTS,
+                    [
+                        {"points": p, "attempt": attempt, "question": q}
+                        for p, q in zip(points, self.questions, strict=True)
+                    ],
+                )
+                conn.execute(
+                    _BASELINE_ATTEMPT,
+                    {"score": 4, "max": 5, "percent": 80, "passed": True, "attempt": attempt},
+                )
+                conn.execute(_BASELINE_READ, {"attempt": attempt}).one()
+        return Sample(time.perf_counter() - start, len(batch))
+
+    def finish(self) -> None:
+        # Every measured submit graded the same responses the same way (4 of 5).
+        self.detail["scores"] = dict(self.scores)
+        self.detail["shard"] = self.shard
+        self.engine.dispose()
+
+
 WORKLOADS: tuple[type[Workload], ...] = (
     RoutingOverhead,
     PointRead,
@@ -1026,6 +1160,7 @@ WORKLOADS: tuple[type[Workload], ...] = (
     CausalRead,
     GlobalQuery,
     HttpEnrollAndRead,
+    SubmitAttempt,
     AnalystSQLQueries,
 )
 """Report order; they run in :data:`RUN_ORDER`."""
@@ -1036,6 +1171,7 @@ RUN_ORDER: tuple[type[Workload], ...] = (
     RoutingOverhead,
     CausalRead,
     CrossRegionEnroll,
+    SubmitAttempt,
     BulkLoad,
     FanOutQuery,
     GlobalQuery,

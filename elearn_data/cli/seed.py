@@ -31,6 +31,7 @@ _PHASE_UNITS = {
     "enrollments": "enrollments",
     "progress": "enrollments",
     "reviews": "enrollments",
+    "assessments": "enrollments",
     "payments": "transactions",
     "content": "documents",
 }

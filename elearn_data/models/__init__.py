@@ -1,5 +1,11 @@
 """SQLAlchemy 2.0 models of every PostgreSQL table (see docs/schema.md)."""
 
+from elearn_data.models.assessments import (
+    Assessment,
+    AssessmentAttempt,
+    AssessmentQuestion,
+    AttemptAnswer,
+)
 from elearn_data.models.base import Base, Placement, placement_of, shard_key_of
 from elearn_data.models.billing import Invoice, PaymentMethod, Transaction
 from elearn_data.models.catalog import (
@@ -15,6 +21,10 @@ from elearn_data.models.system import ContentOutbox, ShardMeta, TwoPhaseDecision
 from elearn_data.models.users import LoginThrottle, User, UserProfile
 
 __all__ = [
+    "Assessment",
+    "AssessmentAttempt",
+    "AssessmentQuestion",
+    "AttemptAnswer",
     "Base",
     "ContentOutbox",
     "Course",

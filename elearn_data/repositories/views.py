@@ -170,3 +170,51 @@ class InvoiceView(_View):
     currency: str
     status: str
     issued_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class QuestionView(_View):
+    """A question as a learner sees it: never the answer key."""
+
+    id: uuid.UUID
+    order: int
+    kind: str
+    prompt: str
+    points: Decimal
+    options: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentView(_View):
+    id: uuid.UUID
+    course_id: uuid.UUID
+    title: str
+    kind: str
+    passing_percent: Decimal
+    max_attempts: int | None
+    time_limit_minutes: int | None
+    required: bool
+    status: str
+    questions: tuple[QuestionView, ...]
+    lesson_id: uuid.UUID | None = None
+    total_points: Decimal = Decimal("0")
+    published_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptView(_View):
+    """One attempt; ``passed`` is None while an essay waits for its grader."""
+
+    id: uuid.UUID
+    enrollment_id: uuid.UUID
+    assessment_id: uuid.UUID
+    number: int
+    status: str
+    score: Decimal | None
+    max_score: Decimal | None
+    percent: Decimal | None
+    passed: bool | None
+    started_at: datetime
+    submitted_at: datetime | None
+    deadline_at: datetime | None = None
+    graded_at: datetime | None = None

@@ -362,6 +362,12 @@ def catalog_batches(world: World) -> Iterator[Batch]:
         category_names=names,
     )
     world.catalog.quotas = _quotas(world, world.catalog)
+    world.catalog.instructor_hi = np.array(
+        [world.users[r].hi[i] for r, i in (instructors[t] for t in teacher)], dtype=np.uint64
+    )
+    world.catalog.instructor_lo = np.array(
+        [world.users[r].lo[i] for r, i in (instructors[t] for t in teacher)], dtype=np.uint64
+    )
 
     created_text = col.timestamps(created)
     updated = np.where(published_ms > 0, np.maximum(published_ms, created), created)

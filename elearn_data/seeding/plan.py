@@ -35,7 +35,16 @@ MINUTE_MS: Final = 60_000
 HOUR_MS: Final = 3_600_000
 DAY_MS: Final = 86_400_000
 
-PHASES: Final = ("users", "catalog", "enrollments", "progress", "reviews", "payments", "content")
+PHASES: Final = (
+    "users",
+    "catalog",
+    "enrollments",
+    "progress",
+    "reviews",
+    "assessments",
+    "payments",
+    "content",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +107,9 @@ class Catalog:
     category_names: list[str]
     # Seats of capacity-bound courses each region may fill (sums to the capacity).
     quotas: dict[Region, np.ndarray] = field(default_factory=dict)
+    # Each course's instructor id halves (the graders of its assessments).
+    instructor_hi: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
+    instructor_lo: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))
 
 
 @dataclass

@@ -42,7 +42,7 @@ from elearn_data.content.documents import CourseContent, UserPreferences
 from elearn_data.errors import ConfigurationError, InvalidInput, InvalidState
 from elearn_data.regions import Region
 from elearn_data.security import Passwords
-from elearn_data.seeding import billing, catalog, documents, learning, people
+from elearn_data.seeding import assessments, billing, catalog, documents, learning, people
 from elearn_data.seeding.bulk import ShardWriter, commit_all
 from elearn_data.seeding.columns import timestamps
 from elearn_data.seeding.fakes import build_region_pool, build_text_pool
@@ -66,6 +66,8 @@ SEEDED_TABLES: Final = (
     "courses",
     "course_modules",
     "course_lessons",
+    "assessments",
+    "assessment_questions",
     "course_seats",
     "course_stats",
     "users",
@@ -74,6 +76,8 @@ SEEDED_TABLES: Final = (
     "enrollments",
     "lesson_progress",
     "course_reviews",
+    "assessment_attempts",
+    "attempt_answers",
     "payment_methods",
     "transactions",
     "invoices",
@@ -133,7 +137,38 @@ CHECKS: Final[dict[str, str]] = {
                    ELSE 0 END)
            OR (e.status <> 'dropped'
                AND (e.status = 'completed')
-                   <> (c.lesson_count > 0 AND coalesce(p.done, 0) >= c.lesson_count))
+                   <> (c.lesson_count > 0 AND coalesce(p.done, 0) >= c.lesson_count
+                       AND elearn_assessments_passed(e.id, e.course_id)))
+    """,
+    "assessments totals": """
+        SELECT count(*) FROM assessments a
+        LEFT JOIN (
+            SELECT assessment_id, count(*) AS n, sum(points) AS points
+            FROM assessment_questions GROUP BY assessment_id
+        ) q ON q.assessment_id = a.id
+        WHERE a.question_count <> coalesce(q.n, 0) OR a.total_points <> coalesce(q.points, 0)
+    """,
+    "objective answer points": """
+        SELECT count(*) FROM attempt_answers x
+        JOIN assessment_questions q ON q.id = x.question_id
+        WHERE q.kind <> 'essay' AND x.points_awarded IS DISTINCT FROM CASE
+            WHEN elearn_answer_correct(q.kind, q.correct, x.response) THEN q.points ELSE 0 END
+    """,
+    "attempt scores": """
+        SELECT count(*) FROM assessment_attempts t
+        JOIN assessments a ON a.id = t.assessment_id
+        LEFT JOIN (
+            SELECT attempt_id, count(*) AS n, coalesce(sum(points_awarded), 0) AS score,
+                   count(*) FILTER (WHERE points_awarded IS NULL) AS waiting
+            FROM attempt_answers GROUP BY attempt_id
+        ) x ON x.attempt_id = t.id
+        WHERE (t.status = 'in_progress') <> (x.n IS NULL)
+           OR (t.status <> 'in_progress' AND (
+                x.n <> a.question_count OR t.score <> x.score OR t.max_score <> a.total_points
+                OR t.percent <> round(x.score * 100 / a.total_points, 2)
+                OR (t.status = 'graded') <> (x.waiting = 0)
+                OR t.passed IS DISTINCT FROM CASE
+                    WHEN x.waiting = 0 THEN t.percent >= a.passing_percent END))
     """,
 }
 
@@ -321,6 +356,7 @@ def seed(
             ("enrollments", chosen.enrollments, _enrollments_and_seats),
             ("progress", chosen.enrollments, learning.progress_batches),
             ("reviews", chosen.enrollments, learning.review_batches),
+            ("assessments", chosen.enrollments, assessments.assessment_batches),
             ("payments", chosen.transactions, billing.payment_batches),
         ]
         for phase, total, batches in phases:

@@ -1,7 +1,7 @@
 """Bad input, fuzzed: every public method answers with a contract error and writes nothing.
 
 For each public method of ``db.users``, ``db.catalog``, ``db.enrollments``,
-``db.reviews``, ``db.payments``, ``db.content`` and ``db.preferences``,
+``db.reviews``, ``db.payments``, ``db.assessments``, ``db.content`` and ``db.preferences``,
 Hypothesis draws arguments that mix valid values (ids of real rows) with bad
 ones: strings with quotes, NULs, SQL and format metacharacters, very long
 strings, wrong types, unknown enum values, negative and huge numbers, NaN and
@@ -50,7 +50,16 @@ from elearn_data.regions import Region
 from tests.conftest import truncate_all
 
 CONTRACT_ERRORS = (NotFound, Duplicate, InvalidInput, InvalidState)
-SERVICES = ("users", "catalog", "enrollments", "reviews", "payments", "content", "preferences")
+SERVICES = (
+    "users",
+    "catalog",
+    "enrollments",
+    "reviews",
+    "payments",
+    "assessments",
+    "content",
+    "preferences",
+)
 PASSWORD = "fuzz password 123"
 # Per method; ELEARN_FUZZ_EXAMPLES=500 for a long hunt.
 EXAMPLES = int(os.environ.get("ELEARN_FUZZ_EXAMPLES", "25"))
@@ -74,6 +83,12 @@ class World:
     pending_tx: uuid.UUID
     completed_tx: uuid.UUID
     content_id: str
+    assessment: uuid.UUID
+    draft_assessment: uuid.UUID
+    question: uuid.UUID
+    attempt: uuid.UUID
+    submitted_attempt: uuid.UUID
+    quiz_id: str
 
     def learner_ids(self) -> list[uuid.UUID]:
         return [
@@ -84,10 +99,21 @@ class World:
             self.method,
             self.pending_tx,
             self.completed_tx,
+            self.attempt,
+            self.submitted_attempt,
         ]
 
     def catalog_ids(self) -> list[uuid.UUID]:
-        return [self.category, self.course, self.draft, self.module, self.lesson]
+        return [
+            self.category,
+            self.course,
+            self.draft,
+            self.module,
+            self.lesson,
+            self.assessment,
+            self.draft_assessment,
+            self.question,
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +166,22 @@ def world(db: Database, cluster: LocalCluster) -> World:
     pending_tx = db.payments.create_transaction(student, course)
     completed_tx = db.payments.create_transaction(student, course, idempotency_key="fuzz-done")
     db.payments.complete(completed_tx, gateway_transaction_id="gw-fuzz-1")
+    assessment = db.assessments.create(course, title="Fuzz quiz")
+    question = db.assessments.add_question(
+        assessment, prompt="Pick", kind="single_choice", order=1, options=["a", "b"], correct=[0]
+    )
+    db.assessments.publish(assessment)
+    draft_assessment = db.assessments.create(course, title="Fuzz draft", kind="exam")
+    submitted_attempt = db.assessments.start(enrollment, assessment)
+    db.assessments.submit(submitted_attempt)
+    attempt = db.assessments.start(enrollment, assessment)
+    quiz_id = db.content.add_quiz(
+        content_id="fuzz-quiz-1",
+        course_id=course,
+        lesson_id=lesson,
+        title="Fuzz quiz doc",
+        questions=[{"question": "Why?", "options": ["a", "b"], "correct_option": 1}],
+    )
     return World(
         student=student,
         student_email=student_email,
@@ -155,6 +197,12 @@ def world(db: Database, cluster: LocalCluster) -> World:
         pending_tx=pending_tx,
         completed_tx=completed_tx,
         content_id=content_id,
+        assessment=assessment,
+        draft_assessment=draft_assessment,
+        question=question,
+        attempt=attempt,
+        submitted_attempt=submitted_attempt,
+        quiz_id=quiz_id,
     )
 
 
@@ -680,6 +728,91 @@ def plans(w: World) -> dict[str, st.SearchStrategy[Any]]:
         "preferences.add_to_wishlist": call(user, course),
         "preferences.remove_from_wishlist": call(user, course),
         "preferences.record_viewed": call(user, course),
+        # assessments
+        **assessment_plans(w, course, enrollment),
+    }
+
+
+def assessment_plans(w: World, course: Arg, enrollment: Arg) -> dict[str, st.SearchStrategy[Any]]:
+    """The strategies of ``db.assessments`` (definitions are catalog writes, attempts owned)."""
+    assessment = id_arg(w, w.assessment, w.draft_assessment)
+    attempt = id_arg(w, w.attempt, w.submitted_attempt)
+    question = id_arg(w, w.question)
+    percent = Arg(
+        st.sampled_from([0, 60, Decimal("72.5"), 100]),
+        st.one_of(money_arg().bad, st.sampled_from([101, Decimal("100.01"), -1])),
+    )
+    response = Arg(
+        st.one_of(st.integers(0, 3), st.booleans(), legal_text, st.lists(st.integers(0, 3))),
+        st.one_of(
+            st.integers(min_value=50),
+            st.integers(max_value=-1),
+            st.sampled_from(LONG[3:]),
+            st.sampled_from(BLANK_OR_NUL[3:]),
+            st.lists(st.one_of(st.integers(min_value=50), bad_text), min_size=1, max_size=2),
+            st.floats(allow_nan=True),
+            st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+            st.builds(object),
+        ),
+    )
+    key = Arg(
+        st.sampled_from([(0,), [1], (0, 1), (True,), False, ("Paris",), ()]),
+        st.one_of(strings_list().bad, st.sampled_from([(5,), (-1,), (0, 0), ("",), 2**70])),
+    )
+    return {
+        "assessments.create": call(
+            course,
+            title=text_arg("Quiz"),
+            optional={
+                "kind": choice_arg(("quiz", "assignment", "exam")),
+                "passing_percent": percent,
+                "max_attempts": int_arg(1, 5).optional(),
+                "time_limit_minutes": int_arg(1, 120).optional(),
+                "required": bool_arg(),
+                "lesson_id": id_arg(w, w.lesson).optional(),
+            },
+        ),
+        "assessments.add_question": call(
+            assessment,
+            prompt=text_arg("Why?"),
+            kind=choice_arg(
+                ("single_choice", "multiple_choice", "true_false", "short_answer", "essay")
+            ),
+            order=int_arg(1, 5),
+            optional={
+                "points": Arg(
+                    st.sampled_from([1, 2, Decimal("0.5")]),
+                    st.one_of(money_arg().bad, st.sampled_from([0, -1, 10**6])),
+                ),
+                "options": strings_list("a", "b", "c"),
+                "correct": key,
+            },
+        ),
+        "assessments.publish": call(assessment),
+        "assessments.get": call(assessment),
+        "assessments.for_course": call(course),
+        "assessments.from_quiz_content": call(
+            text_arg(w.quiz_id, w.content_id, "fuzz-none"),
+            optional={
+                "passing_percent": percent,
+                "max_attempts": int_arg(1, 5).optional(),
+                "time_limit_minutes": int_arg(1, 120).optional(),
+                "required": bool_arg(),
+                "publish": bool_arg(),
+            },
+        ),
+        "assessments.start": call(enrollment, assessment),
+        "assessments.answer": call(attempt, question, response),
+        "assessments.submit": call(id_arg(w, w.submitted_attempt, exclude=(w.attempt,))),
+        "assessments.grade": call(
+            attempt,
+            question,
+            points=Arg(st.sampled_from([0, 1, Decimal("0.5")]), money_arg().bad),
+            grader_id=id_arg(w, w.instructor, w.student),
+            optional={"feedback": text_arg("Fine").optional()},
+        ),
+        "assessments.attempts": call(enrollment, assessment.optional()),
+        "assessments.attempt": call(attempt),
     }
 
 
@@ -708,6 +841,18 @@ def test_every_public_method_has_a_fuzz_strategy(db: Database, world: World) -> 
 # Listed statically so that pytest shows one test per method; the test above
 # keeps this list equal to the services' real public methods.
 METHODS = [
+    "assessments.add_question",
+    "assessments.answer",
+    "assessments.attempt",
+    "assessments.attempts",
+    "assessments.create",
+    "assessments.for_course",
+    "assessments.from_quiz_content",
+    "assessments.get",
+    "assessments.grade",
+    "assessments.publish",
+    "assessments.start",
+    "assessments.submit",
     "catalog.add_lesson",
     "catalog.add_module",
     "catalog.archive",

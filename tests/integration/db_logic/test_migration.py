@@ -1,4 +1,4 @@
-"""Revisions 0002/0003/0005 on a scratch database: downgrade removes every object they made."""
+"""Revisions 0002/0003/0005/0008 on a scratch database: downgrade removes their objects."""
 
 from __future__ import annotations
 
@@ -36,14 +36,16 @@ def _revision(path: Path) -> ModuleType:
 
 
 def _declared() -> set[str]:
-    """Every object revisions 0002, 0003 and 0005 say they create."""
+    """Every object revisions 0002, 0003, 0005 and 0008 say they create."""
     functions = _revision(VERSIONS / "0002_functions.py")
     triggers = _revision(VERSIONS / "0003_triggers.py")
-    security = _revision(VERSIONS / "0005_security.py")
+    assessments = _revision(VERSIONS / "0008_assessments.py")
     names = {f"{kind} {name}" for kind, name in functions.OBJECTS}
-    names |= {f"function {name}" for name in triggers.FUNCTIONS}
-    names |= {f"trigger {name}" for name, _ in triggers.TRIGGERS}
-    names |= {f"trigger trg_{table}_updated_at" for table, _ in triggers.UPDATED_AT_TABLES}
+    for revision in (triggers, assessments):
+        names |= {f"function {name}" for name in revision.FUNCTIONS}
+        names |= {f"trigger {name}" for name, _ in revision.TRIGGERS}
+        names |= {f"trigger trg_{table}_updated_at" for table, _ in revision.UPDATED_AT_TABLES}
+    security = _revision(VERSIONS / "0005_security.py")
     names |= {f"function {name}" for name, _ in security.FUNCTIONS}
     return names
 
@@ -68,8 +70,10 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
     scratch: Settings, cluster: LocalCluster
 ) -> None:
     declared = _declared()
-    assert len([o for o in declared if o.startswith("function ")]) == 46 + 5
-    assert len([o for o in declared if o.startswith("trigger ")]) == 22
+    # 0002: 38 functions; 0003: 8 + 14 triggers; 0005: 5 functions; 0008: 15 functions,
+    # 4 + 4 triggers.
+    assert len([o for o in declared if o.startswith("function ")]) == 61 + 5
+    assert len([o for o in declared if o.startswith("trigger ")]) == 30
     migrations.upgrade(scratch)
     at_head = _objects(cluster, scratch)
     assert all(objects == declared | SCHEMA_SEQUENCES for objects in at_head.values())
@@ -91,3 +95,28 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
     migrations.upgrade(scratch)
     assert _objects(cluster, scratch) == at_head
     assert not migrations.drift(migrations.status(scratch))
+
+
+def _progress_body(cluster: LocalCluster, settings: Settings) -> str:
+    dbname = (settings.shards["eu"].primary or "").rsplit("/", 1)[1].split("?")[0]
+    state = cluster.state()
+    conn = cluster.admin_connect(state.primary_of("eu"), dbname=dbname)
+    with conn.cursor() as cur:
+        cur.execute("SELECT prosrc FROM pg_proc WHERE proname = 'elearn_enrollment_progress_sync'")
+        row = cur.fetchone()
+    conn.close()
+    assert row is not None
+    return str(row[0])
+
+
+def test_downgrading_0008_restores_the_lessons_only_progress_trigger(
+    scratch: Settings, cluster: LocalCluster
+) -> None:
+    migrations.upgrade(scratch)
+    assert "elearn_assessments_passed" in _progress_body(cluster, scratch)
+    migrations.downgrade(scratch, "0003")
+    assert "elearn_assessments_passed" not in _progress_body(cluster, scratch)
+    left = {o for objects in _objects(cluster, scratch).values() for o in objects}
+    assert not {o for o in left if "assess" in o or "attempt" in o}
+    migrations.upgrade(scratch)
+    assert "elearn_assessments_passed" in _progress_body(cluster, scratch)

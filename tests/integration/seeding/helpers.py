@@ -17,13 +17,22 @@ from elearn_data.cluster.local import LocalCluster
 from elearn_data.content import ContentStore
 from elearn_data.content.documents import CourseContent, UserPreferences
 
-REFERENCE_TABLES = ("course_categories", "courses", "course_modules", "course_lessons")
+REFERENCE_TABLES = (
+    "course_categories",
+    "courses",
+    "course_modules",
+    "course_lessons",
+    "assessments",
+    "assessment_questions",
+)
 LEARNER_TABLES = (
     "users",
     "user_profiles",
     "enrollments",
     "lesson_progress",
     "course_reviews",
+    "assessment_attempts",
+    "attempt_answers",
     "payment_methods",
     "transactions",
     "invoices",

@@ -15,7 +15,7 @@ PROGRAM = textwrap.dedent(
     import hashlib, sys
     from elearn_data.config import Settings
     from elearn_data.regions import Region
-    from elearn_data.seeding import billing, catalog, documents, learning, people
+    from elearn_data.seeding import assessments, billing, catalog, documents, learning, people
     from elearn_data.seeding.fakes import build_region_pool, build_text_pool
     from elearn_data.seeding.plan import World
     from elearn_data.seeding.runner import _enrollments_and_seats
@@ -32,7 +32,8 @@ PROGRAM = textwrap.dedent(
     )
     digest = hashlib.sha256()
     for phase in (people.user_batches, catalog.catalog_batches, _enrollments_and_seats,
-                  learning.progress_batches, learning.review_batches, billing.payment_batches):
+                  learning.progress_batches, learning.review_batches,
+                  assessments.assessment_batches, billing.payment_batches):
         for batch in phase(world):
             digest.update(f"{batch.shard}:{batch.table}:{batch.rows}".encode())
             digest.update(batch.payload)

@@ -96,6 +96,8 @@ def test_every_learner_row_lives_on_the_shard_of_the_region_its_id_carries(
         "enrollments": "id",
         "lesson_progress": "enrollment_id",
         "course_reviews": "id",
+        "assessment_attempts": "id",
+        "attempt_answers": "attempt_id",
         "payment_methods": "id",
         "transactions": "id",
         "invoices": "id",
@@ -116,6 +118,63 @@ def test_owned_rows_carry_the_region_of_their_user(
         for table in ("enrollments", "course_reviews", "payment_methods", "transactions"):
             for row_id, user_id in rows(cluster, shard, f"SELECT id, user_id FROM {table}"):
                 assert ids.owner_region(row_id) is ids.owner_region(user_id), table
+
+
+def test_attempts_carry_the_region_of_their_enrollment(
+    seeded: SeedReport, cluster: LocalCluster
+) -> None:
+    seen = 0
+    for shard in shards(cluster):
+        for attempt_id, enrollment_id in rows(
+            cluster, shard, "SELECT id, enrollment_id FROM assessment_attempts"
+        ):
+            assert ids.owner_region(attempt_id) is ids.owner_region(enrollment_id)
+            seen += 1
+    assert seen > 0
+
+
+def test_assessments_are_attempted_graded_and_gate_completion_realistically(
+    seeded: SeedReport, cluster: LocalCluster
+) -> None:
+    """Recomputed from the raw rows, independently of the loader's own checks."""
+    per_shard = {
+        s: rows(cluster, s, "SELECT count(*) FROM assessments")[0][0] for s in shards(cluster)
+    }
+    assert len(set(per_shard.values())) == 1 and next(iter(per_shard.values())) >= 50
+    statuses: Counter[str] = Counter()
+    passed: Counter[object] = Counter()
+    for shard in shards(cluster):
+        for status, ok, n in rows(
+            cluster, shard,
+            "SELECT status, passed, count(*) FROM assessment_attempts GROUP BY 1, 2",
+        ):  # fmt: skip
+            statuses[status] += n
+            passed[ok] += n
+        # A completed enrollment passed every published required assessment of its course.
+        assert not rows(
+            cluster, shard,
+            "SELECT e.id FROM enrollments e JOIN assessments a ON a.course_id = e.course_id"
+            " WHERE e.status = 'completed' AND a.status = 'published' AND a.required"
+            " AND NOT EXISTS (SELECT 1 FROM assessment_attempts t WHERE t.enrollment_id = e.id"
+            " AND t.assessment_id = a.id AND t.passed)",
+        )  # fmt: skip
+        # Attempts stay within the limit, one open at most, in a live or dropped enrollment.
+        assert not rows(
+            cluster, shard,
+            "SELECT t.enrollment_id FROM assessment_attempts t JOIN assessments a"
+            " ON a.id = t.assessment_id GROUP BY t.enrollment_id, t.assessment_id, a.max_attempts"
+            " HAVING count(*) > coalesce(a.max_attempts, 3)"
+            " OR count(*) FILTER (WHERE t.status = 'in_progress') > 1",
+        )  # fmt: skip
+        # Essays are graded by the course's instructor.
+        assert not rows(
+            cluster, shard,
+            "SELECT 1 FROM attempt_answers x JOIN assessment_attempts t ON t.id = x.attempt_id"
+            " JOIN assessments a ON a.id = t.assessment_id JOIN courses c ON c.id = a.course_id"
+            " WHERE x.graded_by IS NOT NULL AND x.graded_by <> c.instructor_id",
+        )  # fmt: skip
+    assert statuses["graded"] > statuses["submitted"] >= 0
+    assert passed[True] > passed[False] > 0  # most learners pass, not all
 
 
 def test_directory_rows_live_on_the_shard_their_hash_names(
