@@ -173,8 +173,8 @@ class CrossShardQuery(ElearnDataError):
 __all__ = [
     "AbortedByRecovery",
     "AlreadyEnrolled",
-    "CommitPending",
     "AnalyticsTimeout",
+    "CommitPending",
     "ConcurrencyConflict",
     "ConfigurationError",
     "CourseFull",

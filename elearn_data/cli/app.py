@@ -7,7 +7,18 @@ import logging
 import typer
 
 from elearn_data import migrations
-from elearn_data.cli import backup, bench, cluster, health, migrate, monitor, ops, seed, serve, users
+from elearn_data.cli import (
+    backup,
+    bench,
+    cluster,
+    health,
+    migrate,
+    monitor,
+    ops,
+    seed,
+    serve,
+    users,
+)
 from elearn_data.cli import migrate as migrate_cli
 from elearn_data.cli import sql as sql_cli
 from elearn_data.cli.common import console, domain_errors

@@ -376,10 +376,9 @@ class HACluster(LocalCluster):
         }
 
     def _hba(self) -> list[str]:
-        return [
-            f"host replication {REPLICATION_USER} {HOST}/32 scram-sha-256",
-            f"host all all {HOST}/32 scram-sha-256",
-        ]
+        # The non-HA cluster's rules: one per role and database, replication for
+        # the replication role only (Patroni connects as the superuser over TCP).
+        return ["  ".join(part for part in rule if part) for rule in self.hba_rules()]
 
     def _patroni_config(self, state: ClusterState, ha: HAState, node: NodeSpec) -> dict[str, Any]:
         primary = state.nodes_of(node.shard)[0]

@@ -692,6 +692,18 @@ class LocalCluster:
                 cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
                 cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
                 cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app))
+                # Statement statistics (`elearn top`), in a schema of their own: the
+                # extension's functions belong to the superuser, and the migrations
+                # grant the app role EXECUTE on every function of `public`. The view
+                # shows a role only its own statements' text.
+                stats = sql.Identifier(STATS_SCHEMA)
+                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(stats))
+                cur.execute(
+                    sql.SQL("CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA {}").format(
+                        stats
+                    )
+                )
+                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(stats, app))
         finally:
             conn.close()
         self._bootstrap_analyst(state, node)
@@ -731,18 +743,6 @@ class LocalCluster:
                         sql.Identifier(DBNAME), role
                     )
                 )
-                # Statement statistics (`elearn top`), in a schema of their own: the
-                # extension's functions belong to the superuser, and the migrations
-                # grant the app role EXECUTE on every function of `public`. The view
-                # shows a role only its own statements' text.
-                stats = sql.Identifier(STATS_SCHEMA)
-                cur.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(stats))
-                cur.execute(
-                    sql.SQL("CREATE EXTENSION IF NOT EXISTS pg_stat_statements SCHEMA {}").format(
-                        stats
-                    )
-                )
-                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(stats, app))
         finally:
             conn.close()
 

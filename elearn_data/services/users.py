@@ -51,6 +51,7 @@ def _primary(shard: str) -> CausalToken:
     """A token that makes a reader read ``shard`` from its primary."""
     return CausalToken({shard: PRIMARY_ONLY})
 
+
 def backoff_s(failures: int, *, max_failures: int, first_s: float, max_s: float) -> float:
     """Return how long an account with ``failures`` consecutive failures waits (0: none).
 

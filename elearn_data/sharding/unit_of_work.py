@@ -42,6 +42,7 @@ from sqlalchemy.sql.dml import UpdateBase
 from elearn_data.config import Settings
 from elearn_data.dberrors import translate
 from elearn_data.errors import RoutingError, ShardUnavailable
+from elearn_data.monitoring.metrics import Instruments
 from elearn_data.sharding import crossshard, twophase
 from elearn_data.sharding.consistency import (
     PRIMARY_ONLY,
@@ -49,7 +50,6 @@ from elearn_data.sharding.consistency import (
     ReadChoice,
     ReplicaSelector,
 )
-from elearn_data.monitoring.metrics import Instruments
 from elearn_data.sharding.engines import EngineMap
 from elearn_data.sharding.routing import Router, refuse_catalog_write
 from elearn_data.sharding.session import RoutedSession
