@@ -11,9 +11,12 @@ primary's current LSN (bytes), and the age of the last replayed transaction
 (seconds; 0 when the replica has replayed everything, since an idle primary
 sends nothing to replay and the age would otherwise grow forever).
 
-``ok`` is False when a node is unreachable or in the wrong role, a shard's
-schema is not at the code's head revision, the content store is unreachable,
-or the statistics could not be computed; ``problems`` says which.
+``ok`` is False when a node is unreachable or in the wrong role, a shard has
+fewer replicas in service than it is configured with (degraded: e.g. after a
+failover, until the fenced old primary is rebuilt), a shard's schema is not at
+the code's head revision, the content store is unreachable, or the statistics
+could not be computed; ``problems`` says which. Every configured node is a row,
+the ones configured out of service (``ShardSettings.out_of_service``) included.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
@@ -64,6 +67,8 @@ class NodeReport:
     replay_lag_seconds: float | None = None
     schema_revision: str | None = None
     error: str | None = None
+    # False for a node the settings list as out of service (fenced, awaiting a rebuild).
+    in_service: bool = True
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class _NodeCheck:
     probe: NodeProbe
     revision: str | None = None
     revision_error: str | None = None
+    in_service: bool = True
 
 
 def health_report(
@@ -136,6 +142,8 @@ def health_report(
     engines = db.cluster.engines
     nodes = list(engines.nodes())
     quick = _quick_settings(settings, timeout_s)
+    fenced = _out_of_service_nodes(quick)
+    nodes += fenced
     stats_budget = stats_timeout_s if stats_timeout_s is not None else settings.analytics_timeout_s
 
     pool = ThreadPoolExecutor(max_workers=len(nodes) + 2, thread_name_prefix="elearn-health")
@@ -150,6 +158,7 @@ def health_report(
             _result(future, partial(_late, node, timeout_s))
             for node, future in zip(nodes, node_futures, strict=True)
         ]
+        checks = [replace(c, in_service=c.node not in fenced) for c in checks]
         mongo = _result(
             mongo_future,
             lambda: {"reachable": False, "error": f"no answer within {timeout_s:g} s"},
@@ -162,10 +171,13 @@ def health_report(
         # A stuck probe is not waited for; its own timeouts end it.
         pool.shutdown(wait=False, cancel_futures=True)
 
+    for node in fenced:
+        node.engine.dispose()
     node_reports = _node_reports(checks)
-    schema = _schema_reports(settings, checks)
+    schema = _schema_reports(settings, [c for c in checks if c.in_service])
     pools = tuple(asdict(p) for p in engines.pool_stats())
     problems = _problems(node_reports, schema, mongo, stats_error)
+    problems += _degraded(settings, node_reports)
     return HealthReport(
         ok=not problems,
         problems=tuple(problems),
@@ -192,6 +204,22 @@ def _quick_settings(settings: Settings, timeout_s: float) -> Settings:
             "lock_timeout_ms": ms,
         }
     )
+
+
+def _out_of_service_nodes(quick: Settings) -> list[Node]:
+    """Nodes the settings list as out of service, probed like the others (never pooled)."""
+    nodes: list[Node] = []
+    for shard in quick.shard_names:
+        for url in quick.shards[shard].out_of_service:
+            engine = build_engine(
+                url,
+                settings=quick,
+                password=quick.shard_password(shard),
+                application="elearn-health",
+                pooled=False,
+            )
+            nodes.append(Node(shard=shard, role="replica", url=url, engine=engine))
+    return nodes
 
 
 def _check_node(db: Database, quick: Settings, node: Node, timeout_s: float) -> _NodeCheck:
@@ -287,6 +315,7 @@ def _node_reports(checks: list[_NodeCheck]) -> list[NodeReport]:
                 replay_lag_seconds=lag_seconds,
                 schema_revision=check.revision,
                 error=probe.error or check.revision_error,
+                in_service=check.in_service,
             )
         )
     return reports
@@ -347,7 +376,13 @@ def _problems(
     problems: list[str] = []
     for n in nodes:
         where = f"{n.shard}/{n.role} {n.address}"
-        if not n.reachable:
+        if not n.in_service:
+            state = "running" if n.reachable else "down"
+            problems.append(
+                f"{where} is out of service ({state}; fenced by a failover): "
+                "`elearn cluster up` rebuilds it as a replica"
+            )
+        elif not n.reachable:
             problems.append(f"{where} is down: {n.error}")
         elif n.role == "primary" and n.in_recovery:
             problems.append(f"{where} is in recovery (a standby where a primary belongs)")
@@ -364,6 +399,29 @@ def _problems(
         problems.append(f"content store unreachable: {mongo.get('error')}")
     if stats_error:
         problems.append(f"platform statistics unavailable: {stats_error}")
+    return problems
+
+
+def _degraded(settings: Settings, nodes: list[NodeReport]) -> list[str]:
+    """A shard with fewer replicas in service than configured is degraded."""
+    problems: list[str] = []
+    for shard in settings.shard_names:
+        cfg = settings.shards[shard]
+        configured = len(cfg.replicas) + len(cfg.out_of_service)
+        serving = sum(
+            1
+            for n in nodes
+            if n.shard == shard
+            and n.role == "replica"
+            and n.in_service
+            and n.reachable
+            and n.in_recovery is True
+        )
+        if serving < configured:
+            problems.append(
+                f"shard {shard} is degraded: {serving} of {configured} configured "
+                f"replica(s) in service"
+            )
     return problems
 
 

@@ -39,7 +39,9 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at IN
 @app.command()
 def up(
     replicas: int = typer.Option(1, help="Streaming replicas per primary."),
-    base_port: int | None = typer.Option(None, help="First port of a new cluster."),
+    base_port: int | None = typer.Option(
+        None, help="First port of a new cluster (default: the first free range below 32768)."
+    ),
 ) -> None:
     """Bring the platform up from nothing: cluster, migrations, sample data, health report.
 

@@ -42,7 +42,11 @@ def status_table(nodes: list[NodeStatus]) -> Table:
 def up(
     replicas: Annotated[int, typer.Option(help="Streaming replicas per primary.")] = 1,
     base_port: Annotated[
-        int | None, typer.Option(help=f"First port (default {DEFAULT_BASE_PORT}).")
+        int | None,
+        typer.Option(
+            help=f"First port of a new cluster (default: the first free range from "
+            f"{DEFAULT_BASE_PORT}, below 32768)."
+        ),
     ] = None,
     durability: Annotated[str | None, typer.Option(help="async or sync replication.")] = None,
 ) -> None:
