@@ -37,9 +37,7 @@ def test_a_failover_leaves_the_shard_degraded_until_the_fenced_node_is_rebuilt()
         assert fenced[0].address == f"127.0.0.1:{old.port}"
         assert not fenced[0].reachable
         serving = [n for n in eu if n.in_service]
-        assert [(n.role, n.reachable, n.in_recovery) for n in serving] == [
-            ("primary", True, False)
-        ]
+        assert [(n.role, n.reachable, n.in_recovery) for n in serving] == [("primary", True, False)]
         assert serving[0].server == f"127.0.0.1:{promoted.port}"
         assert "shard eu is degraded: 0 of 1 configured replica(s) in service" in report.problems
         assert any("out of service" in p and str(old.port) in p for p in report.problems)
