@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from elearn_data.cli.common import console, domain_errors, print_json, progress_printer
+from elearn_data.cli.common import (
+    console,
+    domain_errors,
+    print_json,
+    print_table,
+    progress_printer,
+)
 from elearn_data.cluster.local import DEFAULT_BASE_PORT, LocalCluster, NodeStatus, Role
 from elearn_data.config import Durability, elearn_home
 
@@ -61,7 +67,7 @@ def up(
         nodes = _cluster().up(
             replicas=replicas, base_port=base_port, durability=mode, progress=progress_printer()
         )
-        console.print(status_table(nodes))
+        print_table(status_table(nodes))
         console.print(f"cluster ready in {time.monotonic() - started:.1f} s under {elearn_home()}")
 
 
@@ -75,7 +81,7 @@ def status(
         if as_json:
             print_json([n.to_dict() for n in nodes])
         else:
-            console.print(status_table(nodes))
+            print_table(status_table(nodes))
         if not all(n.up for n in nodes):
             raise typer.Exit(2)
 
@@ -113,10 +119,25 @@ def start(
     shard: str,
     role: Annotated[str, typer.Option(help="primary or replica")] = "replica",
 ) -> None:
-    """Start a shard's stopped primary or replicas."""
+    """Start a shard's stopped primary or replicas (a running one is left alone)."""
     with domain_errors():
-        nodes = _cluster().start(shard, _role(role))
-        console.print(f"started {', '.join(n.name for n in nodes) or 'nothing'}")
+        local = _cluster()
+        wanted = _role(role)
+        state = local.state()
+        running = {
+            n.name
+            for n in state.nodes_of(shard)
+            if n.role == wanted and not n.needs_rebuild and local.is_running(n)
+        }
+        nodes = local.start(shard, wanted)
+        started = [n.name for n in nodes if n.name not in running]
+        already = [n.name for n in nodes if n.name in running]
+        if started:
+            console.print(f"started {', '.join(started)}")
+        if already:
+            console.print(f"{', '.join(already)} already running")
+        if not nodes:
+            console.print(f"shard {shard} has no {wanted}")
 
 
 @app.command()

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from elearn_data.errors import ElearnDataError
 
@@ -25,6 +26,13 @@ def domain_errors() -> Iterator[None]:
     except ElearnDataError as exc:
         err_console.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from exc
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` so that no cell is cut at any terminal width (cells wrap instead)."""
+    for column in table.columns:
+        column.overflow = "fold"
+    console.print(table)
 
 
 def print_json(payload: Any) -> None:

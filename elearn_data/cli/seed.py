@@ -16,17 +16,21 @@ from rich.progress import (
 from rich.table import Table
 
 from elearn_data import seeding
-from elearn_data.cli.common import console, domain_errors, err_console, print_json
+from elearn_data.cli.common import console, domain_errors, err_console, print_json, print_table
 from elearn_data.config import Settings, load_settings
 
 _PHASE_UNITS = {
+    "prepare": "steps",
     "users": "users",
     "catalog": "courses",
     "enrollments": "enrollments",
     "progress": "enrollments",
     "reviews": "enrollments",
     "payments": "transactions",
+    "indexes": "statements",
+    "finish": "steps",
     "content": "documents",
+    "commit": "shards",
 }
 
 
@@ -99,7 +103,7 @@ def _print_report(report: seeding.SeedReport) -> None:
     for name, total in sorted(report.table_totals().items()):
         cells = [f"{report.counts[s].get(name, 0):,}" for s in shards]
         table.add_row(name, *cells, f"{total:,}")
-    console.print(table)
+    print_table(table)
     timings = ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in report.phases.items())
     console.print(
         f"{report.rows:,} rows in {report.elapsed_s:.1f} s ({report.rows_per_s:,.0f} rows/s); "
