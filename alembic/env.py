@@ -22,6 +22,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
 from elearn_data.config import load_settings, with_user
+from elearn_data.errors import ShardUnavailable
 from elearn_data.models import Base
 from elearn_data.sharding.engines import build_engine
 
@@ -124,7 +125,11 @@ def run_migrations_online() -> None:
                     _grant(connection, settings.app_user)
                     connection.commit()
         except OperationalError as exc:
-            raise SystemExit(f"shard {shard}: cannot reach its primary: {exc.orig}") from exc
+            detail = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "no answer"
+            if config.attributes.get("settings") is not None:
+                # Called through elearn_data.migrations: a domain error the CLI prints in one line.
+                raise ShardUnavailable(shard, f"cannot reach its primary: {detail}") from exc
+            raise SystemExit(f"shard {shard}: cannot reach its primary: {detail}") from exc
         finally:
             engine.dispose()
         progress = config.attributes.get("progress")

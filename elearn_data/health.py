@@ -32,7 +32,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -329,7 +328,7 @@ def _server(node: Node, probe: NodeProbe) -> str | None:
 
 
 def _known_revisions() -> tuple[str, set[str]]:
-    script = ScriptDirectory(str(migrations.PROJECT_ROOT / "alembic"))
+    script = migrations.script_directory()
     head = script.get_current_head() or "?"
     return head, {rev.revision for rev in script.walk_revisions()}
 

@@ -9,7 +9,8 @@ head, ahead of it (a revision this code does not know), or unreachable.
 from __future__ import annotations
 
 from argparse import Namespace
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,15 +18,17 @@ from typing import Any, Literal
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from elearn_data.config import Settings
-from elearn_data.errors import ConfigurationError
+from elearn_data.errors import ConfigurationError, InvalidInput
 from elearn_data.sharding.engines import build_engine
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+SCRIPT_LOCATION = PROJECT_ROOT / "alembic"
 
 State = Literal["ok", "behind", "ahead", "unreachable"]
 
@@ -64,10 +67,19 @@ def alembic_config(
     return config
 
 
+def script_directory() -> ScriptDirectory:
+    """Return the Alembic script directory of the code's migrations."""
+    return ScriptDirectory(str(SCRIPT_LOCATION))
+
+
+def known_revisions() -> list[str]:
+    """Return every revision of the code, oldest first."""
+    return [rev.revision for rev in reversed(list(script_directory().walk_revisions()))]
+
+
 def head_revision() -> str:
     """Return the newest revision of the code."""
-    script = ScriptDirectory(str(PROJECT_ROOT / "alembic"))
-    head = script.get_current_head()
+    head = script_directory().get_current_head()
     if head is None:
         raise ConfigurationError("no migration revisions found")
     return head
@@ -82,7 +94,8 @@ def upgrade(
 ) -> None:
     """Upgrade every shard (or one) to ``revision``."""
     _check_shard(settings, shard)
-    command.upgrade(alembic_config(settings, shard=shard, progress=progress), revision)
+    with _revision_errors(revision):
+        command.upgrade(alembic_config(settings, shard=shard, progress=progress), revision)
 
 
 def downgrade(
@@ -94,7 +107,20 @@ def downgrade(
 ) -> None:
     """Downgrade every shard (or one) to ``revision`` (``base`` removes everything)."""
     _check_shard(settings, shard)
-    command.downgrade(alembic_config(settings, shard=shard, progress=progress), revision)
+    with _revision_errors(revision):
+        command.downgrade(alembic_config(settings, shard=shard, progress=progress), revision)
+
+
+@contextmanager
+def _revision_errors(revision: str) -> Iterator[None]:
+    """Turn Alembic's CommandError (e.g. an unknown revision) into InvalidInput."""
+    try:
+        yield
+    except CommandError as exc:
+        raise InvalidInput(
+            f"cannot migrate to revision {revision!r}: {exc}; "
+            f"known revisions: {', '.join(known_revisions())} (or head, base)"
+        ) from exc
 
 
 def _check_shard(settings: Settings, shard: str | None) -> None:
@@ -106,7 +132,7 @@ def _check_shard(settings: Settings, shard: str | None) -> None:
 
 def status(settings: Settings) -> list[ShardRevision]:
     """Return every shard's revision and drift state; never raises for a down shard."""
-    script = ScriptDirectory(str(PROJECT_ROOT / "alembic"))
+    script = script_directory()
     head = head_revision()
     known = {rev.revision for rev in script.walk_revisions()}
     result: list[ShardRevision] = []

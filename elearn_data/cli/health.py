@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from elearn_data.analytics import Analytics
-from elearn_data.cli.common import console, domain_errors, print_json, print_table
+from elearn_data.cli.common import UP_HINT, console, domain_errors, print_json, print_table
 from elearn_data.config import load_settings
 from elearn_data.database import Database
 from elearn_data.health import HealthReport, health_report
@@ -141,6 +141,8 @@ def show_report(report: HealthReport) -> None:
         console.print("[bold red]UNHEALTHY[/]")
         for problem in report.problems:
             console.print(f"  [red]•[/] {problem}")
+        if any(not n.reachable for n in report.nodes):
+            console.print(f"[dim]hint:[/] {UP_HINT}", soft_wrap=True)
 
 
 def _plain(value: Any) -> Any:
