@@ -233,19 +233,21 @@ class ShardWriter:
         ``done`` is called (from the worker thread) after each statement.
         """
 
-        def run(sql: str) -> None:
-            self.execute(sql)
+        def step() -> None:
             if done is not None:
                 self.notify(done)
 
         for table, name, kind, definition in self._keys:
             if kind != "f":
-                run(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+                self.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+                step()
         for _, definition in self._indexes:
-            run(definition)
+            self.execute(definition)
+            step()
         for table, name, kind, definition in self._keys:
             if kind == "f":
-                run(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+                self.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+                step()
         self._keys, self._indexes = [], []
 
     def flush(self) -> None:
