@@ -11,8 +11,8 @@ from elearn_data.cluster.local import (
     DEFAULT_BASE_PORT,
     MAX_SERVER_PORT,
     PORTS_PER_SHARD,
-    first_free_base_port,
     find_free_base_port,
+    first_free_base_port,
 )
 from elearn_data.errors import ConfigurationError
 
@@ -24,7 +24,7 @@ def test_the_default_range_lies_below_the_ephemeral_range() -> None:
 
 def test_the_first_free_range_skips_a_busy_port() -> None:
     start = first_free_base_port()
-    assert DEFAULT_BASE_PORT <= start and start + 30 <= MAX_SERVER_PORT + 1
+    assert start >= DEFAULT_BASE_PORT and start + 30 <= MAX_SERVER_PORT + 1
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", start + 17))
         busy.listen()
