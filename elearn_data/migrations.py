@@ -1,7 +1,10 @@
 """Programmatic Alembic: upgrade, downgrade and inspect every shard's schema revision.
 
-The migrations live in the project's top-level ``alembic/`` folder; ``env.py``
-runs them on each shard primary in turn as the schema owner. ``status()`` reads
+The migrations ship inside the package, in ``elearn_data/alembic/`` (``env.py``,
+``versions/``, and the SQL files under ``sql/<revision>/`` as package data), so
+an installed wheel migrates as a source checkout does; ``env.py`` runs them on
+each shard primary in turn as the schema owner. The checkout's top-level
+``alembic.ini`` points at the same folder for the ``alembic`` command. ``status()`` reads
 every shard's ``alembic_version`` and reports drift: a shard behind the code's
 head, ahead of it (a revision this code does not know), or unreachable.
 """
@@ -27,8 +30,8 @@ from elearn_data.errors import ConfigurationError, InvalidInput
 from elearn_data.sharding.engines import build_engine
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
-SCRIPT_LOCATION = PROJECT_ROOT / "alembic"
+# The Alembic environment: a folder of the package (package data in the wheel).
+SCRIPT_LOCATION = Path(__file__).resolve().parent / "alembic"
 
 State = Literal["ok", "behind", "ahead", "unreachable"]
 
@@ -53,14 +56,19 @@ def alembic_config(
     shard: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Config:
-    """Return an Alembic Config that migrates the shards of ``settings``."""
-    if not ALEMBIC_INI.is_file():
+    """Return an Alembic Config that migrates the shards of ``settings``.
+
+    Built in code (no alembic.ini needed): what an installed package uses.
+    """
+    if not (SCRIPT_LOCATION / "env.py").is_file():
         raise ConfigurationError(
-            f"alembic.ini not found at {ALEMBIC_INI}: migrations run from a source checkout "
-            "(pip install -e .)"
+            f"the migrations are missing from the package (no {SCRIPT_LOCATION / 'env.py'}); "
+            "reinstall elearn-data"
         )
     x = [f"shard={shard}"] if shard else []
-    config = Config(str(ALEMBIC_INI), cmd_opts=Namespace(x=x))
+    config = Config(cmd_opts=Namespace(x=x))
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.set_main_option("path_separator", "os")
     config.attributes["settings"] = settings
     config.attributes["configured_logging"] = True
     config.attributes["progress"] = progress

@@ -3,7 +3,7 @@
 ``courses.search_vector`` indexes ``code`` with the ``simple`` configuration,
 but ``search_courses`` parsed the query with ``english`` only, so a code whose
 letters stem differently (``AWS-101`` asks for ``aw``) was never found. The new
-``search_courses`` (``alembic/sql/0006/search_courses.sql``) ORs the query
+``search_courses`` (``elearn_data/alembic/sql/0006/search_courses.sql``) ORs the query
 parsed with ``english`` and with ``simple``. Downgrade restores 0002's function.
 
 Revision ID: 0006
