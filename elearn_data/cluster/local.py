@@ -655,6 +655,16 @@ class LocalCluster:
                     progress(f"ports: {port0}-{port0 + len(shards) * PORTS_PER_SHARD - 1} (free)")
                 else:
                     port0 = base_port
+                    low, high = ephemeral_port_range()
+                    if port0 + len(shards) * PORTS_PER_SHARD > low and port0 <= high:
+                        log.warning(
+                            "--base-port %d lies in the ephemeral range %d-%d: an outgoing "
+                            "connection can take a server's port; prefer a base port below %d",
+                            port0,
+                            low,
+                            high,
+                            low - len(shards) * PORTS_PER_SHARD,
+                        )
                 state = ClusterState.fresh(port0, durability or "async", shards)
                 self._base_port_chosen = base_port is not None
             self._plan_nodes(state, replicas)
