@@ -3,9 +3,12 @@
 Sources, highest priority first: keyword arguments, ``ELEARN_*`` environment
 variables (nested with ``__``, e.g. ``ELEARN_SHARDS__EU__PRIMARY``), a ``.env``
 file, and finally -- only when no shard is configured by any of those -- the
-settings file that ``elearn cluster up`` writes under ``ELEARN_HOME``
-(default ``./.elearn``). That last rule is what lets ``elearn_data.connect()``
-work with no configuration at all on a machine that ran ``elearn up``.
+settings file that ``elearn cluster up`` writes under ``ELEARN_HOME``. Unset,
+``ELEARN_HOME`` is the nearest ``.elearn`` folder in the current directory or
+any folder above it (as git finds ``.git``: a notebook kernel started in
+``examples/`` finds the project's cluster), else ``./.elearn``. That last rule
+is what lets ``elearn_data.connect()`` work with no configuration at all on a
+machine that ran ``elearn up``.
 
 Shard URLs are libpq URIs. A primary URL may list several hosts with
 ``target_session_attrs=read-write`` so that a promotion done by Patroni,
@@ -17,6 +20,7 @@ so no repr, log line or error message ever shows it.
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +35,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from elearn_data.errors import ConfigurationError
 from elearn_data.regions import DEFAULT_REGION_SHARDS, Region
@@ -39,9 +43,28 @@ from elearn_data.regions import DEFAULT_REGION_SHARDS, Region
 SETTINGS_FILE_NAME = "settings.json"
 # The embedded cluster's inventory (LocalCluster.state_path): the operator's secrets.
 CLUSTER_FILE_NAME = "cluster.json"
-DEFAULT_HOME = Path(".elearn")
+HOME_DIR_NAME = ".elearn"
+# Kept for callers that used it: the folder name, relative to the current directory.
+DEFAULT_HOME = Path(HOME_DIR_NAME)
 
 Durability = Literal["async", "sync"]
+
+
+# --------------------------------------------------------------------------- home
+
+
+def discover_home(start: Path | None = None) -> Path:
+    """Return the nearest ``.elearn`` folder in ``start`` or above, else ``start/.elearn``.
+
+    ``start`` defaults to the current directory. This is ``ELEARN_HOME``'s value
+    when the variable is unset.
+    """
+    here = (start or Path.cwd()).expanduser().absolute()
+    for folder in (here, *here.parents):
+        candidate = folder / HOME_DIR_NAME
+        if candidate.is_dir():
+            return candidate
+    return here / HOME_DIR_NAME
 
 
 # --------------------------------------------------------------------------- URLs
@@ -215,6 +238,10 @@ class ShardSettings(_Section):
 
     primary: str | None = None
     replicas: tuple[str, ...] = ()
+    # Configured nodes that serve nothing for now (e.g. an old primary fenced by a
+    # failover, waiting to be rebuilt as a replica). Never read from; the health
+    # report lists them, and counts them among the shard's configured replicas.
+    out_of_service: tuple[str, ...] = ()
     password: SecretStr | None = None
 
     @model_validator(mode="before")
@@ -226,17 +253,18 @@ class ShardSettings(_Section):
         found: str | None = None
         if isinstance(data.get("primary"), str):
             data["primary"], found = split_password(data["primary"])
-        replicas = data.get("replicas")
-        if isinstance(replicas, list | tuple):
-            stripped = []
-            for item in replicas:
-                if isinstance(item, str):
-                    bare, pw = split_password(item)
-                    found = found or pw
-                    stripped.append(bare)
-                else:
-                    stripped.append(item)
-            data["replicas"] = tuple(stripped)
+        for key in ("replicas", "out_of_service"):
+            urls = data.get(key)
+            if isinstance(urls, list | tuple):
+                stripped = []
+                for item in urls:
+                    if isinstance(item, str):
+                        bare, pw = split_password(item)
+                        found = found or pw
+                        stripped.append(bare)
+                    else:
+                        stripped.append(item)
+                data[key] = tuple(stripped)
         if found is not None and not data.get("password"):
             data["password"] = found
         return data
@@ -292,7 +320,7 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    home: Path = DEFAULT_HOME
+    home: Path = Field(default_factory=discover_home)
     shards: dict[str, ShardSettings] = Field(default_factory=dict)
     region_shards: dict[Region, str] = Field(default_factory=lambda: dict(DEFAULT_REGION_SHARDS))
     # The shard nearest to this process: catalog reads are served there.
@@ -364,7 +392,7 @@ class Settings(BaseSettings):
         """Fill unset fields from ``<home>/settings.json`` when no shard is configured."""
         if not isinstance(data, dict) or data.get("shards"):
             return data
-        home = Path(data.get("home") or DEFAULT_HOME).expanduser()
+        home = Path(data.get("home") or discover_home()).expanduser()
         path = home / SETTINGS_FILE_NAME
         if not path.is_file():
             return data
@@ -394,9 +422,11 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _complete_topology(self) -> Settings:
         if not self.shards:
+            origin = _home_origin("home" in self.model_fields_set)
             raise ConfigurationError(
-                "no shards configured: set ELEARN_SHARDS (or ELEARN_SHARDS__<shard>__PRIMARY ...) "
-                f"or run `elearn cluster up` to build the embedded cluster under {self.home}"
+                f"no shards configured: no cluster settings under {self.home} ({origin}); "
+                "run `elearn up` to build the embedded cluster there, point ELEARN_HOME at "
+                "the folder that holds one, or set ELEARN_SHARDS"
             )
         for name, shard in self.shards.items():
             if not shard.primary:
@@ -478,6 +508,11 @@ def load_settings(**overrides: Any) -> Settings:
     """
     try:
         return Settings(**overrides)
+    except SettingsError as exc:
+        # pydantic-settings could not parse a variable (e.g. ELEARN_SHARDS is not JSON).
+        cause = exc.__cause__
+        detail = f": {str(cause).splitlines()[0]}" if cause is not None and str(cause) else ""
+        raise ConfigurationError(f"invalid settings: {exc}{detail}") from exc
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
@@ -491,12 +526,22 @@ class HomeSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="ELEARN_", env_file=".env", extra="ignore")
 
-    home: Path = DEFAULT_HOME
+    home: Path = Field(default_factory=discover_home)
 
 
 def elearn_home() -> Path:
-    """Return the absolute ELEARN_HOME (environment, ``.env``, or ``./.elearn``)."""
+    """Return the absolute ELEARN_HOME (environment, ``.env``, else :func:`discover_home`)."""
     return HomeSettings().home.expanduser().absolute()
+
+
+def _home_origin(explicit: bool) -> str:
+    """Say where the home came from, for error messages."""
+    if explicit:
+        return "home given by ELEARN_HOME" if os.environ.get("ELEARN_HOME") else "home given"
+    return (
+        f"ELEARN_HOME is unset and no {HOME_DIR_NAME} folder was found in {Path.cwd()} "
+        "or any folder above it"
+    )
 
 
 def settings_file(home: Path) -> Path:

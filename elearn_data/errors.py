@@ -8,6 +8,7 @@ offending value (never a secret).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 
@@ -21,6 +22,17 @@ class ElearnDataError(Exception):
 
 class NotFound(ElearnDataError):
     """A row, document or id that does not exist (or was never issued by us)."""
+
+
+class ForeignId(NotFound):
+    """A UUID that elearn_data did not issue, so it names no row of ours.
+
+    Also importable as ``elearn_data.ids.ForeignId`` (the same class).
+    """
+
+    def __init__(self, value: uuid.UUID, reason: str) -> None:
+        self.value = value
+        super().__init__(f"id {value} was not issued by elearn_data ({reason})")
 
 
 class Duplicate(ElearnDataError):
@@ -182,6 +194,7 @@ __all__ = [
     "Duplicate",
     "DuplicateEmail",
     "ElearnDataError",
+    "ForeignId",
     "InvalidInput",
     "InvalidState",
     "LoginThrottled",

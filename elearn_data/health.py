@@ -13,9 +13,13 @@ sends nothing to replay and the age would otherwise grow forever). A replica
 whose lag exceeds ``Settings.replica.max_lag_s`` (replay paused or stalled) or
 ``max_lag_bytes`` is ``degraded``: readers skip it, and ``ok`` is False.
 
-``ok`` is False when a node is unreachable, degraded or in the wrong role, a shard's
-schema is not at the code's head revision, the content store is unreachable,
-or the statistics could not be computed; ``problems`` says which.
+``ok`` is False when a node is unreachable, degraded or in the wrong role, a
+shard has fewer replicas in service than it is configured with (degraded: e.g.
+after a failover, until the fenced old primary is rebuilt), a shard's schema is
+not at the code's head revision, the content store is unreachable, or the
+statistics could not be computed; ``problems`` says which. Every configured
+node is a row, the ones configured out of service
+(``ShardSettings.out_of_service``) included.
 
 For shards run by Patroni (``Settings.patroni_api``, written by ``elearn
 cluster up --ha``) the report adds Patroni's view (``patroni``: leader,
@@ -40,7 +44,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -78,6 +81,8 @@ class NodeReport:
     error: str | None = None
     degraded: bool = False  # replicas: lagging past replica.max_lag_s or max_lag_bytes
     patroni_role: str | None = None  # Patroni's role for the server behind the row (HA)
+    # False for a node the settings list as out of service (fenced, awaiting a rebuild).
+    in_service: bool = True
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ class _NodeCheck:
     probe: NodeProbe
     revision: str | None = None
     revision_error: str | None = None
+    in_service: bool = True
 
 
 def health_report(
@@ -152,6 +158,8 @@ def health_report(
     engines = db.cluster.engines
     nodes = list(engines.nodes())
     quick = _quick_settings(settings, timeout_s)
+    fenced = _out_of_service_nodes(quick)
+    nodes += fenced
     stats_budget = stats_timeout_s if stats_timeout_s is not None else settings.analytics_timeout_s
 
     pool = ThreadPoolExecutor(max_workers=len(nodes) + 2, thread_name_prefix="elearn-health")
@@ -170,6 +178,7 @@ def health_report(
             _result(future, partial(_late, node, timeout_s))
             for node, future in zip(nodes, node_futures, strict=True)
         ]
+        checks = [replace(c, in_service=c.node not in fenced) for c in checks]
         mongo = _result(
             mongo_future,
             lambda: {"reachable": False, "error": f"no answer within {timeout_s:g} s"},
@@ -188,12 +197,15 @@ def health_report(
         # A stuck probe is not waited for; its own timeouts end it.
         pool.shutdown(wait=False, cancel_futures=True)
 
+    for node in fenced:
+        node.engine.dispose()
     node_reports = _with_patroni_roles(_node_reports(checks, settings), views)
-    schema = _schema_reports(settings, checks)
+    schema = _schema_reports(settings, [c for c in checks if c.in_service])
     pools = tuple(asdict(p) for p in engines.pool_stats())
     problems = _problems(
         node_reports, schema, mongo, stats_error, views=views, durability=settings.durability
     )
+    problems += _degraded(settings, node_reports)
     return HealthReport(
         ok=not problems,
         problems=tuple(problems),
@@ -221,6 +233,22 @@ def _quick_settings(settings: Settings, timeout_s: float) -> Settings:
             "lock_timeout_ms": ms,
         }
     )
+
+
+def _out_of_service_nodes(quick: Settings) -> list[Node]:
+    """Nodes the settings list as out of service, probed like the others (never pooled)."""
+    nodes: list[Node] = []
+    for shard in quick.shard_names:
+        for url in quick.shards[shard].out_of_service:
+            engine = build_engine(
+                url,
+                settings=quick,
+                password=quick.shard_password(shard),
+                application="elearn-health",
+                pooled=False,
+            )
+            nodes.append(Node(shard=shard, role="replica", url=url, engine=engine))
+    return nodes
 
 
 def _check_node(db: Database, quick: Settings, node: Node, timeout_s: float) -> _NodeCheck:
@@ -321,6 +349,7 @@ def _node_reports(checks: list[_NodeCheck], settings: Settings) -> list[NodeRepo
                 schema_revision=check.revision,
                 error=probe.error or check.revision_error,
                 degraded=degraded,
+                in_service=check.in_service,
             )
         )
     return reports
@@ -358,7 +387,7 @@ def _server(node: Node, probe: NodeProbe) -> str | None:
 
 
 def _known_revisions() -> tuple[str, set[str]]:
-    script = ScriptDirectory(str(migrations.PROJECT_ROOT / "alembic"))
+    script = migrations.script_directory()
     head = script.get_current_head() or "?"
     return head, {rev.revision for rev in script.walk_revisions()}
 
@@ -411,7 +440,13 @@ def _problems(
         where = f"{n.shard}/{n.role} {n.address}"
         if n.role == "replica" and n.patroni_role == "leader" and not n.reachable:
             continue  # the candidate that leads now refuses a standby connection
-        if not n.reachable:
+        if not n.in_service:
+            state = "running" if n.reachable else "down"
+            problems.append(
+                f"{where} is out of service ({state}; fenced by a failover): "
+                "`elearn cluster up` rebuilds it as a replica"
+            )
+        elif not n.reachable:
             problems.append(f"{where} is down: {n.error}")
         elif n.role == "primary" and n.in_recovery:
             problems.append(f"{where} is in recovery (a standby where a primary belongs)")
@@ -452,6 +487,31 @@ def _patroni_problems(view: ShardView, durability: str) -> list[str]:
     ]
     if durability == "sync" and len(view.members) > 1 and not view.sync_standbys:
         problems.append(f"{where}: no synchronous standby (commits wait)")
+    return problems
+
+
+def _degraded(settings: Settings, nodes: list[NodeReport]) -> list[str]:
+    """A shard with fewer replicas in service than configured is degraded."""
+    problems: list[str] = []
+    for shard in settings.shard_names:
+        if shard in settings.patroni_api:
+            continue  # Patroni's view decides (every node is listed as a replica there)
+        cfg = settings.shards[shard]
+        configured = len(cfg.replicas) + len(cfg.out_of_service)
+        serving = sum(
+            1
+            for n in nodes
+            if n.shard == shard
+            and n.role == "replica"
+            and n.in_service
+            and n.reachable
+            and n.in_recovery is True
+        )
+        if serving < configured:
+            problems.append(
+                f"shard {shard} is degraded: {serving} of {configured} configured "
+                f"replica(s) in service"
+            )
     return problems
 
 

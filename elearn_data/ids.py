@@ -31,7 +31,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from elearn_data.errors import InvalidInput, NotFound
+from elearn_data import errors
+from elearn_data.errors import InvalidInput
 from elearn_data.regions import Region
 
 _TAG = 0x2E1
@@ -41,13 +42,8 @@ _CODE_REGIONS: dict[int, Region] = {code: region for region, code in _REGION_COD
 
 _MAX_COUNTER = 0xFFF
 
-
-class ForeignId(NotFound):
-    """A UUID that elearn_data did not issue, so it names no row of ours."""
-
-    def __init__(self, value: uuid.UUID, reason: str) -> None:
-        self.value = value
-        super().__init__(f"id {value} was not issued by elearn_data ({reason})")
+# Defined in elearn_data.errors with every other error; ids.ForeignId keeps working.
+ForeignId = errors.ForeignId
 
 
 @dataclass(frozen=True, slots=True)

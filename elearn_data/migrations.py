@@ -1,7 +1,10 @@
 """Programmatic Alembic: upgrade, downgrade and inspect every shard's schema revision.
 
-The migrations live in the project's top-level ``alembic/`` folder; ``env.py``
-runs them on each shard primary in turn as the schema owner. ``status()`` reads
+The migrations ship inside the package, in ``elearn_data/alembic/`` (``env.py``,
+``versions/``, and the SQL files under ``sql/<revision>/`` as package data), so
+an installed wheel migrates as a source checkout does; ``env.py`` runs them on
+each shard primary in turn as the schema owner. The checkout's top-level
+``alembic.ini`` points at the same folder for the ``alembic`` command. ``status()`` reads
 every shard's ``alembic_version`` and reports drift: a shard behind the code's
 head, ahead of it (a revision this code does not know), or unreachable.
 """
@@ -9,7 +12,8 @@ head, ahead of it (a revision this code does not know), or unreachable.
 from __future__ import annotations
 
 from argparse import Namespace
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,15 +21,17 @@ from typing import Any, Literal
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from elearn_data.config import Settings
-from elearn_data.errors import ConfigurationError
+from elearn_data.errors import ConfigurationError, InvalidInput
 from elearn_data.sharding.engines import build_engine
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-ALEMBIC_INI = PROJECT_ROOT / "alembic.ini"
+# The Alembic environment: a folder of the package (package data in the wheel).
+SCRIPT_LOCATION = Path(__file__).resolve().parent / "alembic"
 
 State = Literal["ok", "behind", "ahead", "unreachable"]
 
@@ -50,24 +56,38 @@ def alembic_config(
     shard: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Config:
-    """Return an Alembic Config that migrates the shards of ``settings``."""
-    if not ALEMBIC_INI.is_file():
+    """Return an Alembic Config that migrates the shards of ``settings``.
+
+    Built in code (no alembic.ini needed): what an installed package uses.
+    """
+    if not (SCRIPT_LOCATION / "env.py").is_file():
         raise ConfigurationError(
-            f"alembic.ini not found at {ALEMBIC_INI}: migrations run from a source checkout "
-            "(pip install -e .)"
+            f"the migrations are missing from the package (no {SCRIPT_LOCATION / 'env.py'}); "
+            "reinstall elearn-data"
         )
     x = [f"shard={shard}"] if shard else []
-    config = Config(str(ALEMBIC_INI), cmd_opts=Namespace(x=x))
+    config = Config(cmd_opts=Namespace(x=x))
+    config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    config.set_main_option("path_separator", "os")
     config.attributes["settings"] = settings
     config.attributes["configured_logging"] = True
     config.attributes["progress"] = progress
     return config
 
 
+def script_directory() -> ScriptDirectory:
+    """Return the Alembic script directory of the code's migrations."""
+    return ScriptDirectory(str(SCRIPT_LOCATION))
+
+
+def known_revisions() -> list[str]:
+    """Return every revision of the code, oldest first."""
+    return [rev.revision for rev in reversed(list(script_directory().walk_revisions()))]
+
+
 def head_revision() -> str:
     """Return the newest revision of the code."""
-    script = ScriptDirectory(str(PROJECT_ROOT / "alembic"))
-    head = script.get_current_head()
+    head = script_directory().get_current_head()
     if head is None:
         raise ConfigurationError("no migration revisions found")
     return head
@@ -82,7 +102,8 @@ def upgrade(
 ) -> None:
     """Upgrade every shard (or one) to ``revision``."""
     _check_shard(settings, shard)
-    command.upgrade(alembic_config(settings, shard=shard, progress=progress), revision)
+    with _revision_errors(revision):
+        command.upgrade(alembic_config(settings, shard=shard, progress=progress), revision)
 
 
 def downgrade(
@@ -94,7 +115,20 @@ def downgrade(
 ) -> None:
     """Downgrade every shard (or one) to ``revision`` (``base`` removes everything)."""
     _check_shard(settings, shard)
-    command.downgrade(alembic_config(settings, shard=shard, progress=progress), revision)
+    with _revision_errors(revision):
+        command.downgrade(alembic_config(settings, shard=shard, progress=progress), revision)
+
+
+@contextmanager
+def _revision_errors(revision: str) -> Iterator[None]:
+    """Turn Alembic's CommandError (e.g. an unknown revision) into InvalidInput."""
+    try:
+        yield
+    except CommandError as exc:
+        raise InvalidInput(
+            f"cannot migrate to revision {revision!r}: {exc}; "
+            f"known revisions: {', '.join(known_revisions())} (or head, base)"
+        ) from exc
 
 
 def _check_shard(settings: Settings, shard: str | None) -> None:
@@ -106,7 +140,7 @@ def _check_shard(settings: Settings, shard: str | None) -> None:
 
 def status(settings: Settings) -> list[ShardRevision]:
     """Return every shard's revision and drift state; never raises for a down shard."""
-    script = ScriptDirectory(str(PROJECT_ROOT / "alembic"))
+    script = script_directory()
     head = head_revision()
     known = {rev.revision for rev in script.walk_revisions()}
     result: list[ShardRevision] = []

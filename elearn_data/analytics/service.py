@@ -178,6 +178,8 @@ class Analytics:
 
         Raises:
             NotFound: no such user (an id the platform never issued included).
+            InvalidInput: the user is a learner (role ``student``), not an
+                instructor (or admin).
             ShardUnavailable: a shard did not answer.
         """
         user_id = ids.as_uuid(instructor_id)
@@ -189,8 +191,11 @@ class Analytics:
             return stats, role
 
         answers, nodes = self._everywhere(work)
-        if answers[home][1] is None:
+        role = answers[home][1]
+        if role is None:
             raise NotFound(f"user {user_id} not found")
+        if role not in ("instructor", "admin"):
+            raise InvalidInput(f"user {user_id} is a {role}, not an instructor")
         partials = [stats for stats, _ in answers.values()]
         merged = sum_partials(
             partials, ("enrollments", "active_students", "rating_sum", "rating_count", "revenue")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import sys
 
 import typer
 
@@ -21,7 +23,13 @@ from elearn_data.cli import (
 )
 from elearn_data.cli import migrate as migrate_cli
 from elearn_data.cli import sql as sql_cli
-from elearn_data.cli.common import console, domain_errors
+from elearn_data.cli.common import (
+    console,
+    domain_errors,
+    err_console,
+    one_line_text,
+    print_error,
+)
 from elearn_data.config import load_settings
 from elearn_data.errors import InvalidState
 
@@ -46,18 +54,36 @@ app.command()(monitor.top)
 app.command()(monitor.metrics)
 
 
+class _OneLineFormatter(logging.Formatter):
+    """Log records as one line each: no driver tracebacks or SQLAlchemy links in the CLI."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text
+        record.exc_info, record.exc_text = None, None
+        try:
+            return one_line_text(super().format(record))
+        finally:
+            record.exc_info, record.exc_text = saved
+
+
 @app.callback()
 def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at INFO.")) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    fmt = "%(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt) if verbose else _OneLineFormatter(fmt))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
+    if not verbose:
+        # Routing notices (a replica skipped, a read moved to the primary) are for
+        # --verbose: the command's own error or report already says what is down.
+        logging.getLogger("elearn_data.sharding").setLevel(logging.ERROR)
 
 
 @app.command()
 def up(
     replicas: int = typer.Option(1, help="Streaming replicas per primary."),
-    base_port: int | None = typer.Option(None, help="First port of a new cluster."),
+    base_port: int | None = typer.Option(
+        None, help="First port of a new cluster (default: the first free range below 32768)."
+    ),
     ha: bool = typer.Option(False, "--ha", help="Run the shards under Patroni (failover)."),
 ) -> None:
     """Bring the platform up from nothing: cluster, migrations, sample data, health report.
@@ -85,5 +111,16 @@ def up(
 
 
 def main() -> None:
-    """Entry point of the ``elearn`` console script."""
-    app()
+    """Entry point of the ``elearn`` console script.
+
+    An error no command expected is printed as one line (``--verbose`` or
+    ``ELEARN_DEBUG=1`` shows the traceback) and exits with code 1.
+    """
+    try:
+        app()
+    except Exception as exc:
+        if os.environ.get("ELEARN_DEBUG") or {"-v", "--verbose"} & set(sys.argv[1:]):
+            raise
+        print_error(exc)
+        err_console.print("[dim](run with --verbose for the traceback)[/]")
+        sys.exit(1)

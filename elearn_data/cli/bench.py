@@ -102,7 +102,10 @@ def bench(
         )
     # Not a terminal (a CI log, a file): do not squeeze the table into 80 columns.
     out = console if console.is_terminal else Console(width=WIDE, highlight=False)
-    out.print(report_table(report))
+    table = report_table(report)
+    for column in table.columns:  # a narrow terminal wraps cells, never cuts a figure
+        column.overflow = "fold"
+    out.print(table)
     for result in report.results:
         console.print(
             f"[bold]{result.name}[/]: {result.measured}  [dim]vs[/]  {result.baseline_desc}"

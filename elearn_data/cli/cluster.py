@@ -8,7 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from elearn_data.cli.common import console, domain_errors, print_json, progress_printer
+from elearn_data.cli.common import (
+    console,
+    domain_errors,
+    print_json,
+    print_table,
+    progress_printer,
+)
 from elearn_data.cluster.ha import MAX_REPLICAS, HACluster
 from elearn_data.cluster.local import DEFAULT_BASE_PORT, LocalCluster, NodeStatus, Role
 from elearn_data.config import Durability, elearn_home
@@ -45,7 +51,11 @@ def status_table(nodes: list[NodeStatus]) -> Table:
 def up(
     replicas: Annotated[int, typer.Option(help="Streaming replicas per primary.")] = 1,
     base_port: Annotated[
-        int | None, typer.Option(help=f"First port (default {DEFAULT_BASE_PORT}).")
+        int | None,
+        typer.Option(
+            help=f"First port of a new cluster (default: the first free range from "
+            f"{DEFAULT_BASE_PORT}, below 32768)."
+        ),
     ] = None,
     durability: Annotated[str | None, typer.Option(help="async or sync replication.")] = None,
     ha: Annotated[
@@ -70,7 +80,7 @@ def up(
         nodes = target.up(
             replicas=replicas, base_port=base_port, durability=mode, progress=progress_printer()
         )
-        console.print(status_table(nodes))
+        print_table(status_table(nodes))
         console.print(f"cluster ready in {time.monotonic() - started:.1f} s under {elearn_home()}")
 
 
@@ -84,7 +94,7 @@ def status(
         if as_json:
             print_json([n.to_dict() for n in nodes])
         else:
-            console.print(status_table(nodes))
+            print_table(status_table(nodes))
         if not all(n.up for n in nodes):
             raise typer.Exit(2)
 
@@ -122,10 +132,25 @@ def start(
     shard: str,
     role: Annotated[str, typer.Option(help="primary or replica")] = "replica",
 ) -> None:
-    """Start a shard's stopped primary or replicas."""
+    """Start a shard's stopped primary or replicas (a running one is left alone)."""
     with domain_errors():
-        nodes = _cluster().start(shard, _role(role))
-        console.print(f"started {', '.join(n.name for n in nodes) or 'nothing'}")
+        local = _cluster()
+        wanted = _role(role)
+        state = local.state()
+        running = {
+            n.name
+            for n in state.nodes_of(shard)
+            if n.role == wanted and not n.needs_rebuild and local.is_running(n)
+        }
+        nodes = local.start(shard, wanted)
+        started = [n.name for n in nodes if n.name not in running]
+        already = [n.name for n in nodes if n.name in running]
+        if started:
+            console.print(f"started {', '.join(started)}")
+        if already:
+            console.print(f"{', '.join(already)} already running")
+        if not nodes:
+            console.print(f"shard {shard} has no {wanted}")
 
 
 @app.command()

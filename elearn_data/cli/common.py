@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -10,23 +11,67 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.config import Settings, url_hosts
-from elearn_data.errors import ElearnDataError, InvalidState
+from elearn_data.errors import ConfigurationError, ElearnDataError, InvalidState, ShardUnavailable
 
 console = Console()
 err_console = Console(stderr=True)
 
 
+UP_HINT = "run `elearn up` (it builds or starts the embedded cluster and migrates it)"
+
+
+def one_line_text(text: str) -> str:
+    """Return the first line of ``text``, without SQLAlchemy's background link."""
+    lines = text.strip().splitlines()
+    first = lines[0].strip() if lines else ""
+    return re.sub(r"\s*\(Background on this error at: [^)]*\)", "", first)
+
+
+def one_line(exc: BaseException) -> str:
+    """Return the first line of an error's message, without SQLAlchemy's background link."""
+    return one_line_text(str(exc)) or type(exc).__name__
+
+
+def hint_for(exc: BaseException) -> str | None:
+    """Return what to do about ``exc``, when there is something obvious."""
+    if isinstance(exc, ShardUnavailable):
+        return f"is the cluster running? `elearn cluster status` shows each node; {UP_HINT}"
+    if isinstance(exc, ConfigurationError):
+        message = str(exc)
+        if "no shards configured" in message or "no embedded cluster" in message:
+            return UP_HINT
+        if "ELEARN_SHARDS" in message or "EnvSettingsSource" in message:
+            return "fix the variable (ELEARN_SHARDS is JSON), or unset it and " + UP_HINT
+    return None
+
+
+def print_error(exc: BaseException) -> None:
+    """Print ``exc`` as one line (and a hint line when there is one) on stderr."""
+    err_console.print(f"[bold red]error:[/] {one_line(exc)}", soft_wrap=True, highlight=False)
+    hint = hint_for(exc)
+    if hint is not None:
+        err_console.print(f"[dim]hint:[/] {hint}", soft_wrap=True, highlight=False)
+
+
 @contextmanager
 def domain_errors() -> Iterator[None]:
-    """Turn an ElearnDataError into a one-line message and exit code 1."""
+    """Turn an ElearnDataError into a one-line message (and a hint) and exit code 1."""
     try:
         yield
     except ElearnDataError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}")
+        print_error(exc)
         raise typer.Exit(1) from exc
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` so that no cell is cut at any terminal width (cells wrap instead)."""
+    for column in table.columns:
+        column.overflow = "fold"
+    console.print(table)
 
 
 def print_json(payload: Any) -> None:

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from elearn_data.analytics import Analytics
-from elearn_data.cli.common import console, domain_errors, print_json
+from elearn_data.cli.common import UP_HINT, console, domain_errors, print_json, print_table
 from elearn_data.cli.monitor import show_deep
 from elearn_data.config import load_settings
 from elearn_data.database import Database
@@ -71,13 +71,15 @@ def stats(
         if as_json:
             print_json(records)
             return
+        # One row per figure, one column per shard: fits 80 columns with any number.
         table = Table(title="platform statistics")
-        for column in frame.columns:
-            table.add_column(str(column), justify="left" if column == "shard" else "right")
+        table.add_column("figure")
         for row in records:
-            style = "bold" if row["shard"] == "all" else None
-            table.add_row(*(_cell(v) for v in row.values()), style=style)
-        console.print(table)
+            shard = str(row["shard"])
+            table.add_column(f"[bold]{shard}[/]" if shard == "all" else shard, justify="right")
+        for figure in [str(c) for c in frame.columns if c != "shard"]:
+            table.add_row(figure, *(_cell(row[figure]) for row in records))
+        print_table(table)
 
 
 # ------------------------------------------------------------------ rendering
@@ -109,31 +111,21 @@ def show_patroni(views: tuple[dict[str, Any], ...]) -> None:
 def show_report(report: HealthReport) -> None:
     """Print the health report as tables (nodes, schema, mongo, pools, stats)."""
     nodes = Table(title="nodes")
-    for column in (
-        "shard",
-        "role",
-        "server",
-        "up",
-        "recovery",
-        "lag bytes",
-        "lag s",
-        "revision",
-        "error",
-    ):
+    # A node's error is listed with the problems below the tables.
+    for column in ("shard", "role", "server", "up", "standby", "lag B", "lag s", "revision"):
         nodes.add_column(column)
     for n in report.nodes:
         nodes.add_row(
             n.shard,
-            n.role,
-            n.server or n.address,
+            n.role if n.in_service else f"{n.role} [red](out of service)[/]",
+            (n.server or n.address).replace(",", ", "),
             "[green]yes[/]" if n.reachable else "[red]DOWN[/]",
             _cell(n.in_recovery),
             _cell(n.replay_lag_bytes),
             "-" if n.replay_lag_seconds is None else f"{n.replay_lag_seconds:.1f}",
             _cell(n.schema_revision),
-            n.error or "",
         )
-    console.print(nodes)
+    print_table(nodes)
     if report.patroni:
         show_patroni(report.patroni)
 
@@ -144,7 +136,7 @@ def show_report(report: HealthReport) -> None:
         colour = "green" if s.state == "ok" else "red"
         state = f"[{colour}]{s.state}[/]" + (f" ({s.error})" if s.error else "")
         schema.add_row(s.shard, _cell(s.revision), s.head, state)
-    console.print(schema)
+    print_table(schema)
 
     mongo = Table(title="content store")
     for column in ("backend", "address", "database", "reachable", "documents", "error"):
@@ -159,17 +151,19 @@ def show_report(report: HealthReport) -> None:
         str(documents),
         _cell(m.get("error") or ""),
     )
-    console.print(mongo)
+    print_table(mongo)
 
     pools = Table(title="connection pools")
-    for column in ("shard", "role", "address", "size", "checked out", "overflow", "checked in"):
+    for column in ("shard", "role", "address", "size", "out", "overflow", "in"):
         pools.add_column(column)
     for p in report.pools:
         pools.add_row(
-            *(_cell(p[k]) for k in ("shard", "role", "address", "size", "checked_out", "overflow")),
-            _cell(p["checked_in"]),
+            _cell(p["shard"]),
+            _cell(p["role"]),
+            _cell(p["address"]).replace(",", ", "),
+            *(_cell(p[k]) for k in ("size", "checked_out", "overflow", "checked_in")),
         )
-    console.print(pools)
+    print_table(pools)
 
     if report.stats is None:
         console.print(f"[red]statistics unavailable:[/] {report.stats_error}")
@@ -179,7 +173,7 @@ def show_report(report: HealthReport) -> None:
         figures.add_column("value", justify="right")
         for key, value in report.stats.items():
             figures.add_row(key, _cell(value))
-        console.print(figures)
+        print_table(figures)
 
     if report.ok:
         console.print(f"[bold green]healthy[/] (checked in {report.elapsed_s:.2f} s)")
@@ -187,6 +181,8 @@ def show_report(report: HealthReport) -> None:
         console.print("[bold red]UNHEALTHY[/]")
         for problem in report.problems:
             console.print(f"  [red]•[/] {problem}")
+        if any(not n.reachable for n in report.nodes):
+            console.print(f"[dim]hint:[/] {UP_HINT}", soft_wrap=True)
 
 
 def _plain(value: Any) -> Any:

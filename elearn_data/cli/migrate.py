@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from elearn_data import migrations
-from elearn_data.cli.common import console, domain_errors, print_json, progress_printer
+from elearn_data.cli.common import domain_errors, print_json, print_table, progress_printer
 from elearn_data.config import load_settings
 
 app = typer.Typer(help="Schema migrations on every shard primary.", invoke_without_command=True)
@@ -41,7 +41,7 @@ def show(revisions: list[migrations.ShardRevision]) -> None:
     for r in revisions:
         state = f"[{colours[r.state]}]{r.state}[/]" + (f" ({r.error})" if r.error else "")
         table.add_row(r.shard, r.current or "-", r.head, state)
-    console.print(table)
+    print_table(table)
 
 
 @app.command()

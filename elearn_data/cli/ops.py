@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from elearn_data.cli.common import console, domain_errors, print_json
+from elearn_data.cli.common import UP_HINT, console, domain_errors, err_console, print_json
 from elearn_data.config import load_settings
 from elearn_data.database import Database
 
@@ -48,4 +48,5 @@ def recover(
                 + (f"; unreachable: {', '.join(report.unreachable)}" if report.unreachable else "")
             )
         if report.unreachable:
+            err_console.print(f"[dim]hint:[/] {UP_HINT}", soft_wrap=True)
             raise typer.Exit(2)

@@ -21,11 +21,13 @@ from elearn_data.cli.common import (
     domain_errors,
     err_console,
     print_json,
+    print_table,
     refuse_unless_embedded,
 )
 from elearn_data.config import Settings, load_settings
 
 _PHASE_UNITS = {
+    "prepare": "steps",
     "users": "users",
     "catalog": "courses",
     "enrollments": "enrollments",
@@ -33,7 +35,10 @@ _PHASE_UNITS = {
     "reviews": "enrollments",
     "assessments": "enrollments",
     "payments": "transactions",
+    "indexes": "statements",
+    "finish": "steps",
     "content": "documents",
+    "commit": "shards",
 }
 
 
@@ -113,7 +118,7 @@ def _print_report(report: seeding.SeedReport) -> None:
     for name, total in sorted(report.table_totals().items()):
         cells = [f"{report.counts[s].get(name, 0):,}" for s in shards]
         table.add_row(name, *cells, f"{total:,}")
-    console.print(table)
+    print_table(table)
     timings = ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in report.phases.items())
     console.print(
         f"{report.rows:,} rows in {report.elapsed_s:.1f} s ({report.rows_per_s:,.0f} rows/s); "

@@ -59,7 +59,11 @@ log = logging.getLogger(__name__)
 Role = Literal["primary", "replica"]
 
 STATE_FILE_NAME = "cluster.json"
-DEFAULT_BASE_PORT = 54320
+# Servers listen below 32768: Linux hands out ports from its ephemeral range
+# (net.ipv4.ip_local_port_range, 32768-60999 by default) to outgoing connections,
+# so a server port in it can be taken by any client's socket (even in TIME-WAIT).
+DEFAULT_BASE_PORT = 24320
+MAX_SERVER_PORT = 32767
 PORTS_PER_SHARD = 10
 DBNAME = "elearn"
 HOST = "127.0.0.1"
@@ -251,14 +255,69 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def find_free_base_port(start: int = 20000, end: int = 60000, span: int = 40) -> int:
-    """Return a base port whose next ``span`` ports are free (for tests and CI)."""
+def ephemeral_port_range() -> tuple[int, int]:
+    """Return the kernel's range of ports for outgoing connections (Linux's default if unknown)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _range_free(base: int, span: int) -> bool:
+    return all(_port_free(p) for p in range(base, base + span))
+
+
+def first_free_base_port(
+    start: int = DEFAULT_BASE_PORT, end: int = MAX_SERVER_PORT + 1, span: int = 30
+) -> int:
+    """Return the first base port from ``start`` whose ``span`` ports are all free.
+
+    What ``elearn up`` uses when no ``--base-port`` is given: the same range on
+    every machine where it is free, and never a port at or above ``end``.
+    """
+    for base in range(start, end - span + 1, PORTS_PER_SHARD):
+        if _range_free(base, span):
+            return base
+    raise ConfigurationError(
+        f"no {span} free ports on {HOST} between {start} and {end - 1}; "
+        f"free some, or pass --base-port P (below {MAX_SERVER_PORT + 1})"
+    )
+
+
+def find_free_base_port(start: int = 10000, end: int = DEFAULT_BASE_PORT, span: int = 40) -> int:
+    """Return a random base port whose next ``span`` ports are free (for tests and CI).
+
+    Random, below ``DEFAULT_BASE_PORT`` by default, so that test clusters and the
+    default cluster of ``elearn up`` do not race for the same ports.
+    """
     rng = secrets.SystemRandom()
     for _ in range(200):
         base = rng.randrange(start, end - span, PORTS_PER_SHARD)
-        if all(_port_free(p) for p in range(base, base + span)):
+        if _range_free(base, span):
             return base
-    raise ConfigurationError("no free range of ports found on 127.0.0.1")
+    raise ConfigurationError(f"no free range of ports found on {HOST} between {start} and {end}")
+
+
+def _busy_port_message(port: int, *, fresh: bool, chosen: bool) -> str:
+    low, high = ephemeral_port_range()
+    why = ""
+    if low <= port <= high:
+        why = (
+            f" (it lies in the ephemeral range {low}-{high}, where outgoing connections "
+            "take ports: keep server ports below it)"
+        )
+    if fresh and chosen:
+        return (
+            f"port {port} on {HOST} is in use{why}; pass another --base-port P "
+            f"(below {MAX_SERVER_PORT + 1}), or leave --base-port out to pick a free range"
+        )
+    if fresh:
+        return f"port {port} on {HOST} was taken while the cluster was planned; run it again"
+    return (
+        f"port {port} on {HOST} is in use{why}; it belongs to this cluster: stop what "
+        f"holds it (`ss -ltnp 'sport = :{port}'` names it) and run the command again"
+    )
 
 
 class LocalCluster:
@@ -271,6 +330,7 @@ class LocalCluster:
         self.settings_path = self.home / SETTINGS_FILE_NAME
         self._fsync_initdb = fsync_initdb
         self._user = ServerUser.current()
+        self._base_port_chosen = False
 
     # ------------------------------------------------------------------ state
 
@@ -286,7 +346,8 @@ class LocalCluster:
         """
         if not self.exists:
             raise ConfigurationError(
-                f"no embedded cluster under {self.home}: run `elearn cluster up` first"
+                f"no embedded cluster under {self.home}: run `elearn up` to build one "
+                "(or point ELEARN_HOME at the folder that holds one)"
             )
         return ClusterState.load(self.state_path)
 
@@ -314,6 +375,13 @@ class LocalCluster:
                     f"postgresql://{APP_USER}@{HOST}:{n.port}/{DBNAME}?target_session_attrs=standby"
                     for n in state.replicas_of(shard)
                     if not n.needs_rebuild
+                ],
+                # Fenced by a failover until `cluster up` rebuilds them: the health
+                # report keeps them as rows and calls the shard degraded.
+                "out_of_service": [
+                    f"postgresql://{APP_USER}@{HOST}:{n.port}/{DBNAME}?target_session_attrs=standby"
+                    for n in state.replicas_of(shard)
+                    if n.needs_rebuild
                 ],
             }
         return {
@@ -907,8 +975,24 @@ class LocalCluster:
                 if durability is not None:
                     state.durability = durability
             else:
-                port0 = DEFAULT_BASE_PORT if base_port is None else base_port
-                state = ClusterState.fresh(port0, durability or "async", list(DEFAULT_SHARDS))
+                shards = list(DEFAULT_SHARDS)
+                if base_port is None:
+                    port0 = first_free_base_port(span=len(shards) * PORTS_PER_SHARD)
+                    progress(f"ports: {port0}-{port0 + len(shards) * PORTS_PER_SHARD - 1} (free)")
+                else:
+                    port0 = base_port
+                    low, high = ephemeral_port_range()
+                    if port0 + len(shards) * PORTS_PER_SHARD > low and port0 <= high:
+                        log.warning(
+                            "--base-port %d lies in the ephemeral range %d-%d: an outgoing "
+                            "connection can take a server's port; prefer a base port below %d",
+                            port0,
+                            low,
+                            high,
+                            low - len(shards) * PORTS_PER_SHARD,
+                        )
+                state = ClusterState.fresh(port0, durability or "async", shards)
+                self._base_port_chosen = base_port is not None
             self._plan_nodes(state, replicas)
             self._save(state)
             with ThreadPoolExecutor(max_workers=len(state.shards)) as pool:
@@ -944,7 +1028,7 @@ class LocalCluster:
         port = state.base_port + shard_index * PORTS_PER_SHARD + index
         if not _port_free(port):
             raise ConfigurationError(
-                f"port {port} on {HOST} is in use; choose another range with --base-port"
+                _busy_port_message(port, fresh=not self.exists, chosen=self._base_port_chosen)
             )
         return NodeSpec(name=f"{shard}-{index}", shard=shard, index=index, port=port, role=role)
 

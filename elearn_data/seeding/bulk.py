@@ -171,6 +171,19 @@ class ShardWriter:
 
         self._submit(run)
 
+    def notify(self, callback: Callable[[], None]) -> None:
+        """Queue ``callback`` to run after everything queued so far (a progress marker)."""
+
+        def run(_cursor: Any) -> None:
+            callback()
+
+        self._submit(run)
+
+    @property
+    def deferred_statements(self) -> int:
+        """How many statements :meth:`restore_indexes` will run."""
+        return len(self._keys) + len(self._indexes)
+
     def execute(self, sql: str, params: Any = None) -> None:
         """Queue a statement (in order with the COPYs)."""
         self._submit(lambda cursor: cursor.execute(sql, params))
@@ -212,16 +225,27 @@ class ShardWriter:
         for name, _ in self._indexes:
             self.execute(f'DROP INDEX "{name}"')
 
-    def restore_indexes(self) -> None:
-        """Recreate what :meth:`defer_indexes` dropped: keys, then indexes, then foreign keys."""
+    def restore_indexes(self, done: Callable[[], None] | None = None) -> None:
+        """Recreate what :meth:`defer_indexes` dropped: keys, then indexes, then foreign keys.
+
+        ``done`` is called (from the worker thread) after each statement.
+        """
+
+        def step() -> None:
+            if done is not None:
+                self.notify(done)
+
         for table, name, kind, definition in self._keys:
             if kind != "f":
                 self.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+                step()
         for _, definition in self._indexes:
             self.execute(definition)
+            step()
         for table, name, kind, definition in self._keys:
             if kind == "f":
                 self.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+                step()
         self._keys, self._indexes = [], []
 
     def flush(self) -> None:

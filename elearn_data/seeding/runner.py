@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -247,28 +248,38 @@ def _resolve(target: object) -> tuple[Settings, Any]:
 
 
 class _Progress:
+    """Per-phase counters; ``advance`` may be called from the shard writers' threads."""
+
     def __init__(self, callback: ProgressCallback | None) -> None:
         self._callback = callback
         self._done: dict[str, int] = {}
         self._totals: dict[str, int] = {}
+        self._lock = threading.Lock()
 
     def start(self, phase: str, total: int) -> None:
-        self._done[phase] = 0
-        self._totals[phase] = max(total, 0)
-        if self._callback is not None:
-            self._callback(phase, 0, self._totals[phase])
+        with self._lock:
+            self._done[phase] = 0
+            self._totals[phase] = max(total, 0)
+            if self._callback is not None:
+                self._callback(phase, 0, self._totals[phase])
 
     def advance(self, phase: str, amount: int) -> None:
         if not amount:
             return
-        self._done[phase] = min(self._done[phase] + amount, self._totals[phase])
-        if self._callback is not None:
-            self._callback(phase, self._done[phase], self._totals[phase])
+        with self._lock:
+            self._done[phase] = min(self._done[phase] + amount, self._totals[phase])
+            if self._callback is not None:
+                self._callback(phase, self._done[phase], self._totals[phase])
+
+    def step(self, phase: str) -> Callable[[], None]:
+        """Return a callable that advances ``phase`` by one (a writer's progress marker)."""
+        return lambda: self.advance(phase, 1)
 
     def finish(self, phase: str) -> None:
-        self._done[phase] = self._totals[phase]
-        if self._callback is not None:
-            self._callback(phase, self._totals[phase], self._totals[phase])
+        with self._lock:
+            self._done[phase] = self._totals[phase]
+            if self._callback is not None:
+                self._callback(phase, self._totals[phase], self._totals[phase])
 
 
 def seed(
@@ -290,8 +301,12 @@ def seed(
         seed: the same seed gives the same rows, ids included.
         reset: empty the data tables and the content store first. Without it a
             database that holds data is refused.
-        progress: called as ``progress(phase, done, total)``; phases are
-            users, catalog, enrollments, progress, reviews, payments, content.
+        progress: called as ``progress(phase, done, total)``, possibly from
+            worker threads; phases, in order: prepare (shards), users,
+            catalog, enrollments, progress, reviews, payments (rows), indexes
+            (statements rebuilding deferred keys and indexes), finish
+            (checks, triggers and ANALYZE per shard), content (documents),
+            commit (shards).
         content_limit: write at most this many lesson documents (lessons past it
             say ``pending``); default: one for every video and reading lesson.
         defer_indexes: drop keys, foreign keys and indexes during the load and
@@ -323,6 +338,7 @@ def seed(
     router = Router(settings)
 
     clock = time.perf_counter()
+    tracker.start("prepare", len(router.shards) + 1)
     world = World(
         seed=seed,
         scale=chosen,
@@ -335,6 +351,7 @@ def seed(
         tax_rate=settings.tax_rate,
         content_limit=content_limit,
     )
+    tracker.advance("prepare", 1)
     timings["prepare"] = time.perf_counter() - clock
 
     coordinator = router.local_shard
@@ -348,6 +365,7 @@ def seed(
         clock = time.perf_counter()
         deferred = chosen.enrollments >= DEFER_FROM if defer_indexes is None else defer_indexes
         _prepare_tables(writers, reset, SEEDED_TABLES if deferred else ())
+        tracker.finish("prepare")
         timings["prepare"] += time.perf_counter() - clock
 
         phases: list[tuple[str, int, Callable[[World], Iterator[Batch]]]] = [
@@ -371,13 +389,16 @@ def seed(
             timings[phase] = time.perf_counter() - clock
 
         clock = time.perf_counter()
+        tracker.start("indexes", sum(w.deferred_statements for w in writers.values()))
         for writer in writers.values():
-            writer.restore_indexes()
+            writer.restore_indexes(done=tracker.step("indexes"))
         for writer in writers.values():
             writer.flush()
+        tracker.finish("indexes")
         timings["indexes"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        stats_rows = _finish(writers, world)
+        stats_rows = _finish(writers, world, tracker)
+        tracker.finish("finish")
         timings["finish"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
@@ -393,7 +414,9 @@ def seed(
             shard: {**dict(writer.rows), "course_stats": stats_rows[shard]}
             for shard, writer in writers.items()
         }
+        tracker.start("commit", len(writers))
         token = commit_all(writers, coordinator, gid)
+        tracker.finish("commit")
         timings["commit"] = time.perf_counter() - clock
     except BaseException:
         for writer in writers.values():
@@ -483,18 +506,22 @@ def _prepare_tables(
         writer.flush()
 
 
-def _finish(writers: dict[str, ShardWriter], world: World) -> dict[str, int]:
+def _finish(writers: dict[str, ShardWriter], world: World, tracker: _Progress) -> dict[str, int]:
     """Compute the partials, move the invoice sequences, verify, re-enable the triggers."""
+    # Steps per shard: the partials, each check, and each table's triggers + ANALYZE.
+    tracker.start("finish", len(writers) * (1 + len(CHECKS) + len(SEEDED_TABLES)))
+    step = tracker.step("finish")
     stamp = str(timestamps(np.array([WORLD_NOW_MS - DAY_MS]))[0])
     stats = {s: w.query(_COURSE_STATS, (stamp,)) for s, w in writers.items()}
     for shard, writer in writers.items():
+        writer.notify(step)
         used = world.invoice_counters.get(shard, 0)
         writer.execute("SELECT setval('invoice_number_seq', %s, %s)", (max(used, 1), used > 0))
-    checks = {
-        (shard, name): writer.query(sql)
-        for shard, writer in writers.items()
-        for name, sql in CHECKS.items()
-    }
+    checks: dict[tuple[str, str], Any] = {}
+    for shard, writer in writers.items():
+        for name, sql in CHECKS.items():
+            checks[(shard, name)] = writer.query(sql)
+            writer.notify(step)
     for (shard, name), future in checks.items():
         wrong = future.result()[0][0]
         if wrong:
@@ -505,7 +532,8 @@ def _finish(writers: dict[str, ShardWriter], world: World) -> dict[str, int]:
     for writer in writers.values():
         for table in SEEDED_TABLES:
             writer.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
-        writer.execute(f"ANALYZE {', '.join(SEEDED_TABLES)}")
+            writer.execute(f"ANALYZE {table}")
+            writer.notify(step)
     for writer in writers.values():
         writer.flush()
     return {shard: int(future.result()[0][0]) for shard, future in stats.items()}

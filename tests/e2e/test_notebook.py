@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def test_the_committed_notebook_has_no_outputs() -> None:
 
 
 def test_the_analytics_notebook_runs_without_errors_and_draws_its_plots(
-    db: Database, cluster: LocalCluster
+    db: Database, cluster: LocalCluster, tmp_path: Path
 ) -> None:
     ensure_world(db, cluster)
     # The kernel is another process: it holds no causal token, so let every
@@ -35,31 +36,43 @@ def test_the_analytics_notebook_runs_without_errors_and_draws_its_plots(
     truth.wait_replicas_caught_up(cluster)
     expected = truth.platform(truth.read_raw(cluster))["all"]
 
-    notebook = nbformat.read(NOTEBOOK, as_version=4)
-    # Prove which interpreter runs the kernel (this copy only; the file is untouched).
+    # A checkout after `elearn up`: <project>/.elearn (here the test cluster's home)
+    # and <project>/examples/analytics.ipynb. The kernel starts in examples/ with no
+    # ELEARN_HOME set, as `jupyter nbconvert --execute examples/analytics.ipynb`
+    # or a notebook server opened on the checkout starts it: it must find ../.elearn.
+    project = tmp_path / "project"
+    (project / "examples").mkdir(parents=True)
+    (project / ".elearn").symlink_to(cluster.home, target_is_directory=True)
+    shutil.copy(NOTEBOOK, project / "examples" / NOTEBOOK.name)
+
+    notebook = nbformat.read(project / "examples" / NOTEBOOK.name, as_version=4)
+    # Prove which interpreter runs the kernel and where it found its settings
+    # (this copy only; the committed file is untouched).
     notebook.cells.insert(0, nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
+    # After the cell that connects (markdown, then connect(), once the line above is in).
+    notebook.cells.insert(
+        3, nbformat.v4.new_code_cell("import os\nprint(db.settings.home, os.getcwd())")
+    )
     # PYTHONPATH: the kernel imports this checkout's package even where an editable
     # install's finder is stale (one generated before elearn_data/__init__.py existed
     # maps `elearn_data` to a namespace package without connect()).
     python_path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
-    env = {
-        **os.environ,
-        "ELEARN_HOME": str(cluster.home),
-        "MPLBACKEND": "Agg",
-        "PYTHONPATH": python_path,
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ELEARN_")}
+    env.update({"MPLBACKEND": "Agg", "PYTHONPATH": python_path})
     client = NotebookClient(
         notebook,
         kernel_name="python3",
         timeout=120,
         # Run where a reader opens it: in the examples folder.
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+        resources={"metadata": {"path": str(project / "examples")}},
     )
     client.execute(env=env)  # raises CellExecutionError on the first failing cell
 
     outputs = [out for cell in notebook.cells for out in cell.get("outputs", [])]
     assert not [out for out in outputs if out.output_type == "error"]
     assert Path(outputs[0]["text"].strip()).resolve() == Path(sys.executable).resolve()
+    home, cwd = notebook.cells[3].outputs[0]["text"].split()
+    assert (Path(home), Path(cwd)) == (project / ".elearn", project / "examples")
     images = [out for out in outputs if "image/png" in out.get("data", {})]
     # regions, revenue by month, the top course's funnel, classmates across regions
     assert len(images) >= 4

@@ -19,7 +19,7 @@ def shards(**overrides: dict[str, object]) -> dict[str, dict[str, object]]:
 
 
 def test_no_configuration_names_the_missing_shards(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match=r"no shards configured.*elearn cluster up"):
+    with pytest.raises(ConfigurationError, match=r"no shards configured.*run `elearn up`"):
         Settings(home=tmp_path)
 
 

@@ -105,6 +105,14 @@ def test_instructor_stats_of_an_unknown_id_raise_not_found(analytics: Analytics)
         analytics.instructor_stats(ids.new_id(Region.AFRICA))
 
 
+def test_instructor_stats_of_a_learner_raise_invalid_input(
+    world: World, analytics: Analytics
+) -> None:
+    learner = next(iter(world.learners.values()))
+    with pytest.raises(InvalidInput, match=rf"user {learner} is a student, not an instructor"):
+        analytics.instructor_stats(learner)
+
+
 def test_popular_courses_equal_the_truth_and_fill_with_unenrolled_courses(
     world: World, raw: truth.Raw, analytics: Analytics
 ) -> None:

@@ -12,7 +12,7 @@ from elearn_data import migrations
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.config import Settings
 
-VERSIONS = migrations.PROJECT_ROOT / "alembic" / "versions"
+VERSIONS = migrations.SCRIPT_LOCATION / "versions"
 
 OBJECTS = (
     "SELECT 'function ' || p.proname FROM pg_proc p"

@@ -1,9 +1,9 @@
 """Database logic: the PL/pgSQL functions of every shard (and the invoice number sequence).
 
-Each object's SQL lives in ``alembic/sql/0002/<name>.sql`` (one object per file,
+Each object's SQL lives in ``elearn_data/alembic/sql/0002/<name>.sql`` (one object per file,
 frozen with this revision: a later change is a new revision with its own
 folder). Upgrade creates them in the order below; downgrade drops them in the
-reverse order. ``alembic/env.py`` grants EXECUTE and sequence USAGE to the
+reverse order. ``elearn_data/alembic/env.py`` grants EXECUTE and sequence USAGE to the
 application role after every run.
 
 Functions raise our SQLSTATEs (EL400 invalid input, EL404 not found, EL409

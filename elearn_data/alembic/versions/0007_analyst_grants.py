@@ -26,7 +26,7 @@ from elearn_data.analytics.grants import grant_analyst, revoke_analyst
 from elearn_data.config import load_settings
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

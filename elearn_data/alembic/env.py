@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 
 from elearn_data.analytics.grants import ANALYST_REVISION, grant_analyst
 from elearn_data.config import load_settings, with_user
+from elearn_data.errors import ShardUnavailable
 from elearn_data.models import Base
 from elearn_data.sharding.engines import build_engine
 
@@ -176,7 +177,11 @@ def run_migrations_online() -> None:
                     _grant_analyst(connection, settings.analyst_user)
                     connection.commit()
         except OperationalError as exc:
-            raise SystemExit(f"shard {shard}: cannot reach its primary: {exc.orig}") from exc
+            detail = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else "no answer"
+            if config.attributes.get("settings") is not None:
+                # Called through elearn_data.migrations: a domain error the CLI prints in one line.
+                raise ShardUnavailable(shard, f"cannot reach its primary: {detail}") from exc
+            raise SystemExit(f"shard {shard}: cannot reach its primary: {detail}") from exc
         finally:
             engine.dispose()
         progress = config.attributes.get("progress")

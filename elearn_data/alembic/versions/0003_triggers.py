@@ -1,6 +1,6 @@
 """Database logic: triggers (updated_at, course partials, progress, lesson counts, guards).
 
-Trigger functions and triggers live in ``alembic/sql/0003/<name>.sql`` (one
+Trigger functions and triggers live in ``elearn_data/alembic/sql/0003/<name>.sql`` (one
 object per file, frozen with this revision); the ``updated_at`` triggers, one
 per table with that column, are generated from ``UPDATED_AT_TABLES``. Before
 the triggers exist, the derived columns they maintain are recomputed from the
