@@ -300,6 +300,9 @@ class WebSettings(_Section):
     per_address: RateLimit = RateLimit(requests=1200, per_s=60.0)
     per_account: RateLimit = RateLimit(requests=600, per_s=60.0)
     rate_limits_enabled: bool = True
+    # GET /metrics: the worker's Prometheus metrics (db.metrics()), no token needed;
+    # off by default, as the metrics name shards and methods.
+    metrics_enabled: bool = False
     # Idle keep-alive connections are closed after this long (longer than a load
     # balancer's idle timeout, so that the balancer closes first).
     keep_alive_s: int = Field(default=75, ge=1)

@@ -185,7 +185,8 @@ class CatalogRepository:
     def set_capacity(self, course_id: uuid.UUID, capacity: int | None, at: datetime) -> int:
         """Set the course's capacity on every shard and in its seat ledger; return the live count.
 
-        Lock order: the course row on every shard (sorted), then the seat ledger.
+        Lock order: the course row on every shard (in the catalog writer's order),
+        then the seat ledger.
         Every enroll and drop reads the capacity ``FOR SHARE`` on the learner's
         shard after writing the enrollment, so once all course rows are locked
         no enrollment can change the count unseen: one that read the old
@@ -197,15 +198,13 @@ class CatalogRepository:
             NotFound: no such course.
             InvalidInput: the capacity is below the course's live enrollments.
         """
-        for shard in sorted(self.uow.router.shards):
-            found = self.uow.execute(
-                update(Course)
-                .where(Course.id == course_id)
-                .values(max_enrollments=capacity, updated_at=at)
-                .returning(Course.id),
-                shard=shard,
-            ).first()
-            if found is None:
+        for result in self._everywhere(
+            update(Course)
+            .where(Course.id == course_id)
+            .values(max_enrollments=capacity, updated_at=at)
+            .returning(Course.id)
+        ):
+            if result.first() is None:
                 raise NotFound(f"course {course_id} not found")
         live = sum(
             int(self.uow.execute(_LIVE_ENROLLMENTS, {"c": course_id}, shard=shard).scalar_one())

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from elearn_data.web.deps import Worker
 from elearn_data.web.schemas import HealthOut, NodeHealth
@@ -41,3 +42,17 @@ def health(state: Worker) -> JSONResponse:
 def live(state: Worker) -> dict[str, object]:
     """The worker answers (no database call): for process supervisors and load balancers."""
     return {"ok": True, "worker": state.worker_id}
+
+
+@router.get("/metrics", response_class=PlainTextResponse, include_in_schema=False)
+def metrics(state: Worker) -> PlainTextResponse:
+    """The answering worker's Prometheus metrics (``Settings.web.metrics_enabled``; else 404).
+
+    Counters and histograms (API calls, errors, pool checkouts) are the worker
+    process's own; the figures read from the databases (lag, in-doubt
+    transactions, outbox) are the platform's. The ``X-Elearn-Worker`` header
+    says which worker answered.
+    """
+    if not state.db.settings.web.metrics_enabled:
+        raise HTTPException(status_code=404, detail="metrics are not enabled")
+    return PlainTextResponse(state.db.metrics(), media_type=CONTENT_TYPE_LATEST)

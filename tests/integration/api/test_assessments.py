@@ -183,7 +183,7 @@ def test_the_database_refuses_a_key_the_python_checks_would_let_through(clean: D
     """The SQL function is the last line: a direct call with a bad key is refused there too."""
     course, _ = published_course(clean)
     assessment = clean.assessments.create(course, title="Quiz")
-    with clean.writer() as uow, pytest.raises(InvalidInput, match="not among the options"):
+    with clean.writer("eu") as uow, pytest.raises(InvalidInput, match="not among the options"):
         uow.execute(
             text(
                 "SELECT add_assessment_question(:id, :a, 1, 'multiple_choice', 'p', 1,"

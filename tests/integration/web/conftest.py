@@ -46,6 +46,7 @@ def server(
         "main",
         ELEARN_WEB__PER_ADDRESS__REQUESTS="1000000",
         ELEARN_WEB__PER_ACCOUNT__REQUESTS="1000000",
+        ELEARN_WEB__METRICS_ENABLED="true",
     )
     yield proc
     proc.stop()

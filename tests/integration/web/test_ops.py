@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -127,3 +128,14 @@ def test_shutdown_lets_in_flight_requests_finish(
     log = proc.log_path.read_text()
     assert log.count("closing pools") == 2
     assert log.count("Application shutdown complete") == 2
+
+
+def test_metrics_are_served_when_enabled(
+    server: ServerProcess, new_client: Callable[[], ApiClient]
+) -> None:
+    new_client().request("GET", "/v1/courses/popular", auth=False)
+    with urllib.request.urlopen(f"http://{server.host}:{server.port}/metrics", timeout=30) as reply:
+        body = reply.read().decode()
+        assert reply.headers["Content-Type"].startswith("text/plain")
+    assert "elearn_node_up" in body
+    assert "elearn_twophase_in_doubt" in body
