@@ -184,10 +184,10 @@ class ReplicaPolicy(_Section):
     """When a reader may use a replica."""
 
     max_lag_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
-    # A replica with WAL received but not replayed, whose last replayed commit is
-    # older than this, is skipped by every reader (replay stalled or paused, so
-    # it serves stale rows even without a causal token); health() reports it as
-    # degraded.
+    # A replica with WAL received but not replayed whose replay is paused, or
+    # has not advanced for this long, is skipped by every reader (it serves
+    # stale rows even to readers without a causal token); health() reports it
+    # as degraded.
     max_lag_s: float = Field(default=2.0, gt=0)
     # How long a reader holding a causal token waits for a replica to replay it
     # before it reads from the primary instead.

@@ -10,8 +10,11 @@ Replication lag is measured from the probes: a replica's replay LSN against its
 primary's current LSN (bytes), and the age of the last replayed transaction
 (seconds; 0 when the replica has replayed everything, since an idle primary
 sends nothing to replay and the age would otherwise grow forever). A replica
-whose lag exceeds ``Settings.replica.max_lag_s`` (replay paused or stalled) or
-``max_lag_bytes`` is ``degraded``: readers skip it, and ``ok`` is False.
+is ``degraded`` (readers skip it, and ``ok`` is False) when it lags more than
+``Settings.replica.max_lag_bytes``, or has WAL waiting while its replay is
+paused, or while this process's readers saw its replay stand still for
+``replica.max_lag_s``. The age alone is not used: after an idle period the
+first commit to arrive makes it look old for a moment.
 
 ``ok`` is False when a node is unreachable, degraded or in the wrong role, a
 shard has fewer replicas in service than it is configured with (degraded: e.g.
@@ -51,6 +54,7 @@ from elearn_data import migrations
 from elearn_data.analytics import Analytics
 from elearn_data.cluster.ha import ShardView, cluster_view
 from elearn_data.config import Settings, url_hosts
+from elearn_data.sharding.consistency import ReplicaSelector
 from elearn_data.sharding.engines import Node, NodeProbe, build_engine
 
 if TYPE_CHECKING:
@@ -63,6 +67,9 @@ R = TypeVar("R")
 SchemaState = Literal["ok", "behind", "ahead", "unreachable", "unknown"]
 
 DEFAULT_TIMEOUT_S = 3.0
+_PAUSED_WITH_WAL = text(
+    "SELECT pg_is_wal_replay_paused() AND pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()"
+)
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ class NodeReport:
     replay_lag_seconds: float | None = None
     schema_revision: str | None = None
     error: str | None = None
-    degraded: bool = False  # replicas: lagging past replica.max_lag_s or max_lag_bytes
+    degraded: bool = False  # replicas: replay paused/stalled with WAL waiting, or too far behind
     patroni_role: str | None = None  # Patroni's role for the server behind the row (HA)
     # False for a node the settings list as out of service (fenced, awaiting a rebuild).
     in_service: bool = True
@@ -138,6 +145,7 @@ class _NodeCheck:
     revision: str | None = None
     revision_error: str | None = None
     in_service: bool = True
+    replay_paused_with_wal_waiting: bool = False
 
 
 def health_report(
@@ -199,7 +207,7 @@ def health_report(
 
     for node in fenced:
         node.engine.dispose()
-    node_reports = _with_patroni_roles(_node_reports(checks, settings), views)
+    node_reports = _with_patroni_roles(_node_reports(checks, settings, db.cluster.selector), views)
     schema = _schema_reports(settings, [c for c in checks if c.in_service])
     pools = tuple(asdict(p) for p in engines.pool_stats())
     problems = _problems(
@@ -271,7 +279,8 @@ def _check_node(db: Database, quick: Settings, node: Node, timeout_s: float) -> 
                 if exists
                 else None
             )
-        return _NodeCheck(node, probe, revision=revision)
+            paused = bool(probe.in_recovery) and bool(conn.execute(_PAUSED_WITH_WAL).scalar())
+        return _NodeCheck(node, probe, revision=revision, replay_paused_with_wal_waiting=paused)
     except SQLAlchemyError as exc:
         return _NodeCheck(node, probe, revision_error=_first_line(exc))
     finally:
@@ -316,7 +325,9 @@ def _late(node: Node, timeout_s: float) -> _NodeCheck:
 # ------------------------------------------------------------------ assembly
 
 
-def _node_reports(checks: list[_NodeCheck], settings: Settings) -> list[NodeReport]:
+def _node_reports(
+    checks: list[_NodeCheck], settings: Settings, selector: ReplicaSelector
+) -> list[NodeReport]:
     primary_lsn = {
         c.node.shard: c.probe.lsn
         for c in checks
@@ -332,9 +343,10 @@ def _node_reports(checks: list[_NodeCheck], settings: Settings) -> list[NodeRepo
             if head is not None:
                 lag_bytes = max(0, head - probe.lsn)
             lag_seconds = 0.0 if lag_bytes == 0 else probe.replay_lag_seconds
-        policy = settings.replica
-        degraded = (lag_seconds is not None and lag_seconds > policy.max_lag_s) or (
-            lag_bytes is not None and lag_bytes > policy.max_lag_bytes
+        degraded = node.role == "replica" and (
+            check.replay_paused_with_wal_waiting
+            or selector.is_stalled(node)
+            or (lag_bytes is not None and lag_bytes > settings.replica.max_lag_bytes)
         )
         reports.append(
             NodeReport(
@@ -454,8 +466,8 @@ def _problems(
             problems.append(f"{where} is not in recovery (promoted or detached)")
         elif n.degraded:
             problems.append(
-                f"{where} is degraded: {n.replay_lag_seconds or 0:.1f} s and "
-                f"{n.replay_lag_bytes} bytes behind its primary (readers skip it)"
+                f"{where} is degraded: replay paused, stalled or too far behind "
+                f"({n.replay_lag_bytes} bytes, {n.replay_lag_seconds or 0:.1f} s; readers skip it)"
             )
         elif n.error:
             problems.append(f"{where}: {n.error}")

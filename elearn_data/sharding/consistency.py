@@ -8,9 +8,10 @@ it waits at most ``ReplicaPolicy.causal_wait_s`` and otherwise reads from the
 primary. A shard whose position after a commit could not be read at all is
 pinned to its primary in the token (:data:`PRIMARY_ONLY`). A replica that
 cannot be reached, lags more than ``ReplicaPolicy.max_lag_bytes``, or has WAL
-waiting whose last replayed commit is older than ``ReplicaPolicy.max_lag_s``
-(replay stalled or paused), is skipped for a while, and the caller never sees
-an error for it.
+waiting while its replay is paused or has not advanced for
+``ReplicaPolicy.max_lag_s`` (a stalled replay serves stale rows to readers
+without a token too), is skipped for a while, and the caller never sees an
+error for it.
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ _IN_RECOVERY = text("SELECT pg_is_in_recovery()")
 # through the owner's function (revision 0005): the application role holds no
 # pg_monitor, and pg_stat_wal_receiver hides its status from it.
 _STANDBY_STATE = text(
-    "SELECT replay_lsn, pending_bytes, receiver_status,"
-    " extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8"
+    "SELECT replay_lsn, pending_bytes, receiver_status, pg_is_wal_replay_paused()"
     " FROM elearn_standby_state()"
 )
 # A token position no replica ever reaches: the shard is read from its primary.
@@ -132,6 +132,21 @@ class ReplicaSelector:
         self._replicas = {shard: tuple(engines.replicas(shard)) for shard in engines.shards}
         # ReadChoice is immutable: one per (node, reason), not one per read.
         self._choices: dict[tuple[int, str], ReadChoice] = {}
+        # Per replica (id of its Node): the replay position first seen with WAL
+        # waiting, and when; a position that stays put means a stalled replay.
+        self._stalls: dict[int, tuple[int, float]] = {}
+        # Per replica: when a lag check last found its replay paused or stalled.
+        self._stalled: dict[int, float] = {}
+
+    def is_stalled(self, replica: Node) -> bool:
+        """True when a recent lag check found the replica's replay paused or stalled.
+
+        A finding older than a few check intervals (no reader looked since) no
+        longer counts: the health check measures pauses itself.
+        """
+        seen = self._stalled.get(id(replica))
+        fresh_s = max(5 * self._policy.check_interval_s, self._policy.max_lag_s)
+        return seen is not None and time.monotonic() - seen <= fresh_s
 
     def _choice(self, node: Node, reason: str) -> ReadChoice:
         key = (id(node), reason)
@@ -214,11 +229,11 @@ class ReplicaSelector:
         """Check the replica's lag at most every ``check_interval_s`` (cached between checks).
 
         Measured on the replica alone, so that choosing a replica never touches the
-        primary: WAL received but not yet replayed (bytes, and the age of the
-        last replayed commit while any is waiting: a paused or stalled replay
-        serves stale rows to readers without a token too), and whether the WAL
-        receiver is streaming at all (a standby cut off from its primary serves
-        stale data).
+        primary: WAL received but not yet replayed (bytes; and, while any waits,
+        whether replay is paused or has not advanced for ``max_lag_s``: a stalled
+        replay serves stale rows to readers without a token too), and whether
+        the WAL receiver is streaming at all (a standby cut off from its primary
+        serves stale data).
         """
         health = replica.health
         now = time.monotonic()
@@ -236,24 +251,44 @@ class ReplicaSelector:
             replica.engine.dispose()
             replica.health.mark_down("not a standby", self._policy.retry_down_after_s)
             return True
-        replayed, pending, receiver, age_s = conn.execute(_STANDBY_STATE).one()
+        replayed, pending, receiver, paused = conn.execute(_STANDBY_STATE).one()
         conn.commit()
         health.observe_replay(int(replayed))
         # status is NULL when no WAL receiver runs (e.g. a promoted node).
         detached = receiver is not None and receiver != "streaming"
         waiting = int(pending or 0)
-        stalled = waiting > 0 and age_s is not None and float(age_s) > self._policy.max_lag_s
+        stalled = self._observe_stall(replica, int(replayed), waiting, bool(paused), now)
         health.lag_bytes = None if detached or stalled else waiting
         if health.lag_bytes is None or health.lag_bytes > self._policy.max_lag_bytes:
             if detached:
                 why = "not streaming"
             elif stalled:
-                why = f"{float(age_s):.1f} s behind with {waiting} bytes not replayed"
+                why = f"not replaying ({waiting} bytes waiting{', paused' if paused else ''})"
             else:
                 why = f"{waiting} bytes behind"
             log.warning("replica %s is %s: reading from the primary", replica.label, why)
             return True
         return False
+
+    def _observe_stall(
+        self, replica: Node, replayed: int, waiting: int, paused: bool, now: float
+    ) -> bool:
+        key = id(replica)
+        stalled_for = 0.0
+        if waiting <= 0:
+            self._stalls.pop(key, None)
+        else:
+            seen = self._stalls.get(key)
+            if seen is not None and seen[0] == replayed:
+                stalled_for = now - seen[1]
+            else:
+                self._stalls[key] = (replayed, now)
+        stalled = waiting > 0 and (paused or stalled_for > self._policy.max_lag_s)
+        if stalled:
+            self._stalled[key] = now
+        else:
+            self._stalled.pop(key, None)
+        return stalled
 
     def _mark_down(self, replica: Node, exc: BaseException) -> None:
         if not replica.health.is_down():

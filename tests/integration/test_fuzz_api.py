@@ -609,6 +609,8 @@ def plans(w: World) -> dict[str, st.SearchStrategy[Any]]:
             },
         ),
         "catalog.publish": call(course),
+        # Below the world course's live enrollment: InvalidInput; None: unlimited.
+        "catalog.set_capacity": call(course, int_arg(1, 100).optional()),
         "catalog.archive": call(id_arg(w, w.draft, exclude=(w.course,))),
         # The world's course has an enrollment: never deletable (InvalidState).
         "catalog.delete_course": call(id_arg(w, w.course, exclude=(w.draft,))),
@@ -864,6 +866,7 @@ METHODS = [
     "catalog.popular",
     "catalog.publish",
     "catalog.search",
+    "catalog.set_capacity",
     "content.add_document",
     "content.add_quiz",
     "content.add_video",
