@@ -616,6 +616,15 @@ class LocalCluster:
                     )
                 )
                 cur.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(db, app))
+                # The analyst role of db.analytics.sql reads scratch databases too
+                # (the bench); it exists once the platform's database is set up.
+                cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ANALYST_USER,))
+                if cur.fetchone() is not None:
+                    cur.execute(
+                        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                            db, sql.Identifier(ANALYST_USER)
+                        )
+                    )
         finally:
             conn.close()
 

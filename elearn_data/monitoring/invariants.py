@@ -47,11 +47,6 @@ def _rows(db: Database, shard: str, statement: Any) -> list[Any]:
         return list(conn.execute(statement).all())
 
 
-_DIGEST = sql.SQL(
-    "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM {} AS t"
-)
-
-
 def _catalog_digest(db: Database, shard: str) -> dict[str, str]:
     """Return a count and digest of every catalog table's rows on one shard."""
     digests: dict[str, str] = {}
@@ -62,7 +57,12 @@ def _catalog_digest(db: Database, shard: str) -> dict[str, str]:
             for table in Base.metadata.sorted_tables:
                 if "placement" not in table.info or placement_of(table) is not Placement.REFERENCE:
                     continue
-                cursor.execute(_DIGEST.format(sql.Identifier(table.name)))
+                cursor.execute(
+                    sql.SQL(
+                        "SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)),"
+                        " '') FROM {} AS t"
+                    ).format(sql.Identifier(table.name))
+                )
                 row = cursor.fetchone()
                 assert row is not None
                 count, digest = row

@@ -75,7 +75,14 @@ def test_every_secret_in_the_settings_is_a_secret_str() -> None:
         "mongo_uri",
         "shards.*.password",
     }
-    plain = {n: a for n, a in secret.items() if SecretStr not in (*typing.get_args(a), a)}
+    # Names that contain a secret word without holding a secret: a key's public id,
+    # a token's lifetime.
+    not_secret = {"web.signing_key_id", "web.access_token_ttl_s"}
+    plain = {
+        n: a
+        for n, a in secret.items()
+        if n not in not_secret and SecretStr not in (*typing.get_args(a), a)
+    }
     assert plain == {}, f"secrets that are not SecretStr: {plain}"
 
 

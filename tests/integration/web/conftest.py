@@ -24,6 +24,7 @@ PASSWORD = "correct horse battery"
 BASE_ENV = {
     "ELEARN_ARGON2_TIME_COST": "1",
     "ELEARN_ARGON2_MEMORY_KIB": "8192",
+    "ELEARN_ARGON2_ALLOW_WEAK": "true",
 }
 
 
