@@ -82,11 +82,34 @@ def _safe_message(exc: BaseException) -> str:
     return text[:_MAX_MESSAGE]
 
 
+# The error classes of the API contract; a finer class (ForeignId, AbortedByRecovery,
+# CommitPending, ...) is reported as its nearest contract base.
+CONTRACT_ERRORS = frozenset(
+    {
+        "NotFound",
+        "Duplicate",
+        "DuplicateEmail",
+        "InvalidInput",
+        "UnknownRegion",
+        "InvalidState",
+        "CourseFull",
+        "AlreadyEnrolled",
+        "ShardUnavailable",
+        "ConfigurationError",
+        "RoutingError",
+        "CrossShardQuery",
+        "LoginThrottled",
+        "ConcurrencyConflict",
+        "AnalyticsTimeout",
+    }
+)
+
+
 def public_name(exc: errors.ElearnDataError) -> str:
-    """The error's class, or its nearest base among the public classes of elearn_data.errors."""
+    """The error's class, or its nearest base among the API contract's error classes."""
     for cls in type(exc).__mro__:
         name: str = cls.__name__
-        if name in errors.__all__ and getattr(errors, name) is cls:
+        if name in CONTRACT_ERRORS and getattr(errors, name, None) is cls:
             return name
     return "ElearnDataError"
 

@@ -80,9 +80,14 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
     # The models and every shard still agree (no table, column or index was added).
     command.check(migrations.alembic_config(scratch))
 
-    # 0005 undone: its functions are gone and the money functions run as the caller again.
+    # 0005 and what follows undone: their functions and triggers are gone and the money
+    # functions run as the caller again.
     migrations.downgrade(scratch, "0003")
+    assessments = _revision(VERSIONS / "0008_assessments.py")
     without_0005 = declared - {f"function {n}" for n, _ in _SECURITY.FUNCTIONS}
+    without_0005 -= {f"function {name}" for name in assessments.FUNCTIONS}
+    without_0005 -= {f"trigger {name}" for name, _ in assessments.TRIGGERS}
+    without_0005 -= {f"trigger trg_{t}_updated_at" for t, _ in assessments.UPDATED_AT_TABLES}
     assert all(
         objects == without_0005 | SCHEMA_SEQUENCES
         for objects in _objects(cluster, scratch).values()
