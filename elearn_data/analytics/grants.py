@@ -2,7 +2,7 @@
 
 The role itself is cluster-wide (created by ``elearn cluster up``, or by the
 operator of an external deployment); these grants are per database and are made
-by the migrations (revision ``0007``, and ``alembic/env.py`` after every run,
+by the migrations (revision ``0007``, and ``elearn_data/alembic/env.py`` after every run,
 so a table a later revision adds is granted as soon as it exists). Applying
 them converges: everything is revoked first, then exactly the visible columns
 of :func:`~elearn_data.analytics.visibility.visible_tables` that exist in the

@@ -10,7 +10,7 @@ from tests.integration.db_logic.helpers import owner_connection
 
 
 def record_shard_names(db: Database) -> None:
-    """Write each shard's name into shard_meta, as alembic/env.py does after a migration.
+    """Write each shard's name into shard_meta, as the packaged env.py does after a migration.
 
     Invoice numbers need the shard's name; a cleanup that emptied shard_meta (as
     ``truncate_all`` once did) must not make these tests depend on test order.
