@@ -41,17 +41,31 @@ def tight(
     proc.stop()
 
 
+def _connections_to_both_workers(
+    proc: ServerProcess, source: str, *, at_least: int = 8, at_most: int = 64
+) -> list[http.client.HTTPConnection]:
+    """Open keep-alive connections until both workers hold some (which worker accepts
+    a connection is the kernel's choice); health probes are never rate limited."""
+    conns: list[http.client.HTTPConnection] = []
+    workers: set[str] = set()
+    while len(conns) < at_most and (len(conns) < at_least or len(workers) < 2):
+        conn = http.client.HTTPConnection(
+            proc.host, proc.port, timeout=30, source_address=(source, 0)
+        )
+        conn.request("GET", "/v1/health/live")
+        response = conn.getresponse()
+        response.read()
+        workers.add(response.getheader("x-elearn-worker") or "")
+        conns.append(conn)
+    return conns
+
+
 def burst(proc: ServerProcess, path: str, n: int, *, source: str = "127.0.0.1", token: str = ""):
-    """Send ``n`` requests over 8 connections opened at once (so both workers answer)."""
-    conns = [
-        http.client.HTTPConnection(proc.host, proc.port, timeout=30, source_address=(source, 0))
-        for _ in range(8)
-    ]
+    """Send ``n`` requests over connections held by both workers (so both answer)."""
+    conns = _connections_to_both_workers(proc, source)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     replies = []
     try:
-        for conn in conns:
-            conn.connect()
         for i in range(n):
             conn = conns[i % len(conns)]
             conn.request("GET", path, headers=headers)
