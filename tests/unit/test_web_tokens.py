@@ -9,8 +9,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("fastapi")
-
 from elearn_data import errors
 from elearn_data.config import Settings
 from elearn_data.sharding.consistency import CausalToken

@@ -7,10 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
 from elearn_data.cluster.local import LocalCluster
-from elearn_data.config import Settings
 from elearn_data.web.client import ApiClient, Reply
 from elearn_data.web.server import ServerProcess
 
@@ -192,11 +189,6 @@ def test_admin_reads_platform_analytics(
     assert by_shard["all"]["users"] >= 1
 
 
-@pytest.mark.skipif(
-    "login" not in Settings.model_fields,
-    reason="db.users.authenticate does not throttle failed logins in this build "
-    "(Settings.login is missing); the 429 mapping is covered by tests/unit/test_web_tokens.py",
-)
 def test_login_throttled_is_429_with_retry_after(
     server: ServerProcess, new_client: Callable[[], ApiClient]
 ) -> None:
