@@ -18,11 +18,11 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from elearn_data import retry
 from elearn_data.analytics import Analytics
 from elearn_data.config import Settings, load_settings
 from elearn_data.content import ContentStore
-from elearn_data.dberrors import is_disconnect
-from elearn_data.errors import ConcurrencyConflict, ElearnDataError, ShardUnavailable
+from elearn_data.errors import ElearnDataError
 from elearn_data.monitoring.metrics import Metrics
 from elearn_data.services.assessments import Assessments
 from elearn_data.services.billing import Payments
@@ -41,9 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-# A serialization failure, deadlock or lock timeout wrote nothing: retry a few times.
-CONFLICT_RETRIES = 3
 
 # The causal scope of the current caller (see Database.causal_scope): the Database
 # it belongs to, and the caller's own token store. A context variable, so that it
@@ -278,25 +275,21 @@ class Database:
         """Run ``fn`` in a writer unit of work, retrying what provably wrote nothing.
 
         A dropped connection before the commit started (a stale pooled connection
-        after a restart or a failover) and a concurrency conflict are retried;
-        anything else, and any failure during the commit, is raised.
+        after a restart or a failover) and a concurrency conflict are retried
+        (``retry.WRITES``); anything else, and any failure during the commit, is raised.
         """
-        attempt = 0
-        while True:
-            attempt += 1
-            uow_box: list[UnitOfWork] = []
-            try:
-                with self.writer(shard) as uow:
-                    uow_box.append(uow)
-                    return fn(uow)
-            except ShardUnavailable as exc:
-                started = bool(uow_box) and uow_box[0].commit_started
-                if attempt > 1 or started or not is_disconnect(exc.__cause__ or exc):
-                    raise
-                log.info("retrying a write after a dropped connection: %s", exc)
-            except ConcurrencyConflict:
-                if attempt > CONFLICT_RETRIES:
-                    raise
+
+        def work(attempt: retry.Attempt) -> T:
+            with self.writer(shard) as uow:
+                attempt.track(uow)
+                return fn(uow)
+
+        return retry.run(
+            retry.WRITES,
+            work,
+            down_after_s=self.settings.replica.retry_down_after_s,
+            what="a write",
+        )
 
     def _reader_uow(
         self,
@@ -311,20 +304,19 @@ class Database:
         )
 
     def read(self, shard: object | None, fn: Callable[[UnitOfWork], T], **kw: Any) -> T:
-        """Run ``fn`` in a reader unit of work; a replica that fails mid-read is retried."""
+        """Run ``fn`` in a reader unit of work; a replica that fails mid-read is retried.
+
+        ``retry.READS``: after a dropped connection the replicas that served the
+        read are marked down and the read runs once more (on another node).
+        """
         # The hottest path of the API: what ``with self.reader(shard, **kw) as uow``
         # does, without two generator-based context managers per call.
-        uow = self._reader_uow(shard, **kw)
-        try:
-            return uow.run(fn)
-        except ShardUnavailable as exc:
-            if not is_disconnect(exc.__cause__ or exc):
-                raise
-            for choice in uow.choices.values():
-                if choice.node.role == "replica":
-                    choice.node.health.mark_down(str(exc), self.settings.replica.retry_down_after_s)
-            log.info("retrying a read after a dropped connection: %s", exc)
-        return self._reader_uow(shard, **kw).run(fn)
+        return retry.run(
+            retry.READS,
+            lambda attempt: attempt.track(self._reader_uow(shard, **kw)).run(fn),
+            down_after_s=self.settings.replica.retry_down_after_s,
+            what="a read",
+        )
 
 
 def connect(settings: Settings | None = None) -> Database:

@@ -68,13 +68,37 @@ class AlreadyEnrolled(InvalidState):
     """The learner holds an active or completed enrollment in the course."""
 
 
-class ShardUnavailable(ElearnDataError):
-    """A shard's primary (or every node able to serve the call) cannot be reached."""
+class Unavailable(ElearnDataError):
+    """A store behind the call cannot serve it: a shard (PostgreSQL) or the content store.
 
-    def __init__(self, shard: str, detail: str = "") -> None:
+    Nothing the caller passed is wrong; the same call may succeed later.
+    """
+
+
+class ShardUnavailable(Unavailable):
+    """A shard's primary (or every node able to serve the call) cannot be reached.
+
+    ``disconnect`` is True when the connection failed, not the statement: the
+    node went away (or a pooled connection to it had gone stale), so a call
+    that had not begun to commit wrote nothing and may run again on a fresh
+    connection. It is decided once, where the driver error is translated
+    (``elearn_data.dberrors``); ``elearn_data.retry`` reads it.
+    """
+
+    def __init__(self, shard: str, detail: str = "", *, disconnect: bool = False) -> None:
         self.shard = shard
+        self.disconnect = disconnect
         suffix = f": {detail}" if detail else ""
         super().__init__(f"shard {shard!r} is unavailable{suffix}")
+
+
+class ContentUnavailable(Unavailable):
+    """The content store (MongoDB) cannot serve the call: unreachable, closed or failing.
+
+    Nothing can be assumed written when this is raised by a write, except that an
+    injected fault (see ``FaultInjector``) is raised before anything is sent.
+    Also importable as ``elearn_data.content.ContentUnavailable`` (the same class).
+    """
 
 
 class AnalyticsTimeout(ElearnDataError, TimeoutError):
@@ -189,6 +213,7 @@ __all__ = [
     "CommitPending",
     "ConcurrencyConflict",
     "ConfigurationError",
+    "ContentUnavailable",
     "CourseFull",
     "CrossShardQuery",
     "Duplicate",
@@ -202,5 +227,6 @@ __all__ = [
     "OutcomeUnknown",
     "RoutingError",
     "ShardUnavailable",
+    "Unavailable",
     "UnknownRegion",
 ]

@@ -28,8 +28,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Executable
 from sqlalchemy.exc import SQLAlchemyError
 
+from elearn_data import retry
 from elearn_data.analytics.queries import BEGIN_SNAPSHOT, END_SNAPSHOT
-from elearn_data.dberrors import is_disconnect, translate
+from elearn_data.dberrors import translate
 from elearn_data.errors import ElearnDataError, ShardUnavailable
 from elearn_data.sharding.unit_of_work import UnitOfWork
 
@@ -189,32 +190,28 @@ class FanOut:
         explicit read-only REPEATABLE READ transaction, begun together with its
         statement timeout in one round trip, and always ended by ``close``.
         """
-        attempt = 0
-        while True:
-            attempt += 1
-            uow = UnitOfWork(self._db.cluster, "reader", shard, token=self._db.token)
+
+        def attempt_open(attempt: retry.Attempt) -> ShardQuery:
+            # A pooled connection to a node restarted since it was pooled fails
+            # on first use; nothing was read, so retry.READS runs this once more.
+            uow = attempt.track(UnitOfWork(self._db.cluster, "reader", shard, token=self._db.token))
             query = ShardQuery(shard, uow)
             budget_ms = max(1, math.ceil(self.remaining() * 1000))
             try:
                 uow.execute(BEGIN_SNAPSHOT, {"ms": str(budget_ms)}, shard=shard)
-            except ShardUnavailable as exc:
-                query.close()
-                # A pooled connection to a node restarted since it was pooled
-                # fails on first use; nothing was read, so one retry is safe.
-                if attempt > 1 or not is_disconnect(exc.__cause__ or exc):
-                    raise
-                for choice in uow.choices.values():
-                    if choice.node.role == "replica":
-                        choice.node.health.mark_down(
-                            str(exc), self._db.settings.replica.retry_down_after_s
-                        )
-                log.info("analytics: retrying shard %s after a dropped connection", shard)
-                continue
             except BaseException:
                 query.close()
                 raise
-            self._queries[shard] = query
             return query
+
+        query = retry.run(
+            retry.READS,
+            attempt_open,
+            down_after_s=self._db.settings.replica.retry_down_after_s,
+            what=f"analytics shard {shard}",
+        )
+        self._queries[shard] = query
+        return query
 
     def _close(self, shard: str) -> None:
         query = self._queries.pop(shard, None)
@@ -229,7 +226,7 @@ class FanOut:
 def _named(shard: str, exc: BaseException | None) -> BaseException:
     """Return ``exc``, made a ShardUnavailable naming ``shard`` when it is one."""
     if isinstance(exc, ShardUnavailable) and exc.shard != shard:
-        error = ShardUnavailable(shard, str(exc))
+        error = ShardUnavailable(shard, str(exc), disconnect=exc.disconnect)
         error.__cause__ = exc
         return error
     assert exc is not None

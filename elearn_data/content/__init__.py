@@ -15,7 +15,6 @@ errors are the package's own (NotFound, Duplicate, InvalidInput and
 :class:`ContentUnavailable`). Importing this package connects to nothing.
 """
 
-from elearn_data.content.errors import ContentUnavailable
 from elearn_data.content.repository import (
     WRITE_OPERATIONS,
     ContentRepository,
@@ -31,6 +30,7 @@ from elearn_data.content.views import (
     QuizQuestion,
     Subtitle,
 )
+from elearn_data.errors import ContentUnavailable  # re-exported: defined with every other error
 
 __all__ = [
     "WRITE_OPERATIONS",

@@ -1,4 +1,4 @@
-"""Errors of the content store, and the one place pymongo errors become domain errors.
+"""The one place pymongo errors become domain errors (the classes live in elearn_data.errors).
 
 Callers never catch pymongo (or mongomock) exceptions: every repository call runs
 inside :func:`driver_errors`, which re-raises them as the package's own tree with
@@ -12,15 +12,7 @@ from contextlib import contextmanager
 
 from pymongo.errors import ConnectionFailure, DuplicateKeyError, PyMongoError
 
-from elearn_data.errors import Duplicate, ElearnDataError
-
-
-class ContentUnavailable(ElearnDataError):
-    """The content store (MongoDB) cannot serve the call: unreachable, closed or failing.
-
-    Nothing can be assumed written when this is raised by a write, except that an
-    injected fault (see ``FaultInjector``) is raised before anything is sent.
-    """
+from elearn_data.errors import ContentUnavailable, Duplicate
 
 
 @contextmanager
@@ -50,4 +42,4 @@ def driver_errors(operation: str, *, duplicate: str | None = None) -> Iterator[N
         raise ContentUnavailable(f"{operation}: MongoDB refused the call: {exc}") from exc
 
 
-__all__ = ["ContentUnavailable", "driver_errors"]
+__all__ = ["driver_errors"]

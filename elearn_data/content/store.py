@@ -8,7 +8,7 @@ Backends:
 
 - ``settings.mongo_uri`` set: a real MongoDB (pymongo connects lazily, so
   building a store never blocks; an unreachable server surfaces as
-  :class:`~elearn_data.content.errors.ContentUnavailable` on use and as
+  :class:`~elearn_data.errors.ContentUnavailable` on use and as
   ``reachable: False`` in :meth:`ContentStore.status`).
 - otherwise: an in-process ``mongomock_ng.MongoClient``, private to the store.
   The first such store of the process logs one warning; ``status()`` reports
@@ -51,13 +51,13 @@ from pymongo.errors import InvalidURI
 
 from elearn_data.config import Settings, redact
 from elearn_data.content.documents import DOCUMENT_CLASSES, collection_of, index_models
-from elearn_data.content.errors import ContentUnavailable, driver_errors
+from elearn_data.content.errors import driver_errors
 from elearn_data.content.repository import (
     WRITE_OPERATIONS,
     ContentRepository,
     PreferencesRepository,
 )
-from elearn_data.errors import ConfigurationError, InvalidInput
+from elearn_data.errors import ConfigurationError, ContentUnavailable, InvalidInput
 
 logger = logging.getLogger(__name__)
 

@@ -64,6 +64,7 @@ from sqlalchemy import Connection, TwoPhaseTransaction, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from elearn_data.errors import AbortedByRecovery, CommitPending, OutcomeUnknown
+from elearn_data.retry import Backoff
 from elearn_data.sharding.engines import EngineMap
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,7 @@ _CURRENT_LSN = text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint
 _UNIQUE_VIOLATION = "23505"
 _UNDEFINED_OBJECT = "42704"
 # Pauses between attempts on a fresh connection (a promotion takes seconds).
-_FIRST_PAUSE_S = 0.05
-_MAX_PAUSE_S = 1.0
+_BACKOFF = Backoff(first_s=0.05, max_s=1.0)
 
 DEFAULT_RESOLVE_S = 30.0
 
@@ -307,8 +307,7 @@ def finish(engines: EngineMap, shard: str, gid: str, *, resolve_s: float) -> int
     Raises:
         CommitPending: the shard stayed unreachable.
     """
-    deadline = time.monotonic() + resolve_s
-    pause = _FIRST_PAUSE_S
+    pauses = _BACKOFF.pauses(time.monotonic() + resolve_s)
     while True:
         try:
             with engines.primary(shard).engine.connect() as raw:
@@ -322,11 +321,11 @@ def finish(engines: EngineMap, shard: str, gid: str, *, resolve_s: float) -> int
                     log.info("%s on shard %s was committed by recovery already", gid, shard)
                 return int(conn.execute(_CURRENT_LSN).scalar_one())
         except SQLAlchemyError as exc:
-            if time.monotonic() + pause > deadline:
+            pause = next(pauses, None)
+            if pause is None:
                 raise CommitPending(shard, gid, _first_line(exc)) from exc
             log.info("COMMIT PREPARED %s on shard %s failed, retrying: %s", gid, shard, exc)
             time.sleep(pause)
-            pause = min(pause * 2, _MAX_PAUSE_S)
 
 
 def _read_outcome(
@@ -340,8 +339,7 @@ def _read_outcome(
     """
     if engines is None:
         return None
-    deadline = time.monotonic() + resolve_s
-    pause = _FIRST_PAUSE_S
+    pauses = _BACKOFF.pauses(time.monotonic() + resolve_s)
     while True:
         try:
             with engines.primary(coordinator).engine.begin() as conn:
@@ -349,11 +347,11 @@ def _read_outcome(
                 committed = bool(conn.execute(_DECISION, {"gid": gid}).scalar_one())
             return committed, claimed
         except SQLAlchemyError as exc:
-            if time.monotonic() + pause > deadline:
+            pause = next(pauses, None)
+            if pause is None:
                 log.error("the decision of %s on %s is unknown: %s", gid, coordinator, exc)
                 return None
             time.sleep(pause)
-            pause = min(pause * 2, _MAX_PAUSE_S)
 
 
 def _first_line(exc: BaseException) -> str:

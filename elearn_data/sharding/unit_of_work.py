@@ -345,7 +345,9 @@ class UnitOfWork:
         except conn.dialect.loaded_dbapi.Error as exc:
             conn.invalidate()
             conn.close()
-            raise ShardUnavailable(shard, f"connection lost: {exc}".strip()) from exc
+            raise ShardUnavailable(
+                shard, f"connection lost: {exc}".strip(), disconnect=True
+            ) from exc
         return snapshot
 
     def execute(

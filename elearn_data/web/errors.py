@@ -31,7 +31,7 @@ STATUS: tuple[tuple[type[errors.ElearnDataError], int], ...] = (
     (errors.Duplicate, 409),
     (errors.InvalidState, 409),
     (errors.ConcurrencyConflict, 409),
-    (errors.ShardUnavailable, 503),
+    (errors.Unavailable, 503),
 )
 _MAX_MESSAGE = 500
 
@@ -95,6 +95,7 @@ CONTRACT_ERRORS = frozenset(
         "CourseFull",
         "AlreadyEnrolled",
         "ShardUnavailable",
+        "ContentUnavailable",
         "ConfigurationError",
         "RoutingError",
         "CrossShardQuery",
@@ -122,6 +123,8 @@ def domain_response(exc: errors.ElearnDataError) -> JSONResponse:
             if isinstance(exc, errors.ShardUnavailable):
                 # The detail may carry a driver's message: name the shard only.
                 return error_response(status, name, f"shard {exc.shard!r} is unavailable")
+            if isinstance(exc, errors.ContentUnavailable):
+                return error_response(status, name, "the content store is unavailable")
             headers = None
             if isinstance(exc, errors.LoginThrottled):
                 wait = float(getattr(exc, "retry_after_s", 1.0) or 1.0)
