@@ -37,10 +37,11 @@ class 08, 57P01, 57P02, 57P03       ShardUnavailable, ``disconnect=True``
 P0002 no data found                 NotFound
 ==================================  ==========================================
 
-Besides SQLSTATEs: a connection SQLAlchemy invalidated, and a psycopg2
-``OperationalError``/``InterfaceError`` without SQLSTATE (the server cannot be
-reached, or hung up), are a ShardUnavailable with ``disconnect=True``; an
-exhausted pool is a ShardUnavailable.
+Besides SQLSTATEs: a connection SQLAlchemy invalidated (also one used again
+inside the transaction it was lost in: SQLAlchemy's error code 8s2b), and a
+psycopg2 ``OperationalError``/``InterfaceError`` without SQLSTATE (the server
+cannot be reached, or hung up), are a ShardUnavailable with
+``disconnect=True``; an exhausted pool is a ShardUnavailable.
 
 Retryability is decided here, once: a ConcurrencyConflict wrote nothing, and
 ``ShardUnavailable.disconnect`` says the connection failed, not the statement.
@@ -62,7 +63,7 @@ from typing import Any, NoReturn
 import psycopg2
 from psycopg2 import errorcodes
 from psycopg2 import errors as pgerrors
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, PendingRollbackError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from elearn_data.errors import (
@@ -116,6 +117,11 @@ CLASSES: dict[str, type[ElearnDataError]] = {
 # The session is gone (not just the statement): the server shut down or hung up.
 DISCONNECT_STATES = frozenset({"57P01", "57P02", "57P03"})
 DISCONNECT_CLASSES = frozenset({"08"})
+
+# SQLAlchemy's error code (``exc.code``) for a Connection used again after its
+# server connection was lost inside a transaction ("Can't reconnect until
+# invalid transaction is rolled back"); the Session's own code (7s2a) is misuse.
+INVALIDATED_TRANSACTION = "8s2b"
 
 # The one SQLSTATE of each psycopg2.errors class (for errors that carry no pgcode).
 _STATE_OF_CLASS: dict[type, str] = {}
@@ -173,6 +179,8 @@ def translate(exc: BaseException, shard: str | None = None) -> ElearnDataError:
         return ShardUnavailable(where, "connection pool exhausted")
     if isinstance(exc, DisconnectionError):
         return ShardUnavailable(where, f"connection lost: {exc}", disconnect=True)
+    if isinstance(exc, PendingRollbackError) and exc.code == INVALIDATED_TRANSACTION:
+        return ShardUnavailable(where, "connection lost inside the transaction", disconnect=True)
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return ShardUnavailable(where, "connection lost", disconnect=True)

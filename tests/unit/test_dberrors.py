@@ -18,6 +18,7 @@ from sqlalchemy.exc import (
     CompileError,
     DBAPIError,
     InvalidRequestError,
+    PendingRollbackError,
     ResourceClosedError,
     StatementError,
 )
@@ -146,6 +147,9 @@ def test_connection_failures_are_disconnects() -> None:
     for orig in (psycopg2.OperationalError(UNRELATED), psycopg2.InterfaceError(UNRELATED)):
         error = dberrors.translate(wrapped(orig), "na")
         assert isinstance(error, ShardUnavailable) and error.disconnect, orig
+    reused = PendingRollbackError("Can't reconnect until invalid transaction", code="8s2b")
+    error = dberrors.translate(reused, "na")
+    assert isinstance(error, ShardUnavailable) and error.disconnect
     exhausted = dberrors.translate(PoolTimeout("QueuePool limit"), "na")
     assert isinstance(exhausted, ShardUnavailable) and not exhausted.disconnect
 
@@ -169,6 +173,8 @@ def programming_errors() -> list[BaseException]:
         ArgumentError(UNRELATED),
         CompileError(UNRELATED),
         InvalidRequestError(UNRELATED),
+        # A Session used after a failed flush without a rollback.
+        PendingRollbackError("This Session's transaction has been rolled back", code="7s2a"),
         ResourceClosedError("This result object is closed."),
         StatementError(UNRELATED, "SELECT :a", {}, KeyError("a")),
         RuntimeError(UNRELATED),
