@@ -104,7 +104,6 @@ def run(
     attempt = Attempt()
     while True:
         attempt.number += 1
-        attempt.uow = None
         try:
             return work(attempt)
         except ElearnDataError as error:
@@ -115,6 +114,7 @@ def run(
                 log.info("retrying %s after a dropped connection: %s", what, error)
             else:
                 log.debug("retrying %s after a concurrency conflict: %s", what, error)
+            attempt.uow = None
 
 
 def mark_down_replicas(uow: UnitOfWork | None, error: BaseException, for_seconds: float) -> None:
