@@ -123,15 +123,21 @@ DISCONNECT_CLASSES = frozenset({"08"})
 # invalid transaction is rolled back"); the Session's own code (7s2a) is misuse.
 INVALIDATED_TRANSACTION = "8s2b"
 
-# The one SQLSTATE of each psycopg2.errors class (for errors that carry no pgcode).
-_STATE_OF_CLASS: dict[type, str] = {}
-for _name in dir(errorcodes):
-    _code = getattr(errorcodes, _name)
-    if _name.isupper() and isinstance(_code, str) and len(_code) == 5:
-        try:
-            _STATE_OF_CLASS[pgerrors.lookup(_code)] = _code
-        except KeyError:
-            continue
+
+def _states_of_classes() -> dict[type, str]:
+    """The one SQLSTATE of each psycopg2.errors class (for errors that carry no pgcode)."""
+    states: dict[type, str] = {}
+    for name in dir(errorcodes):
+        code = getattr(errorcodes, name)
+        if name.isupper() and isinstance(code, str) and len(code) == 5:
+            try:
+                states[pgerrors.lookup(code)] = code
+            except KeyError:  # a SQLSTATE psycopg2 has no class for
+                continue
+    return states
+
+
+_STATE_OF_CLASS = _states_of_classes()
 
 
 def sqlstate(orig: object) -> str | None:
