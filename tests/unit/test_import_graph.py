@@ -126,3 +126,28 @@ def test_type_checking_and_function_local_imports_count_as_edges() -> None:
     # functions: both are edges, so a cycle hidden that way is still found.
     assert FACADE in import_graph()["elearn_data.health"]
     assert FACADE in import_graph()["elearn_data.cluster.backup"]
+
+
+def test_services_issue_no_statements_of_their_own() -> None:
+    # Every statement is a repository's: a service neither imports SQLAlchemy nor
+    # executes anything on a unit of work (uow.execute, the ORM session) itself.
+    offenders: dict[str, list[str]] = {}
+    for module in _modules_under("elearn_data.services"):
+        path = PACKAGE_DIR.parent.joinpath(*module.split("."))
+        source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        found = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                for name in [*names, getattr(node, "module", None) or ""]:
+                    if name.split(".")[0] == "sqlalchemy":
+                        found.append(f"imports {name} (line {node.lineno})")
+            elif isinstance(node, ast.Attribute) and node.attr in STATEMENT_RUNNERS:
+                found.append(f".{node.attr} (line {node.lineno})")
+        if found:
+            offenders[module] = found
+    assert offenders == {}
+
+
+STATEMENT_RUNNERS = {"execute", "execute_on_every_shard", "session", "fetch_prepared", "scalars"}

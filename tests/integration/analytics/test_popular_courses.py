@@ -25,10 +25,8 @@ LAYOUT = {
 }
 
 
-def test_a_course_second_on_every_shard_is_found_although_no_shard_ranks_it_first(
-    clean: Database, cluster: LocalCluster
-) -> None:
-    db = clean
+def adversarial(db: Database) -> dict[str, uuid.UUID]:
+    """Publish the courses of LAYOUT (and "nobody", without learners) and enroll its learners."""
     courses = {
         name: published_course(db, title=name)[0]
         for name in ("na_star", "eu_star", "apac_star", "everywhere", "nobody")
@@ -37,6 +35,14 @@ def test_a_course_second_on_every_shard_is_found_although_no_shard_ranks_it_firs
         for name, learners in counts.items():
             for _ in range(learners):
                 db.enrollments.enroll(register(db, region), courses[name])
+    return courses
+
+
+def test_a_course_second_on_every_shard_is_found_although_no_shard_ranks_it_first(
+    clean: Database, cluster: LocalCluster
+) -> None:
+    db = clean
+    courses = adversarial(db)
 
     # Per-shard top 1 lists merged naively miss the winner (the data is adversarial).
     per_shard: list[tuple[uuid.UUID, int]] = []
@@ -72,14 +78,7 @@ def test_catalog_popular_ranks_as_the_analytics_layer_does_with_views_from_one_s
     clean: Database,
 ) -> None:
     db = clean
-    courses = {
-        name: published_course(db, title=name)[0]
-        for name in ("na_star", "eu_star", "apac_star", "everywhere", "nobody")
-    }
-    for region, counts in LAYOUT.items():
-        for name, learners in counts.items():
-            for _ in range(learners):
-                db.enrollments.enroll(register(db, region), courses[name])
+    courses = adversarial(db)
     assert [c.id for c in db.catalog.popular(1)] == [courses["everywhere"]]
     for limit in range(1, 7):
         frame = Analytics(db).popular_courses(limit)
