@@ -158,7 +158,13 @@ def _response(value: object) -> object:
 
 
 class Assessments:
-    """The assessments part of the API (see API.md, "Assessments")."""
+    """The assessments part of the API (see API.md, "Assessments").
+
+    Args:
+        units: runs each call as one unit of work.
+        router: names a learner's shard.
+        content: the content store, whose quizzes ``from_quiz_content`` reads.
+    """
 
     def __init__(self, units: Units, router: Router, *, content: ContentSource) -> None:
         self._units = units

@@ -65,7 +65,14 @@ def backoff_s(failures: int, *, max_failures: int, first_s: float, max_s: float)
 
 
 class Users:
-    """The users part of the API (each method is one unit of work)."""
+    """The users part of the API (each method is one unit of work).
+
+    Args:
+        units: runs each call as one unit of work.
+        router: names a user's home shard.
+        settings: argon2 parameters, the email hash key, the login throttle.
+        outbox: applies the content-store work registration and erasure record.
+    """
 
     def __init__(
         self, units: Units, router: Router, settings: Settings, *, outbox: OutboxRelay
