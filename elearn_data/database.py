@@ -22,7 +22,6 @@ from elearn_data import retry
 from elearn_data.analytics import Analytics
 from elearn_data.config import Settings, load_settings
 from elearn_data.content import ContentStore
-from elearn_data.errors import ElearnDataError
 from elearn_data.monitoring.metrics import Metrics
 from elearn_data.services.assessments import Assessments
 from elearn_data.services.billing import Payments
@@ -61,14 +60,17 @@ class Database:
         self._closed = False
         self._lock = threading.Lock()
         self._content_store: ContentStore | None = None
-        self.users = Users(self)
-        self.catalog = Catalog(self)
-        self.enrollments = Enrollments(self)
-        self.reviews = Reviews(self)
-        self.payments = Payments(self)
-        self.assessments = Assessments(self)
-        self.content = Content(self)
-        self.preferences = Preferences(self)
+        # Each service gets the parts it uses (services/base.py): this object as
+        # its units of work, content source or outbox relay, the router, settings.
+        router = self.router
+        self.users = Users(self, router, settings, outbox=self)
+        self.catalog = Catalog(self, router, content=self, outbox=self)
+        self.enrollments = Enrollments(self, router)
+        self.reviews = Reviews(self, router)
+        self.payments = Payments(self, router, settings)
+        self.assessments = Assessments(self, router, content=self)
+        self.content = Content(self, router, content=self, outbox=self)
+        self.preferences = Preferences(self, router, content=self)
         self.analytics = Analytics(self)
         self._metrics = Metrics(self)  # after the services: it times their calls
         self._stop = threading.Event()
@@ -166,14 +168,6 @@ class Database:
             if self._content_store is None:
                 self._content_store = ContentStore(self.settings)
             return self._content_store
-
-    def content_ready(self, content_id: str) -> bool:
-        """Return True when the content document exists (False if the store is down)."""
-        try:
-            return content_id in self.content_store.content.exists([content_id])
-        except ElearnDataError as exc:
-            log.warning("content store unavailable, lesson content marked pending: %s", exc)
-            return False
 
     def after_registration(self, user_id: uuid.UUID) -> None:
         """Apply the new user's outbox entries now (best effort: the outbox keeps them)."""

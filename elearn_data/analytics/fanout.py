@@ -37,7 +37,7 @@ from elearn_data.sharding.unit_of_work import UnitOfWork
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from elearn_data.database import Database
+    from elearn_data.services.base import CausalCluster
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class FanOut:
     """
 
     def __init__(
-        self, db: Database, *, timeout_s: float, shards: Sequence[str] | None = None
+        self, db: CausalCluster, *, timeout_s: float, shards: Sequence[str] | None = None
     ) -> None:
         self._db = db
         self.timeout_s = timeout_s

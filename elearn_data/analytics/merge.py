@@ -96,8 +96,14 @@ def threshold_top_n(
     local_top: Callable[[int], Mapping[str, Sequence[tuple[K, int]]]],
     above: Callable[[int], Mapping[str, Iterable[K]]],
     exact: Callable[[list[K]], Mapping[str, Mapping[K, int]]],
+    *,
+    fill: Callable[[list[K], int], Sequence[K]] | None = None,
 ) -> TopN[K]:
     """Return the global top ``n`` keys by their total over shards (TPUT, three rounds).
+
+    The one top-N merge of the package (``db.catalog.popular`` and
+    ``db.analytics.popular_courses`` call it); it does no I/O itself: each
+    round is a callback that asks every shard and returns what they answered.
 
     Per-shard top-N lists alone can miss the global winner: a course that is
     second on every shard beats courses that are first on one shard only. The
@@ -116,9 +122,9 @@ def threshold_top_n(
        their totals are exact, and the top ``n`` of them is the answer.
 
     Only keys with a positive total are ranked (``t`` is at least 1); when fewer
-    than ``n`` keys have any count, every one of them is returned and the caller
-    may fill up with zero-count keys. Ties are broken by the lower key, which
-    is the order the shards' own lists use.
+    than ``n`` keys have any count, every one of them is returned, followed by
+    what ``fill`` adds (with a total of 0), if given. Ties are broken by the
+    lower key, which is the order the shards' own lists use.
 
     Args:
         n: how many keys to return (>= 1).
@@ -126,6 +132,12 @@ def threshold_top_n(
         local_top: phase 1, ``{shard: [(key, count), ...]}`` of each shard's top ``n``.
         above: phase 2, ``{shard: keys}`` whose count on the shard is ``>= t``.
         exact: phase 3, ``{shard: {key: count}}`` for the given candidate keys.
+        fill: ``fill(ranked keys, missing)`` returns up to ``missing`` keys with no
+            count anywhere, best first, to complete a list shorter than ``n``
+            (called only then).
+
+    Raises:
+        ValueError: ``n`` is below 1.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, not {n}")
@@ -151,4 +163,11 @@ def threshold_top_n(
         ((key, total) for key, total in totals.items() if total > 0),
         key=lambda item: (-item[1], item[0]),
     )
-    return TopN(ranked[:n], tau, threshold, len(ordered))
+    ranked = ranked[:n]
+    if fill is not None and len(ranked) < n:
+        present = {key for key, _ in ranked}
+        for key in fill([key for key, _ in ranked], n - len(ranked)):
+            if key not in present and len(ranked) < n:
+                present.add(key)
+                ranked.append((key, 0))
+    return TopN(ranked, tau, threshold, len(ordered))

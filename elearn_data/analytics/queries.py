@@ -1,8 +1,10 @@
 """The per-shard statements of the analytics layer: each returns aggregates, never raw rows.
 
 Where the database already offers a shard-local function (``get_platform_stats``,
-``get_instructor_stats``, ``get_revenue_by_month``, ``get_popular_courses``,
-revision 0002), the analytics layer calls it; the other statements live here.
+``get_instructor_stats``, ``get_revenue_by_month``, revision 0002), the
+analytics layer calls it; the other statements live here, except the rounds of
+the popular-courses top N, which ``db.catalog.popular`` runs too and which live
+with the catalog's statements (``repositories/catalog.py``, ``PopularRounds``).
 Every statement aggregates each table on its own (or joins one-to-one), so no
 join multiplies another table's rows, and every figure it returns is a count or
 a sum that adds up over shards.
@@ -10,8 +12,7 @@ a sum that adds up over shards.
 
 from __future__ import annotations
 
-from sqlalchemy import TextClause, bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import text
 
 # One read-only REPEATABLE READ snapshot per shard for the whole call, opened in one
 # round trip; the timeout stops the server's work when the caller has stopped
@@ -31,33 +32,6 @@ INSTRUCTOR_STATS = text("SELECT * FROM get_instructor_stats(:instructor_id)")
 USER_ROLE = text("SELECT role FROM users WHERE id = :user_id")
 
 REVENUE_BY_MONTH = text("SELECT * FROM get_revenue_by_month(:start, :end)")
-
-# Phase 1 of the top-N: this shard's own top N published courses.
-POPULAR_TOP = text("SELECT course_id, enrollment_count FROM get_popular_courses(:limit)")
-
-# Phase 2: every published course whose partial reaches the threshold on this shard
-# (served by ix_course_stats_enrollment_count).
-POPULAR_ABOVE = text(
-    "SELECT s.course_id FROM course_stats s JOIN courses c ON c.id = s.course_id"
-    " WHERE s.enrollment_count >= :threshold AND c.status = 'published'"
-)
-
-# Phase 3: this shard's exact partials of the candidates, with their catalog columns.
-POPULAR_EXACT: TextClause = text(
-    "SELECT c.id AS course_id, c.code, c.title, c.instructor_id,"
-    " coalesce(s.enrollment_count, 0) AS enrollments,"
-    " coalesce(s.rating_sum, 0)::bigint AS rating_sum,"
-    " coalesce(s.rating_count, 0) AS rating_count"
-    " FROM courses c LEFT JOIN course_stats s ON s.course_id = c.id"
-    " WHERE c.id = ANY(:ids)"
-).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
-
-# Filler when fewer than N published courses have any enrollment: catalog rows
-# (the same on every shard), lowest ids first, which is the order of ties.
-POPULAR_FILL: TextClause = text(
-    "SELECT c.id AS course_id, c.code, c.title, c.instructor_id FROM courses c"
-    " WHERE c.status = 'published' AND c.id <> ALL(:exclude) ORDER BY c.id LIMIT :limit"
-).bindparams(bindparam("exclude", type_=ARRAY(UUID(as_uuid=True))))
 
 # Learners live on their region's shard: grouping by the learner's region is
 # local, and the counts of a region come from exactly one shard.

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -37,12 +37,14 @@ from elearn_data.analytics.merge import (
 from elearn_data.analytics.sql import AnalystSQL
 from elearn_data.errors import InvalidInput, NotFound
 from elearn_data.regions import Region
+from elearn_data.repositories.catalog import PopularRounds
 
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
+    from sqlalchemy import Executable
 
-    from elearn_data.database import Database
+    from elearn_data.services.base import CausalCluster
 
 T = TypeVar("T")
 
@@ -80,11 +82,12 @@ class Analytics:
     """Read-side figures over all shards (see API.md, "Analytics").
 
     Args:
-        db: the ``connect()`` object whose replicas (and causal token) are used.
+        db: the ``connect()`` object whose replicas (and causal token) are used
+            (anything with its cluster, router, settings and causal token).
         timeout_s: per-shard budget of one call (default ``Settings.analytics_timeout_s``).
     """
 
-    def __init__(self, db: Database, *, timeout_s: float | None = None) -> None:
+    def __init__(self, db: CausalCluster, *, timeout_s: float | None = None) -> None:
         self._db = db
         self.timeout_s = timeout_s if timeout_s is not None else db.settings.analytics_timeout_s
         if self.timeout_s <= 0:
@@ -234,77 +237,33 @@ class Analytics:
         """
         n = validation.required_integer("limit", limit, minimum=1, maximum=MAX_POPULAR)
         with self._fan_out() as fan:
-            shards = fan.shards
-            details: dict[uuid.UUID, dict[str, Any]] = {}
 
-            def local_top(count: int) -> dict[str, list[tuple[uuid.UUID, int]]]:
-                found = fan.run(lambda q: q.rows(queries.POPULAR_TOP, limit=count))
-                return {
-                    s: [(r["course_id"], int(r["enrollment_count"])) for r in rows]
-                    for s, rows in found.items()
-                }
+            def run(
+                statement: Executable, params: Mapping[str, Any], shards: Sequence[str] | None
+            ) -> dict[str, list[dict[str, Any]]]:
+                return fan.run(lambda q: q.rows(statement, **params), shards=shards)
 
-            def above(threshold: int) -> dict[str, list[uuid.UUID]]:
-                found = fan.run(lambda q: q.rows(queries.POPULAR_ABOVE, threshold=threshold))
-                return {s: [r["course_id"] for r in rows] for s, rows in found.items()}
-
-            def exact(keys: list[uuid.UUID]) -> dict[str, dict[uuid.UUID, int]]:
-                found = fan.run(lambda q: q.rows(queries.POPULAR_EXACT, ids=keys))
-                counts: dict[str, dict[uuid.UUID, int]] = {}
-                for s, rows in found.items():
-                    counts[s] = {}
-                    for r in rows:
-                        counts[s][r["course_id"]] = int(r["enrollments"])
-                        slot = details.setdefault(
-                            r["course_id"],
-                            {k: r[k] for k in ("code", "title", "instructor_id")}
-                            | {"rating_sum": 0, "rating_count": 0},
-                        )
-                        slot["rating_sum"] += int(r["rating_sum"])
-                        slot["rating_count"] += int(r["rating_count"])
-                return counts
-
-            top = threshold_top_n(n, len(shards), local_top, above, exact)
-            rows: list[dict[str, Any]] = []
-            for course_id, total in top.ranked:
-                info = details[course_id]
-                rows.append(
-                    {
-                        "course_id": course_id,
-                        "code": info["code"],
-                        "title": info["title"],
-                        "instructor_id": info["instructor_id"],
-                        "enrollments": total,
-                        "rating_sum": info["rating_sum"],
-                        "rating_count": info["rating_count"],
-                        "average_rating": average(info["rating_sum"], info["rating_count"]),
-                    }
-                )
-            if len(rows) < n:
-                # Every course with an enrollment is ranked already; the rest have
-                # none anywhere, and the catalog (the same on every shard) lists them.
-                first = shards[0]
-                fill = fan.run(
-                    lambda q: q.rows(
-                        queries.POPULAR_FILL,
-                        exclude=[r["course_id"] for r in rows],
-                        limit=n - len(rows),
-                    ),
-                    shards=(first,),
-                )[first]
-                rows.extend(
-                    {
-                        **r,
-                        "enrollments": 0,
-                        "rating_sum": 0,
-                        "rating_count": 0,
-                        "average_rating": None,
-                    }
-                    for r in fill
-                )
+            rounds = PopularRounds(fan.shards, run)
+            top = threshold_top_n(
+                n, len(fan.shards), rounds.local_top, rounds.above, rounds.exact, fill=rounds.fill
+            )
             nodes = fan.nodes
-        for rank, row in enumerate(rows, start=1):
-            row["rank"] = rank
+        rows: list[dict[str, Any]] = []
+        for rank, (course_id, total) in enumerate(top.ranked, start=1):
+            info = rounds.details[course_id]
+            rows.append(
+                {
+                    "rank": rank,
+                    "course_id": course_id,
+                    "code": info["code"],
+                    "title": info["title"],
+                    "instructor_id": info["instructor_id"],
+                    "enrollments": total,
+                    "rating_sum": info["rating_sum"],
+                    "rating_count": info["rating_count"],
+                    "average_rating": average(info["rating_sum"], info["rating_count"]),
+                }
+            )
         frame = _frame(rows, POPULAR_COLUMNS, nodes)
         frame.attrs.update(
             lower_bound=top.lower_bound, threshold=top.threshold, candidates=top.candidates

@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
-    from elearn_data.database import Database
+    from elearn_data.services.base import CausalCluster
     from elearn_data.sharding.engines import Node
 
 log = logging.getLogger(__name__)
@@ -326,7 +326,7 @@ class _StaleConnection(Exception):
 class AnalystSQL:
     """``db.analytics.sql`` and ``sql_arrow`` (one per ``connect()`` object, thread-safe)."""
 
-    def __init__(self, db: Database, *, timeout_s: float) -> None:
+    def __init__(self, db: CausalCluster, *, timeout_s: float) -> None:
         self._db = db
         self.timeout_s = timeout_s
         self._lock = threading.Lock()

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -37,7 +37,7 @@ from elearn_data.errors import InvalidInput
 from elearn_data.sharding.twophase import GID_PREFIX
 
 if TYPE_CHECKING:
-    from elearn_data.database import Database
+    from elearn_data.sharding.unit_of_work import Cluster
 
 # The public parts of a Database whose calls are timed (attribute names).
 SERVICES = (
@@ -102,10 +102,22 @@ class Instruments:
         self.checkout_seconds.labels(shard, role).observe(seconds)
 
 
+class Observed(Protocol):
+    """What the metrics read of a ``connect()`` object: its cluster (engines, instruments).
+
+    The services named in ``SERVICES`` are found as its attributes. A protocol,
+    not the Database class: units of work import this module for their
+    instruments, and nothing below the facade imports the facade.
+    """
+
+    @property
+    def cluster(self) -> Cluster: ...
+
+
 class _Live(Collector):
     """Figures read from the databases when Prometheus scrapes."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Observed) -> None:
         self._db = db
 
     def collect(self) -> Iterator[Metric]:
@@ -185,7 +197,7 @@ class _Live(Collector):
 class Metrics:
     """The registry of one Database, with its API calls instrumented."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Observed) -> None:
         self.instruments = db.cluster.instruments
         self.registry = self.instruments.registry
         self.registry.register(_Live(db))

@@ -10,12 +10,13 @@ per-shard partials (``course_stats``), merged here: sums of sums and counts.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, text, update
+from sqlalchemy import Executable, TextClause, bindparam, delete, insert, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from elearn_data.errors import InvalidInput, NotFound
 from elearn_data.models import (
@@ -67,7 +68,31 @@ _CURRICULUM = text("SELECT * FROM get_course_curriculum(:course_id)")
 _SEARCH = text(
     "SELECT course_id, rank FROM search_courses(:query, :category_id, :level, :max_price, :limit)"
 )
-_POPULAR_PARTIALS = text("SELECT course_id, enrollment_count FROM get_popular_courses(:limit)")
+
+# The rounds of the popular-courses top N (see PopularRounds).
+# Round 1: this shard's own top N published courses.
+POPULAR_TOP = text("SELECT course_id, enrollment_count FROM get_popular_courses(:limit)")
+# Round 2: every published course whose partial reaches the threshold on this shard
+# (served by ix_course_stats_enrollment_count).
+POPULAR_ABOVE = text(
+    "SELECT s.course_id FROM course_stats s JOIN courses c ON c.id = s.course_id"
+    " WHERE s.enrollment_count >= :threshold AND c.status = 'published'"
+)
+# Round 3: this shard's exact partials of the candidates, with their catalog columns.
+POPULAR_EXACT: TextClause = text(
+    "SELECT c.id AS course_id, c.code, c.title, c.instructor_id,"
+    " coalesce(s.enrollment_count, 0) AS enrollments,"
+    " coalesce(s.rating_sum, 0)::bigint AS rating_sum,"
+    " coalesce(s.rating_count, 0) AS rating_count"
+    " FROM courses c LEFT JOIN course_stats s ON s.course_id = c.id"
+    " WHERE c.id = ANY(:ids)"
+).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+# Filler when fewer than N published courses have any enrollment: catalog rows
+# (the same on every shard), lowest ids first, which is the order of ties.
+POPULAR_FILL: TextClause = text(
+    "SELECT c.id AS course_id, c.code, c.title, c.instructor_id FROM courses c"
+    " WHERE c.status = 'published' AND c.id <> ALL(:exclude) ORDER BY c.id LIMIT :limit"
+).bindparams(bindparam("exclude", type_=ARRAY(UUID(as_uuid=True))))
 
 TWO_PLACES = Decimal("0.01")
 
@@ -92,6 +117,78 @@ class Partials:
             return None
         average = Decimal(self.rating_sum[course_id]) / Decimal(count)
         return average.quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+
+
+# Runs one statement on some shards (None: every shard) and returns each shard's rows.
+ShardRows = Callable[
+    [Executable, Mapping[str, Any], Sequence[str] | None],
+    Mapping[str, Sequence[Mapping[Any, Any]]],
+]
+
+
+class PopularRounds:
+    """The per-shard rounds of the popular-courses top N, however the shards are reached.
+
+    ``run`` reaches the shards: one unit of work's connections, one shard after
+    another (:meth:`CatalogRepository.popular_rounds`, for ``db.catalog.popular``),
+    or the analytics fan-out's replicas in parallel (``db.analytics.popular_courses``).
+    :meth:`local_top`, :meth:`above`, :meth:`exact` and :meth:`fill` are the
+    callbacks of :func:`~elearn_data.analytics.merge.threshold_top_n`; ``exact``
+    and ``fill`` also keep each course's catalog columns and rating partials
+    (summed over shards) in :attr:`details`.
+    """
+
+    def __init__(self, shards: Sequence[str], run: ShardRows) -> None:
+        self.shards = tuple(shards)
+        self._run = run
+        self.details: dict[uuid.UUID, dict[str, Any]] = {}
+
+    def local_top(self, n: int) -> dict[str, list[tuple[uuid.UUID, int]]]:
+        """Round 1: ``{shard: [(course, live enrollments), ...]}`` of each shard's top ``n``."""
+        found = self._run(POPULAR_TOP, {"limit": n}, None)
+        return {
+            shard: [(row["course_id"], int(row["enrollment_count"])) for row in rows]
+            for shard, rows in found.items()
+        }
+
+    def above(self, threshold: int) -> dict[str, list[uuid.UUID]]:
+        """Round 2: ``{shard: courses}`` with at least ``threshold`` enrollments there."""
+        found = self._run(POPULAR_ABOVE, {"threshold": threshold}, None)
+        return {shard: [row["course_id"] for row in rows] for shard, rows in found.items()}
+
+    def exact(self, courses: list[uuid.UUID]) -> dict[str, dict[uuid.UUID, int]]:
+        """Round 3: ``{shard: {course: enrollments}}`` of the candidates."""
+        found = self._run(POPULAR_EXACT, {"ids": courses}, None)
+        counts: dict[str, dict[uuid.UUID, int]] = {}
+        for shard, rows in found.items():
+            counts[shard] = {}
+            for row in rows:
+                counts[shard][row["course_id"]] = int(row["enrollments"])
+                slot = self._detail(row)
+                slot["rating_sum"] += int(row["rating_sum"])
+                slot["rating_count"] += int(row["rating_count"])
+        return counts
+
+    def fill(self, ranked: list[uuid.UUID], count: int) -> list[uuid.UUID]:
+        """Up to ``count`` published courses not in ``ranked``, lowest ids first.
+
+        Asked when fewer courses than wanted have any enrollment: the others have
+        none anywhere, and the catalog (the same on every shard) lists them.
+        """
+        first = self.shards[0]
+        found = self._run(POPULAR_FILL, {"exclude": ranked, "limit": count}, (first,))
+        filled: list[uuid.UUID] = []
+        for row in found[first]:
+            self._detail(row)
+            filled.append(row["course_id"])
+        return filled
+
+    def _detail(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        return self.details.setdefault(
+            row["course_id"],
+            {key: row[key] for key in ("code", "title", "instructor_id")}
+            | {"rating_sum": 0, "rating_count": 0},
+        )
 
 
 class CatalogRepository:
@@ -333,6 +430,35 @@ class CatalogRepository:
 
     def search_candidates(self, params: Mapping[Any, Any]) -> list[uuid.UUID]:
         return [row[0] for row in self.uow.execute(_SEARCH, params, shard=self._catalog_shard)]
+
+    def popular_rounds(self) -> PopularRounds:
+        """The popular-courses rounds over this unit of work's shards (one after another)."""
+        return PopularRounds(self.uow.router.shards, self._rows_by_shard)
+
+    def _rows_by_shard(
+        self, statement: Executable, params: Mapping[str, Any], shards: Sequence[str] | None
+    ) -> dict[str, list[Mapping[Any, Any]]]:
+        targets = self.uow.router.shards if shards is None else shards
+        return {
+            shard: list(self.uow.execute(statement, params, shard=shard).mappings())
+            for shard in targets
+        }
+
+    def lesson_course(self, lesson_id: uuid.UUID) -> uuid.UUID | None:
+        """Return the course of a lesson (None when there is no such lesson)."""
+        course_id = self.uow.execute(
+            select(CourseLesson.course_id).where(CourseLesson.id == lesson_id)
+        ).scalar()
+        return None if course_id is None else uuid.UUID(str(course_id))
+
+    def content_lessons(self, course_id: uuid.UUID) -> list[tuple[uuid.UUID, str, str]]:
+        """Return (lesson id, content id, content status) of the course's lessons with content."""
+        rows = self.uow.execute(
+            select(CourseLesson.id, CourseLesson.content_id, CourseLesson.content_status).where(
+                CourseLesson.course_id == course_id, CourseLesson.content_id.is_not(None)
+            )
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
 
 
 def _view(row: Mapping[Any, Any], merged: Partials) -> CourseView:

@@ -184,6 +184,25 @@ class UsersRepository:
         ).first()
         return None if row is None else (row[0], row[1])
 
+    def lock_role(self, user_id: uuid.UUID) -> tuple[str, str] | None:
+        """Return (role, status) of a user, its row share-locked until the commit, or None.
+
+        A concurrent role change cannot slip in between a caller's check and
+        what it then writes (a course of an instructor, for instance).
+        """
+        shard = self.uow.router.shard_of_owner(user_id)
+        row = self.uow.execute(
+            select(User.role, User.status).where(User.id == user_id).with_for_update(read=True),
+            shard=shard,
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    def exists(self, user_id: uuid.UUID) -> bool:
+        """Return whether the user's row exists (an erased user's included)."""
+        shard = self.uow.router.shard_of_owner(user_id)
+        row = self.uow.execute(select(User.id).where(User.id == user_id), shard=shard).first()
+        return row is not None
+
     def throttle(self, user_id: uuid.UUID) -> tuple[int, float | None]:
         """Return (consecutive failures, seconds left to wait or None) of the account."""
         shard = self.uow.router.shard_of_owner(user_id)

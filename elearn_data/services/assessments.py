@@ -19,19 +19,18 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from elearn_data import ids, validation
 from elearn_data.errors import Duplicate, InvalidInput
 from elearn_data.models.assessments import ASSESSMENT_KINDS, QUESTION_KINDS
 from elearn_data.repositories.assessments import AssessmentRepository
 from elearn_data.repositories.views import AssessmentView, AttemptView
+from elearn_data.services.base import ContentSource, Units
 from elearn_data.services.catalog import catalog_id
 from elearn_data.services.learning import owned_id
+from elearn_data.sharding.routing import Router
 from elearn_data.sharding.unit_of_work import UnitOfWork
-
-if TYPE_CHECKING:
-    from elearn_data.database import Database
 
 CHOICE_KINDS = ("single_choice", "multiple_choice")
 MAX_OPTIONS = 50
@@ -159,13 +158,21 @@ def _response(value: object) -> object:
 
 
 class Assessments:
-    """The assessments part of the API (see API.md, "Assessments")."""
+    """The assessments part of the API (see API.md, "Assessments").
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    Args:
+        units: runs each call as one unit of work.
+        router: names a learner's shard.
+        content: the content store, whose quizzes ``from_quiz_content`` reads.
+    """
+
+    def __init__(self, units: Units, router: Router, *, content: ContentSource) -> None:
+        self._units = units
+        self._router = router
+        self._content = content
 
     def _shard(self, owned: uuid.UUID) -> str:
-        return self._db.router.shard_of_owner(owned)
+        return self._router.shard_of_owner(owned)
 
     # ------------------------------------------------------------ definitions
 
@@ -200,7 +207,7 @@ class Assessments:
             lesson_id=lesson_id,
         )
         at = _now()
-        self._db.write(None, lambda uow: AssessmentRepository(uow).create(values, at))
+        self._units.write(None, lambda uow: AssessmentRepository(uow).create(values, at))
         return uuid.UUID(str(values["id"]))
 
     def _values(
@@ -269,7 +276,7 @@ class Assessments:
             correct=correct,
         )
         at = _now()
-        self._db.write(None, lambda uow: AssessmentRepository(uow).add_question(values, at))
+        self._units.write(None, lambda uow: AssessmentRepository(uow).add_question(values, at))
         return uuid.UUID(str(values["id"]))
 
     @staticmethod
@@ -308,7 +315,7 @@ class Assessments:
         """
         aid = catalog_id("assessment_id", assessment_id)
         at = _now()
-        self._db.write(None, lambda uow: AssessmentRepository(uow).publish(aid, at))
+        self._units.write(None, lambda uow: AssessmentRepository(uow).publish(aid, at))
 
     def from_quiz_content(
         self,
@@ -335,7 +342,7 @@ class Assessments:
                 (fewer than two options, points <= 0, a correct option outside them).
         """
         key = validation.required_text("content_id", content_id, max_length=128)
-        quiz = self._db.content_store.content.get(key)
+        quiz = self._content.content_store.content.get(key)
         if quiz.content_type != "quiz":
             raise InvalidInput(f"content {key!r} is a {quiz.content_type}, not a quiz")
         values = self._values(
@@ -382,14 +389,14 @@ class Assessments:
             return uuid.UUID(str(values["id"]))
 
         try:
-            return self._db.write(None, work)
+            return self._units.write(None, work)
         except Duplicate as exc:
             # A concurrent call for the same document won the unique source index.
             if exc.constraint != "uq_assessments_source_content_id":
                 raise
             # Read on the primary: the winner committed before this call lost, but
             # its thread may not have published its causal token yet.
-            found = self._db.write(None, lambda uow: AssessmentRepository(uow).by_source(key))
+            found = self._units.write(None, lambda uow: AssessmentRepository(uow).by_source(key))
             if found is None:  # pragma: no cover - the winner committed before we lost
                 raise
             return found
@@ -403,12 +410,12 @@ class Assessments:
             NotFound: no such assessment.
         """
         aid = catalog_id("assessment_id", assessment_id)
-        return self._db.read(None, lambda uow: AssessmentRepository(uow).get(aid))
+        return self._units.read(None, lambda uow: AssessmentRepository(uow).get(aid))
 
     def for_course(self, course_id: uuid.UUID) -> list[AssessmentView]:
         """Return a course's assessments (drafts included), oldest first."""
         course = catalog_id("course_id", course_id)
-        return self._db.read(None, lambda uow: AssessmentRepository(uow).for_course(course))
+        return self._units.read(None, lambda uow: AssessmentRepository(uow).for_course(course))
 
     # --------------------------------------------------------------- attempts
 
@@ -424,7 +431,7 @@ class Assessments:
         eid = owned_id("enrollment_id", enrollment_id)
         aid = catalog_id("assessment_id", assessment_id)
         attempt_id = ids.new_id(ids.owner_region(eid))
-        self._db.write(
+        self._units.write(
             self._shard(eid), lambda uow: AssessmentRepository(uow).start(attempt_id, eid, aid)
         )
         return attempt_id
@@ -444,7 +451,7 @@ class Assessments:
         tid = owned_id("attempt_id", attempt_id)
         qid = catalog_id("question_id", question_id)
         clean = _response(response)
-        self._db.write(
+        self._units.write(
             self._shard(tid), lambda uow: AssessmentRepository(uow).answer(tid, qid, clean)
         )
 
@@ -459,7 +466,9 @@ class Assessments:
             InvalidState: already submitted (of concurrent submits, one grades).
         """
         tid = owned_id("attempt_id", attempt_id)
-        return self._db.write(self._shard(tid), lambda uow: AssessmentRepository(uow).submit(tid))
+        return self._units.write(
+            self._shard(tid), lambda uow: AssessmentRepository(uow).submit(tid)
+        )
 
     def grade(
         self,
@@ -485,7 +494,7 @@ class Assessments:
             raise InvalidInput(f"points must not be negative: {points!r}")
         grader = validation.identifier("grader_id", grader_id)
         note = validation.text("feedback", feedback, max_length=5000, required=False, strip=False)
-        return self._db.write(
+        return self._units.write(
             self._shard(tid),
             lambda uow: AssessmentRepository(uow).grade(tid, qid, amount, grader, note),
         )
@@ -500,11 +509,13 @@ class Assessments:
         """
         eid = owned_id("enrollment_id", enrollment_id)
         aid = None if assessment_id is None else catalog_id("assessment_id", assessment_id)
-        return self._db.read(
+        return self._units.read(
             self._shard(eid), lambda uow: AssessmentRepository(uow).attempts(eid, aid)
         )
 
     def attempt(self, attempt_id: uuid.UUID) -> AttemptView:
         """Return one attempt. Raises NotFound."""
         tid = owned_id("attempt_id", attempt_id)
-        return self._db.read(self._shard(tid), lambda uow: AssessmentRepository(uow).attempt(tid))
+        return self._units.read(
+            self._shard(tid), lambda uow: AssessmentRepository(uow).attempt(tid)
+        )

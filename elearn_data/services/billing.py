@@ -5,30 +5,32 @@ from __future__ import annotations
 import re
 import uuid
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from elearn_data import ids, validation
+from elearn_data.config import Settings
 from elearn_data.errors import InvalidInput
 from elearn_data.models.base import CARD_TYPES, METHOD_TYPES
 from elearn_data.repositories.billing import BillingRepository
 from elearn_data.repositories.views import InvoiceView, PaymentMethodView, TransactionView
+from elearn_data.services.base import Units
 from elearn_data.services.catalog import catalog_id
 from elearn_data.services.learning import owned_id
-
-if TYPE_CHECKING:
-    from elearn_data.database import Database
+from elearn_data.sharding.routing import Router
 
 LAST_FOUR = re.compile(r"[0-9]{4}", re.ASCII)
 
 
 class Payments:
-    """The payments part of the API."""
+    """The payments part of the API (``settings`` gives the tax rate of invoices)."""
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, units: Units, router: Router, settings: Settings) -> None:
+        self._units = units
+        self._router = router
+        self._settings = settings
 
     def _shard(self, owned: uuid.UUID) -> str:
-        return self._db.router.shard_of_owner(owned)
+        return self._router.shard_of_owner(owned)
 
     def add_method(
         self,
@@ -68,7 +70,7 @@ class Payments:
             "is_default": validation.flag("is_default", is_default),
         }
         method_id = ids.new_id(ids.owner_region(user))
-        self._db.write(
+        self._units.write(
             self._shard(user),
             lambda uow: BillingRepository(uow).add_method(method_id, user, values),
         )
@@ -77,7 +79,7 @@ class Payments:
     def methods(self, user_id: uuid.UUID) -> list[PaymentMethodView]:
         """Return the user's payment methods, default first."""
         user = owned_id("user_id", user_id)
-        return self._db.read(self._shard(user), lambda uow: BillingRepository(uow).methods(user))
+        return self._units.read(self._shard(user), lambda uow: BillingRepository(uow).methods(user))
 
     def create_transaction(
         self,
@@ -118,7 +120,7 @@ class Payments:
                 "idempotency_key", idempotency_key, max_length=100, required=False
             ),
         }
-        return self._db.write(
+        return self._units.write(
             self._shard(user), lambda uow: BillingRepository(uow).create_transaction(params)
         )
 
@@ -136,15 +138,15 @@ class Payments:
         gateway = validation.required_text(
             "gateway_transaction_id", gateway_transaction_id, max_length=100
         )
-        rate = self._db.settings.tax_rate
-        return self._db.write(
+        rate = self._settings.tax_rate
+        return self._units.write(
             self._shard(tid), lambda uow: BillingRepository(uow).complete(tid, gateway, rate)
         )
 
     def fail(self, transaction_id: uuid.UUID) -> None:
         """Mark a pending transaction failed. Raises NotFound, InvalidState (not pending)."""
         tid = owned_id("transaction_id", transaction_id)
-        self._db.write(self._shard(tid), lambda uow: BillingRepository(uow).fail(tid))
+        self._units.write(self._shard(tid), lambda uow: BillingRepository(uow).fail(tid))
 
     def refund(self, transaction_id: uuid.UUID) -> uuid.UUID:
         """Refund a completed purchase exactly once; return the refund transaction's id.
@@ -155,24 +157,26 @@ class Payments:
         """
         tid = owned_id("transaction_id", transaction_id)
         refund_id = ids.new_id(ids.owner_region(tid))
-        return self._db.write(
+        return self._units.write(
             self._shard(tid), lambda uow: BillingRepository(uow).refund(tid, refund_id)
         )
 
     def get(self, transaction_id: uuid.UUID) -> TransactionView:
         """Return one transaction. Raises NotFound."""
         tid = owned_id("transaction_id", transaction_id)
-        return self._db.read(self._shard(tid), lambda uow: BillingRepository(uow).transaction(tid))
+        return self._units.read(
+            self._shard(tid), lambda uow: BillingRepository(uow).transaction(tid)
+        )
 
     def history(self, user_id: uuid.UUID, limit: int = 50) -> list[TransactionView]:
         """Return the user's transactions, newest first."""
         user = owned_id("user_id", user_id)
         clean_limit = validation.required_integer("limit", limit, minimum=1, maximum=1000)
-        return self._db.read(
+        return self._units.read(
             self._shard(user), lambda uow: BillingRepository(uow).history(user, clean_limit)
         )
 
     def invoice(self, transaction_id: uuid.UUID) -> InvoiceView:
         """Return the invoice of a transaction. Raises NotFound."""
         tid = owned_id("transaction_id", transaction_id)
-        return self._db.read(self._shard(tid), lambda uow: BillingRepository(uow).invoice(tid))
+        return self._units.read(self._shard(tid), lambda uow: BillingRepository(uow).invoice(tid))

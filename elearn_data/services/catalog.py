@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import select
+from typing import Any
 
 from elearn_data import ids, validation
-from elearn_data.errors import InvalidInput, NotFound
-from elearn_data.models import User
+from elearn_data.analytics.merge import threshold_top_n
+from elearn_data.errors import ElearnDataError, InvalidInput, NotFound
 from elearn_data.models.base import LESSON_TYPES, LEVELS
 from elearn_data.repositories.catalog import CatalogRepository
+from elearn_data.repositories.users import UsersRepository
 from elearn_data.repositories.views import CourseView, ModuleView
+from elearn_data.services.base import ContentSource, OutboxRelay, Units
+from elearn_data.sharding.routing import Router
 from elearn_data.sharding.unit_of_work import UnitOfWork
 
-if TYPE_CHECKING:
-    from elearn_data.database import Database
+log = logging.getLogger(__name__)
 
 CODE_PATTERN = re.compile(r"[A-Z0-9][A-Z0-9_.-]{1,31}", re.ASCII)
 MAX_SEARCH_LIMIT = 100
@@ -43,10 +44,22 @@ def _now() -> datetime:
 
 
 class Catalog:
-    """The catalog part of the API."""
+    """The catalog part of the API.
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    Args:
+        units: runs each call as one unit of work.
+        router: names the shards (a course's home shard, the local one).
+        content: the content store, asked whether a lesson's content exists.
+        outbox: applies the content-store work a deletion leaves in the outbox.
+    """
+
+    def __init__(
+        self, units: Units, router: Router, *, content: ContentSource, outbox: OutboxRelay
+    ) -> None:
+        self._units = units
+        self._router = router
+        self._content = content
+        self._outbox = outbox
 
     # ----------------------------------------------------------------- writes
 
@@ -73,7 +86,7 @@ class Catalog:
                 raise NotFound(f"parent category {parent} not found")
             repo.create_category(category_id, clean_name, clean_description, parent, at)
 
-        self._db.write(None, work)
+        self._units.write(None, work)
         return category_id
 
     def create_course(
@@ -132,18 +145,13 @@ class Catalog:
         }
         course_id = ids.new_reference_id(region)
         values["id"] = course_id
-        home = self._db.router.shard_of_region(region)
+        home = self._router.shard_of_region(region)
         at = _now()
 
         def work(uow: UnitOfWork) -> None:
             # Lock the instructor's row for the rest of the transaction: a
             # concurrent role change cannot slip in between check and create.
-            row = uow.execute(
-                select(User.role, User.status)
-                .where(User.id == instructor)
-                .with_for_update(read=True),
-                shard=home,
-            ).first()
+            row = UsersRepository(uow).lock_role(instructor)
             if row is None:
                 raise NotFound(f"instructor {instructor} not found")
             if row[0] != "instructor":
@@ -155,7 +163,7 @@ class Catalog:
                 raise NotFound(f"category {values['category_id']} not found")
             repo.create_course(values, home, at)
 
-        self._db.write(home, work)
+        self._units.write(home, work)
         return course_id
 
     def add_module(
@@ -189,7 +197,7 @@ class Catalog:
                 at=at,
             )
 
-        self._db.write(None, work)
+        self._units.write(None, work)
         return module_id
 
     def add_lesson(
@@ -230,7 +238,7 @@ class Catalog:
         if clean_content is None:
             values["content_status"] = "none"
         else:
-            ready = self._db.content_ready(clean_content)
+            ready = self._content_ready(clean_content)
             values["content_status"] = "ready" if ready else "pending"
         lesson_id = ids.new_reference_id()
         values["id"] = lesson_id
@@ -241,7 +249,7 @@ class Catalog:
             values["course_id"] = repo.module_course(module)
             repo.add_lesson(values, at)
 
-        self._db.write(None, work)
+        self._units.write(None, work)
         return lesson_id
 
     def publish(self, course_id: uuid.UUID) -> None:
@@ -253,7 +261,7 @@ class Catalog:
         """
         course = catalog_id("course_id", course_id)
         at = _now()
-        self._db.write(None, lambda uow: CatalogRepository(uow).publish(course, at))
+        self._units.write(None, lambda uow: CatalogRepository(uow).publish(course, at))
 
     def archive(self, course_id: uuid.UUID) -> None:
         """Archive a course on every shard (it leaves search; enrollments stay).
@@ -263,7 +271,7 @@ class Catalog:
         """
         course = catalog_id("course_id", course_id)
         at = _now()
-        self._db.write(None, lambda uow: CatalogRepository(uow).archive(course, at))
+        self._units.write(None, lambda uow: CatalogRepository(uow).archive(course, at))
 
     def set_capacity(self, course_id: uuid.UUID, max_enrollments: int | None) -> None:
         """Set (or with None remove) a course's capacity, on every shard and its seat ledger.
@@ -282,7 +290,9 @@ class Catalog:
             "max_enrollments", max_enrollments, minimum=1, maximum=10_000_000, required=False
         )
         at = _now()
-        self._db.write(None, lambda uow: CatalogRepository(uow).set_capacity(course, capacity, at))
+        self._units.write(
+            None, lambda uow: CatalogRepository(uow).set_capacity(course, capacity, at)
+        )
 
     def delete_course(self, course_id: uuid.UUID) -> None:
         """Delete a course that nobody enrolled in or paid for, on every shard, and its content.
@@ -301,8 +311,8 @@ class Catalog:
             repo.delete_course(course)
             repo.enqueue_content_deletion(course)
 
-        self._db.write(None, work)
-        self._db.process_outbox([self._db.router.local_shard])
+        self._units.write(None, work)
+        self._outbox.process_outbox([self._router.local_shard])
 
     # ------------------------------------------------------------------ reads
 
@@ -313,7 +323,7 @@ class Catalog:
             NotFound: no such course.
         """
         course = catalog_id("course_id", course_id)
-        return self._db.read(None, lambda uow: CatalogRepository(uow).view(course))
+        return self._units.read(None, lambda uow: CatalogRepository(uow).view(course))
 
     def curriculum(self, course_id: uuid.UUID) -> list[ModuleView]:
         """Return the course's modules and lessons, in order.
@@ -322,7 +332,7 @@ class Catalog:
             NotFound: no such course.
         """
         course = catalog_id("course_id", course_id)
-        return self._db.read(None, lambda uow: CatalogRepository(uow).curriculum(course))
+        return self._units.read(None, lambda uow: CatalogRepository(uow).curriculum(course))
 
     def search(
         self,
@@ -368,17 +378,44 @@ class Catalog:
                 found = [c for c in found if c.rating is not None and c.rating >= rating_floor]
             return found[:clean_limit]
 
-        return self._db.read(None, work)
+        return self._units.read(None, work)
 
     def popular(self, limit: int = 10) -> list[CourseView]:
         """Return published courses by global enrollments (merged over shards), most first.
 
-        The ranking is the analytics layer's threshold top-N over every shard's
+        The ranking is the threshold top N of
+        :func:`~elearn_data.analytics.merge.threshold_top_n` over every shard's
         partial counts (it cannot miss a course that is popular everywhere but
-        first nowhere), read in parallel from replicas.
+        first nowhere), read with the views in one snapshot per shard. Ties go
+        to the lower course id; when fewer than ``limit`` courses have
+        enrollments, courses without any fill the list (lowest ids first).
+
+        Raises:
+            InvalidInput: limit is not an integer in 1..1000.
         """
         clean_limit = validation.required_integer("limit", limit, minimum=1, maximum=1000)
-        ranked = [
-            uuid.UUID(str(c)) for c in self._db.analytics.popular_courses(clean_limit)["course_id"]
-        ]
-        return self._db.read(None, lambda uow: CatalogRepository(uow).views(ranked))
+
+        def work(uow: UnitOfWork) -> list[CourseView]:
+            repo = CatalogRepository(uow)
+            rounds = repo.popular_rounds()
+            top = threshold_top_n(
+                clean_limit,
+                len(rounds.shards),
+                rounds.local_top,
+                rounds.above,
+                rounds.exact,
+                fill=rounds.fill,
+            )
+            return repo.views([course for course, _ in top.ranked])
+
+        return self._units.read(None, work, snapshot=True)
+
+    # ---------------------------------------------------------------- helpers
+
+    def _content_ready(self, content_id: str) -> bool:
+        """Return True when the content document exists (False if the store is down)."""
+        try:
+            return content_id in self._content.content_store.content.exists([content_id])
+        except ElearnDataError as exc:
+            log.warning("content store unavailable, lesson content marked pending: %s", exc)
+            return False

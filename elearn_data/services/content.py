@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from sqlalchemy import select
+from typing import Any, TypeVar
 
 from elearn_data import validation
 from elearn_data.content import (
@@ -30,14 +28,13 @@ from elearn_data.content import (
     PreferencesView,
 )
 from elearn_data.errors import InvalidInput, NotFound
-from elearn_data.models import Course, CourseLesson, User
 from elearn_data.repositories.catalog import CatalogRepository
+from elearn_data.repositories.users import UsersRepository
+from elearn_data.services.base import ContentSource, OutboxRelay, Units
 from elearn_data.services.catalog import catalog_id
 from elearn_data.services.learning import owned_id
+from elearn_data.sharding.routing import Router
 from elearn_data.sharding.unit_of_work import UnitOfWork
-
-if TYPE_CHECKING:
-    from elearn_data.database import Database
 
 T = TypeVar("T")
 
@@ -89,25 +86,32 @@ def _check_content(fields: dict[str, Any]) -> None:
 
 
 class Content:
-    """The content part of the API (documents in the content store)."""
+    """The content part of the API (documents in the content store).
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    Args:
+        units: runs the PostgreSQL side of each call (lessons' content status).
+        router: names the shard whose outbox a deletion writes (the local one).
+        content: the content store.
+        outbox: applies the deletions recorded in the outbox.
+    """
+
+    def __init__(
+        self, units: Units, router: Router, *, content: ContentSource, outbox: OutboxRelay
+    ) -> None:
+        self._units = units
+        self._router = router
+        self._content = content
+        self._outbox = outbox
 
     @property
     def _store(self) -> ContentRepository:
-        return self._db.content_store.content
+        return self._content.content_store.content
 
     def _check_lesson(self, course_id: uuid.UUID, lesson_id: uuid.UUID) -> None:
-        def work(uow: UnitOfWork) -> Any:
-            return uow.execute(
-                select(CourseLesson.course_id).where(CourseLesson.id == lesson_id)
-            ).first()
-
-        row = self._db.read(None, work)
-        if row is None:
+        found = self._units.read(None, lambda uow: CatalogRepository(uow).lesson_course(lesson_id))
+        if found is None:
             raise NotFound(f"lesson {lesson_id} not found")
-        if row[0] != course_id:
+        if found != course_id:
             raise InvalidInput(f"lesson {lesson_id} is not in course {course_id}")
 
     def _mark_ready(self, content_id: str) -> None:
@@ -115,7 +119,7 @@ class Content:
             repo = CatalogRepository(uow)
             repo.set_content_status(repo.lessons_with_content(content_id), "ready")
 
-        self._db.write(None, work)
+        self._units.write(None, work)
 
     def _add(self, kind: Callable[..., str], fields: dict[str, Any]) -> str:
         _check_content(fields)
@@ -178,30 +182,18 @@ class Content:
 
         def work(uow: UnitOfWork) -> None:
             repo = CatalogRepository(uow)
-            lessons = uow.execute(
-                select(CourseLesson.id).where(
-                    CourseLesson.course_id == course, CourseLesson.content_id.is_not(None)
-                )
-            ).scalars()
-            repo.set_content_status(list(lessons), "pending")
+            lessons = [lesson for lesson, _, _ in repo.content_lessons(course)]
+            repo.set_content_status(lessons, "pending")
             repo.enqueue_content_deletion(course)
 
-        self._db.write(None, work)
-        self._db.process_outbox([self._db.router.local_shard])
+        self._units.write(None, work)
+        self._outbox.process_outbox([self._router.local_shard])
 
     def sync_lessons(self, course_id: uuid.UUID) -> int:
         """Recompute ready/pending for a course's lessons from the content store; return changes."""
         course = catalog_id("course_id", course_id)
 
-        def lessons(uow: UnitOfWork) -> list[tuple[uuid.UUID, str, str]]:
-            rows = uow.execute(
-                select(CourseLesson.id, CourseLesson.content_id, CourseLesson.content_status).where(
-                    CourseLesson.course_id == course, CourseLesson.content_id.is_not(None)
-                )
-            )
-            return [(r[0], r[1], r[2]) for r in rows]
-
-        current = self._db.read(None, lessons)
+        current = self._units.read(None, lambda uow: CatalogRepository(uow).content_lessons(course))
         present = self._store.exists([content for _, content, _ in current])
         ready = [
             lid for lid, content, status in current if content in present and status != "ready"
@@ -218,31 +210,37 @@ class Content:
             repo.set_content_status(pending, "pending")
 
         if ready or pending:
-            self._db.write(None, work)
+            self._units.write(None, work)
         return len(ready) + len(pending)
 
 
 class Preferences:
-    """The preferences part of the API (one document per learner)."""
+    """The preferences part of the API (one document per learner).
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    Args:
+        units: runs the PostgreSQL checks (the user and the course exist).
+        router: names the learner's home shard.
+        content: the content store, which holds the documents.
+    """
+
+    def __init__(self, units: Units, router: Router, *, content: ContentSource) -> None:
+        self._units = units
+        self._router = router
+        self._content = content
 
     @property
     def _store(self) -> PreferencesRepository:
-        return self._db.content_store.preferences
+        return self._content.content_store.preferences
 
     def _user_exists(self, user_id: uuid.UUID) -> bool:
-        def work(uow: UnitOfWork) -> bool:
-            return uow.execute(select(User.id).where(User.id == user_id)).first() is not None
-
-        return self._db.read(self._db.router.shard_of_owner(user_id), work)
+        return self._units.read(
+            self._router.shard_of_owner(user_id), lambda uow: UsersRepository(uow).exists(user_id)
+        )
 
     def _course_exists(self, course_id: uuid.UUID) -> None:
-        def work(uow: UnitOfWork) -> bool:
-            return uow.execute(select(Course.id).where(Course.id == course_id)).first() is not None
-
-        if not self._db.read(None, work):
+        if not self._units.read(
+            None, lambda uow: bool(CatalogRepository(uow).course_rows([course_id]))
+        ):
             raise NotFound(f"course {course_id} not found")
 
     def _with_document(self, user_id: object, action: Callable[[uuid.UUID], T]) -> T:

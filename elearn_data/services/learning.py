@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
 
 from elearn_data import ids, validation
 from elearn_data.models.base import ENROLLMENT_STATUSES
 from elearn_data.repositories.learning import LearningRepository
 from elearn_data.repositories.views import EnrollmentView, ProgressView, ReviewView
+from elearn_data.services.base import Units
 from elearn_data.services.catalog import catalog_id
-
-if TYPE_CHECKING:
-    from elearn_data.database import Database
+from elearn_data.sharding.routing import Router
 
 
 def owned_id(name: str, value: object) -> uuid.UUID:
@@ -23,13 +21,14 @@ def owned_id(name: str, value: object) -> uuid.UUID:
 
 
 class Enrollments:
-    """The enrollments part of the API."""
+    """The enrollments part of the API (``units`` runs each call, ``router`` names shards)."""
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, units: Units, router: Router) -> None:
+        self._units = units
+        self._router = router
 
     def _shard(self, owned: uuid.UUID) -> str:
-        return self._db.router.shard_of_owner(owned)
+        return self._router.shard_of_owner(owned)
 
     def enroll(self, user_id: uuid.UUID, course_id: uuid.UUID) -> uuid.UUID:
         """Enroll a learner (any region) in a course (any region); return the enrollment id.
@@ -46,7 +45,7 @@ class Enrollments:
         user = owned_id("user_id", user_id)
         course = catalog_id("course_id", course_id)
         enrollment_id = ids.new_id(ids.owner_region(user))
-        self._db.write(
+        self._units.write(
             self._shard(user),
             lambda uow: LearningRepository(uow).enroll(enrollment_id, user, course),
         )
@@ -55,14 +54,14 @@ class Enrollments:
     def get(self, enrollment_id: uuid.UUID) -> EnrollmentView:
         """Return an enrollment. Raises NotFound."""
         eid = owned_id("enrollment_id", enrollment_id)
-        return self._db.read(self._shard(eid), lambda uow: LearningRepository(uow).get(eid))
+        return self._units.read(self._shard(eid), lambda uow: LearningRepository(uow).get(eid))
 
     def for_user(self, user_id: uuid.UUID, status: str | None = None) -> list[EnrollmentView]:
         """Return the learner's enrollments, newest first (optionally of one status)."""
         user = owned_id("user_id", user_id)
         if status is not None:
             validation.choice("status", status, ENROLLMENT_STATUSES)
-        return self._db.read(
+        return self._units.read(
             self._shard(user), lambda uow: LearningRepository(uow).for_user(user, status)
         )
 
@@ -81,7 +80,7 @@ class Enrollments:
         minutes = validation.required_integer(
             "time_spent_minutes", time_spent_minutes, minimum=0, maximum=100_000
         )
-        return self._db.write(
+        return self._units.write(
             self._shard(eid),
             lambda uow: LearningRepository(uow).complete_lesson(eid, lesson, minutes),
         )
@@ -90,14 +89,14 @@ class Enrollments:
         """Mark a lesson not complete; progress and completion revert. Raises NotFound."""
         eid = owned_id("enrollment_id", enrollment_id)
         lesson = catalog_id("lesson_id", lesson_id)
-        return self._db.write(
+        return self._units.write(
             self._shard(eid), lambda uow: LearningRepository(uow).reset_lesson(eid, lesson)
         )
 
     def progress(self, enrollment_id: uuid.UUID) -> ProgressView:
         """Return the enrollment's progress, lesson by lesson. Raises NotFound."""
         eid = owned_id("enrollment_id", enrollment_id)
-        return self._db.read(self._shard(eid), lambda uow: LearningRepository(uow).progress(eid))
+        return self._units.read(self._shard(eid), lambda uow: LearningRepository(uow).progress(eid))
 
     def drop(self, enrollment_id: uuid.UUID) -> None:
         """Drop the enrollment and free its seat.
@@ -107,7 +106,7 @@ class Enrollments:
             InvalidState: already dropped.
         """
         eid = owned_id("enrollment_id", enrollment_id)
-        self._db.write(self._shard(eid), lambda uow: LearningRepository(uow).drop(eid))
+        self._units.write(self._shard(eid), lambda uow: LearningRepository(uow).drop(eid))
 
     def issue_certificate(self, enrollment_id: uuid.UUID, url: str) -> None:
         """Attach a certificate URL to a completed enrollment.
@@ -120,16 +119,17 @@ class Enrollments:
         eid = owned_id("enrollment_id", enrollment_id)
         clean = validation.url("url", url)
         assert clean is not None
-        self._db.write(
+        self._units.write(
             self._shard(eid), lambda uow: LearningRepository(uow).issue_certificate(eid, clean)
         )
 
 
 class Reviews:
-    """The reviews part of the API."""
+    """The reviews part of the API (``units`` runs each call, ``router`` names shards)."""
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, units: Units, router: Router) -> None:
+        self._units = units
+        self._router = router
 
     def add(self, enrollment_id: uuid.UUID, rating: int, text: str | None = None) -> uuid.UUID:
         """Review an enrollment's course (a second call updates the review); return its id.
@@ -143,16 +143,16 @@ class Reviews:
         clean_rating = validation.required_integer("rating", rating, minimum=1, maximum=5)
         body = validation.text("text", text, max_length=5000, required=False, strip=False)
         review_id = ids.new_id(ids.owner_region(eid))
-        return self._db.write(
-            self._db.router.shard_of_owner(eid),
+        return self._units.write(
+            self._router.shard_of_owner(eid),
             lambda uow: LearningRepository(uow).upsert_review(review_id, eid, clean_rating, body),
         )
 
     def delete(self, review_id: uuid.UUID) -> None:
         """Delete a review (the course rating follows). Raises NotFound."""
         rid = owned_id("review_id", review_id)
-        self._db.write(
-            self._db.router.shard_of_owner(rid),
+        self._units.write(
+            self._router.shard_of_owner(rid),
             lambda uow: LearningRepository(uow).delete_review(rid),
         )
 
@@ -160,6 +160,6 @@ class Reviews:
         """Return a course's reviews from every region, newest first."""
         course = catalog_id("course_id", course_id)
         clean_limit = validation.required_integer("limit", limit, minimum=1, maximum=1000)
-        return self._db.read(
+        return self._units.read(
             None, lambda uow: LearningRepository(uow).reviews_for_course(course, clean_limit)
         )

@@ -17,16 +17,15 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-from sqlalchemy import func, select, update
+from typing import TYPE_CHECKING, Any, Protocol
 
 from elearn_data.errors import ElearnDataError
-from elearn_data.models import ContentOutbox
+from elearn_data.repositories.outbox import OutboxRepository
+from elearn_data.services.base import ContentSource, Units
 
 if TYPE_CHECKING:
     from elearn_data.content import ContentStore
-    from elearn_data.database import Database
+    from elearn_data.sharding.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +49,16 @@ HANDLERS: dict[str, Callable[[ContentStore, dict[str, Any]], None]] = {
 }
 
 
-def apply_pending(db: Database, shards: list[str], *, limit: int = 500) -> int:
+class OutboxHost(Units, ContentSource, Protocol):
+    """What applying the outbox needs: writer units of work and the content store."""
+
+
+def apply_pending(db: OutboxHost, shards: list[str], *, limit: int = 500) -> int:
     """Apply up to ``limit`` pending outbox rows per shard; return how many were applied."""
     applied = 0
     for shard in shards:
 
-        def work(uow: Any, target: str = shard) -> int:
+        def work(uow: UnitOfWork, target: str = shard) -> int:
             return _apply_shard(db, uow, target, limit)
 
         try:
@@ -65,15 +68,9 @@ def apply_pending(db: Database, shards: list[str], *, limit: int = 500) -> int:
     return applied
 
 
-def _apply_shard(db: Database, uow: Any, shard: str, limit: int) -> int:
-    rows = uow.execute(
-        select(ContentOutbox.id, ContentOutbox.kind, ContentOutbox.payload)
-        .where(ContentOutbox.processed_at.is_(None))
-        .order_by(ContentOutbox.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True),
-        shard=shard,
-    ).all()
+def _apply_shard(db: OutboxHost, uow: UnitOfWork, shard: str, limit: int) -> int:
+    outbox = OutboxRepository(uow, shard)
+    rows = outbox.claim(limit)
     if not rows:
         return 0
     store = db.content_store
@@ -82,21 +79,10 @@ def _apply_shard(db: Database, uow: Any, shard: str, limit: int) -> int:
         try:
             HANDLERS[kind](store, payload)
         except ElearnDataError as exc:
-            uow.execute(
-                update(ContentOutbox)
-                .where(ContentOutbox.id == row_id)
-                .values(attempts=ContentOutbox.attempts + 1, last_error=str(exc)[:2000]),
-                shard=shard,
-            )
+            outbox.record_failure(row_id, str(exc))
             log.warning("outbox entry %s (%s) failed, will retry: %s", row_id, kind, exc)
             # Keep the order of work: later entries may depend on this one.
             break
         done.append(row_id)
-    if done:
-        uow.execute(
-            update(ContentOutbox)
-            .where(ContentOutbox.id.in_(done))
-            .values(processed_at=func.now(), attempts=ContentOutbox.attempts + 1),
-            shard=shard,
-        )
+    outbox.mark_processed(done)
     return len(done)

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from elearn_data import ids, validation
+from elearn_data.config import Settings
 from elearn_data.errors import InvalidInput, LoginThrottled, NotFound
 from elearn_data.models.base import ROLES
 from elearn_data.regions import parse_region
 from elearn_data.repositories.users import PROFILE_FIELDS, USER_FIELDS, UsersRepository
 from elearn_data.repositories.views import UserView
 from elearn_data.security import EmailHasher, Passwords, normalise_email
+from elearn_data.services.base import OutboxRelay, Units
 from elearn_data.sharding.consistency import PRIMARY_ONLY, CausalToken
-
-if TYPE_CHECKING:
-    from elearn_data.database import Database
+from elearn_data.sharding.routing import Router
 
 _LIMITS = {
     "first_name": 100,
@@ -65,12 +65,24 @@ def backoff_s(failures: int, *, max_failures: int, first_s: float, max_s: float)
 
 
 class Users:
-    """The users part of the API (each method is one unit of work)."""
+    """The users part of the API (each method is one unit of work).
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
-        self._passwords = Passwords(db.settings)
-        self._emails = EmailHasher(db.settings)
+    Args:
+        units: runs each call as one unit of work.
+        router: names a user's home shard.
+        settings: argon2 parameters, the email hash key, the login throttle.
+        outbox: applies the content-store work registration and erasure record.
+    """
+
+    def __init__(
+        self, units: Units, router: Router, settings: Settings, *, outbox: OutboxRelay
+    ) -> None:
+        self._units = units
+        self._router = router
+        self._settings = settings
+        self._outbox = outbox
+        self._passwords = Passwords(settings)
+        self._emails = EmailHasher(settings)
 
     def register(
         self,
@@ -116,8 +128,8 @@ class Users:
                 profile=profile,
             )
 
-        self._db.write(home, work)
-        self._db.after_registration(user_id)
+        self._units.write(home, work)
+        self._outbox.after_registration(user_id)
         return user_id
 
     def get(self, user_id: uuid.UUID) -> UserView:
@@ -127,8 +139,8 @@ class Users:
             NotFound: no such user (including ids the platform never issued).
         """
         uid = validation.identifier("user_id", user_id)
-        shard = self._db.router.shard_of_owner(uid)
-        return self._db.read(shard, lambda uow: UsersRepository(uow).get(uid, shard=shard))
+        shard = self._router.shard_of_owner(uid)
+        return self._units.read(shard, lambda uow: UsersRepository(uow).get(uid, shard=shard))
 
     def find_by_email(self, email: str) -> UserView | None:
         """Return the user with this email, in any region, or None."""
@@ -137,11 +149,11 @@ class Users:
         except InvalidInput:
             return None
         digest = self._emails.digest(normalised)
-        located = self._db.read(None, lambda uow: UsersRepository(uow).locate(digest))
+        located = self._units.read(None, lambda uow: UsersRepository(uow).locate(digest))
         if located is None:
             return None
         uid = located[0]
-        shard = self._db.router.shard_of_owner(uid)
+        shard = self._router.shard_of_owner(uid)
         try:
             return self.get(uid)
         except NotFound:
@@ -149,7 +161,7 @@ class Users:
             # row is committed only after its user row's decision (the user's shard
             # coordinates registration), so the home primary has the row now.
             try:
-                return self._db.read(
+                return self._units.read(
                     shard,
                     lambda uow: UsersRepository(uow).get(uid, shard=shard),
                     token=_primary(shard),
@@ -176,12 +188,12 @@ class Users:
             self._passwords.verify(None, password)
             return None
         digest = self._emails.digest(normalised)
-        located = self._db.read(None, lambda uow: UsersRepository(uow).locate(digest))
+        located = self._units.read(None, lambda uow: UsersRepository(uow).locate(digest))
         if located is None:
             self._passwords.verify(None, password)
             return None
         user_id = located[0]
-        policy = self._db.settings.login
+        policy = self._settings.login
 
         def attempt(uow: Any) -> bool:
             repo = UsersRepository(uow)
@@ -216,7 +228,7 @@ class Users:
             repo.record_login(user_id, new_hash)
             return True
 
-        if not self._db.write(self._db.router.shard_of_owner(user_id), attempt):
+        if not self._units.write(self._router.shard_of_owner(user_id), attempt):
             return None
         return self.get(user_id)
 
@@ -236,8 +248,8 @@ class Users:
         }
         profile = _clean_profile({k: v for k, v in fields.items() if k in PROFILE_FIELDS})
         birth = validation.date_of_birth("date_of_birth", fields.get("date_of_birth"))
-        self._db.write(
-            self._db.router.shard_of_owner(uid),
+        self._units.write(
+            self._router.shard_of_owner(uid),
             lambda uow: UsersRepository(uow).update_profile(uid, user_fields, profile, birth),
         )
 
@@ -248,8 +260,8 @@ class Users:
             NotFound: no such user.
         """
         uid = validation.identifier("user_id", user_id)
-        self._db.write(
-            self._db.router.shard_of_owner(uid), lambda uow: UsersRepository(uow).deactivate(uid)
+        self._units.write(
+            self._router.shard_of_owner(uid), lambda uow: UsersRepository(uow).deactivate(uid)
         )
 
     def erase(self, user_id: uuid.UUID) -> None:
@@ -267,12 +279,12 @@ class Users:
             NotFound: no such user (or erased already).
         """
         uid = validation.identifier("user_id", user_id)
-        home = self._db.router.shard_of_owner(uid)
+        home = self._router.shard_of_owner(uid)
 
         def work(uow: Any) -> None:
             repo = UsersRepository(uow)
             stored_email = repo.erase(uid)
             repo.delete_directory_entry(self._emails.digest(stored_email), uid)
 
-        self._db.write(home, work)
-        self._db.process_outbox([home])
+        self._units.write(home, work)
+        self._outbox.process_outbox([home])

@@ -1,16 +1,16 @@
-"""The global top N cannot miss a course whose enrollments are spread over shards."""
+"""The global top N cannot miss a course whose enrollments are spread over shards.
+
+The merge itself (``threshold_top_n``) is tested against brute force in
+``tests/unit/test_top_n.py``; here it runs over real shards.
+"""
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Mapping, Sequence
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from sqlalchemy import text
 
-from elearn_data.analytics import Analytics, threshold_top_n
+from elearn_data.analytics import Analytics
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.database import Database
 from tests.integration.analytics import truth
@@ -25,10 +25,8 @@ LAYOUT = {
 }
 
 
-def test_a_course_second_on_every_shard_is_found_although_no_shard_ranks_it_first(
-    clean: Database, cluster: LocalCluster
-) -> None:
-    db = clean
+def adversarial(db: Database) -> dict[str, uuid.UUID]:
+    """Publish the courses of LAYOUT (and "nobody", without learners) and enroll its learners."""
     courses = {
         name: published_course(db, title=name)[0]
         for name in ("na_star", "eu_star", "apac_star", "everywhere", "nobody")
@@ -37,6 +35,14 @@ def test_a_course_second_on_every_shard_is_found_although_no_shard_ranks_it_firs
         for name, learners in counts.items():
             for _ in range(learners):
                 db.enrollments.enroll(register(db, region), courses[name])
+    return courses
+
+
+def test_a_course_second_on_every_shard_is_found_although_no_shard_ranks_it_first(
+    clean: Database, cluster: LocalCluster
+) -> None:
+    db = clean
+    courses = adversarial(db)
 
     # Per-shard top 1 lists merged naively miss the winner (the data is adversarial).
     per_shard: list[tuple[uuid.UUID, int]] = []
@@ -68,69 +74,20 @@ def test_a_course_second_on_every_shard_is_found_although_no_shard_ranks_it_firs
     assert second_to_fourth == sorted(courses[n] for n in ("na_star", "eu_star", "apac_star"))
 
 
-# ------------------------------------------------------- the algorithm itself
-
-
-def brute_force(shards: Sequence[Mapping[int, int]], n: int) -> list[tuple[int, int]]:
-    totals: dict[int, int] = {}
-    for counts in shards:
-        for key, count in counts.items():
-            totals[key] = totals.get(key, 0) + count
-    ranked = sorted(((k, t) for k, t in totals.items() if t > 0), key=lambda i: (-i[1], i[0]))
-    return ranked[:n]
-
-
-def run_tput(shards: Sequence[Mapping[int, int]], n: int) -> tuple[list[tuple[int, int]], int]:
-    names = [f"s{i}" for i in range(len(shards))]
-    fetched = 0
-
-    def local_top(limit: int) -> dict[str, list[tuple[int, int]]]:
-        return {
-            name: sorted(counts.items(), key=lambda i: (-i[1], i[0]))[:limit]
-            for name, counts in zip(names, shards, strict=True)
-        }
-
-    def above(threshold: int) -> dict[str, list[int]]:
-        return {
-            name: [k for k, c in counts.items() if c >= threshold]
-            for name, counts in zip(names, shards, strict=True)
-        }
-
-    def exact(keys: list[int]) -> dict[str, dict[int, int]]:
-        nonlocal fetched
-        fetched = len(keys)
-        return {
-            name: {k: counts[k] for k in keys if k in counts}
-            for name, counts in zip(names, shards, strict=True)
-        }
-
-    result = threshold_top_n(n, len(shards), local_top, above, exact)
-    assert result.threshold == max(1, math.ceil(result.lower_bound / len(shards)))
-    return result.ranked, fetched
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    shards=st.lists(
-        st.dictionaries(st.integers(0, 30), st.integers(0, 12), max_size=25),
-        min_size=1,
-        max_size=5,
-    ),
-    n=st.integers(1, 12),
-)
-def test_the_threshold_algorithm_always_equals_the_brute_force_top_n(
-    shards: list[dict[int, int]], n: int
+def test_catalog_popular_ranks_as_the_analytics_layer_does_with_views_from_one_snapshot(
+    clean: Database,
 ) -> None:
-    ranked, _ = run_tput(shards, n)
-    assert ranked == brute_force(shards, n)
-
-
-def test_the_threshold_algorithm_fetches_few_candidates_when_counts_are_skewed() -> None:
-    # 3 shards, 1000 courses with a long tail: the candidate set stays small.
-    shards = [{k: max(0, 200 - k * (s + 1)) for k in range(1000)} for s in range(3)]
-    ranked, fetched = run_tput(shards, 10)
-    assert ranked == brute_force(shards, 10)
-    assert fetched < 40
+    db = clean
+    courses = adversarial(db)
+    assert [c.id for c in db.catalog.popular(1)] == [courses["everywhere"]]
+    for limit in range(1, 7):
+        frame = Analytics(db).popular_courses(limit)
+        views = db.catalog.popular(limit)
+        assert [v.id for v in views] == list(frame["course_id"]), limit
+        assert [v.enrollment_count for v in views] == list(frame["enrollments"]), limit
+    # Fewer courses with enrollments than asked: the one without any comes last.
+    assert db.catalog.popular(6)[-1].id == courses["nobody"]
+    assert db.catalog.popular(6)[-1].enrollment_count == 0
 
 
 def test_analytics_of_an_empty_platform_are_zeros_and_empty_frames(clean: Database) -> None:

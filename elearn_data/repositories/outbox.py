@@ -1,0 +1,57 @@
+"""The content outbox of one shard: pending content-store work, claimed and stamped.
+
+Rows are written by the transactions that imply the work (registration,
+erasure, deleting a course or its content); :mod:`elearn_data.services.outbox`
+applies them. Claiming locks the rows ``FOR UPDATE SKIP LOCKED``: concurrent
+processors never apply one row at the same time, and nobody waits for another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from elearn_data.models import ContentOutbox
+from elearn_data.sharding.unit_of_work import UnitOfWork
+
+
+class OutboxRepository:
+    """One shard's outbox inside a writer unit of work."""
+
+    def __init__(self, uow: UnitOfWork, shard: str) -> None:
+        self.uow = uow
+        self.shard = shard
+
+    def claim(self, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
+        """Lock and return up to ``limit`` pending entries (id, kind, payload), oldest first."""
+        rows = self.uow.execute(
+            select(ContentOutbox.id, ContentOutbox.kind, ContentOutbox.payload)
+            .where(ContentOutbox.processed_at.is_(None))
+            .order_by(ContentOutbox.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True),
+            shard=self.shard,
+        )
+        return [(row[0], row[1], row[2]) for row in rows]
+
+    def record_failure(self, entry_id: int, error: str) -> None:
+        """Count a failed attempt and keep its error (the entry stays pending)."""
+        self.uow.execute(
+            update(ContentOutbox)
+            .where(ContentOutbox.id == entry_id)
+            .values(attempts=ContentOutbox.attempts + 1, last_error=error[:2000]),
+            shard=self.shard,
+        )
+
+    def mark_processed(self, entry_ids: Sequence[int]) -> None:
+        """Stamp the entries applied (``processed_at``), counting the attempt."""
+        if not entry_ids:
+            return
+        self.uow.execute(
+            update(ContentOutbox)
+            .where(ContentOutbox.id.in_(entry_ids))
+            .values(processed_at=func.now(), attempts=ContentOutbox.attempts + 1),
+            shard=self.shard,
+        )
