@@ -12,11 +12,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, text, update
 
+from elearn_data.aggregates import average
 from elearn_data.errors import InvalidInput, NotFound
 from elearn_data.models import (
     ContentOutbox,
@@ -69,8 +70,6 @@ _SEARCH = text(
 )
 _POPULAR_PARTIALS = text("SELECT course_id, enrollment_count FROM get_popular_courses(:limit)")
 
-TWO_PLACES = Decimal("0.01")
-
 
 class Partials:
     """Merged per-shard statistics of some courses."""
@@ -87,11 +86,7 @@ class Partials:
 
     def rating(self, course_id: uuid.UUID) -> Decimal | None:
         """Global average: total of ratings over number of ratings (never a mean of means)."""
-        count = self.rating_count.get(course_id, 0)
-        if count == 0:
-            return None
-        average = Decimal(self.rating_sum[course_id]) / Decimal(count)
-        return average.quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+        return average(self.rating_sum.get(course_id, 0), self.rating_count.get(course_id, 0))
 
 
 class CatalogRepository:
