@@ -273,12 +273,7 @@ def _check_node(db: Database, quick: Settings, node: Node, timeout_s: float) -> 
     )
     try:
         with engine.connect() as conn:
-            exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
-            revision = (
-                conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                if exists
-                else None
-            )
+            revision = migrations.current_revision(conn)
             paused = bool(probe.in_recovery) and bool(conn.execute(_PAUSED_WITH_WAL).scalar())
         return _NodeCheck(node, probe, revision=revision, replay_paused_with_wal_waiting=paused)
     except SQLAlchemyError as exc:
@@ -398,18 +393,14 @@ def _server(node: Node, probe: NodeProbe) -> str | None:
     return f"{hosts[0] if hosts else '?'}:{probe.server_port}"
 
 
-def _known_revisions() -> tuple[str, set[str]]:
-    script = migrations.script_directory()
-    head = script.get_current_head() or "?"
-    return head, {rev.revision for rev in script.walk_revisions()}
-
-
 def _schema_reports(settings: Settings, checks: list[_NodeCheck]) -> list[SchemaReport]:
+    code: migrations.CodeRevisions | None
     try:
-        head, known = _known_revisions()
+        code = migrations.code_revisions()
     except Exception as exc:  # no migration scripts (an installed wheel): say so
-        head, known = "?", set()
+        code = None
         log.warning("cannot read the migration scripts: %s", exc)
+    head = code.head if code is not None else "?"
     reports: list[SchemaReport] = []
     for shard in settings.shard_names:
         # The primary's revision is the shard's; a replica's stands in while it is down.
@@ -424,15 +415,7 @@ def _schema_reports(settings: Settings, checks: list[_NodeCheck]) -> list[Schema
             reports.append(SchemaReport(shard, None, head, "unreachable", detail))
             continue
         revision = answered[0].revision
-        state: SchemaState
-        if not known:
-            state = "unknown"
-        elif revision == head:
-            state = "ok"
-        elif revision is None or revision in known:
-            state = "behind"
-        else:
-            state = "ahead"
+        state: SchemaState = "unknown" if code is None else code.state_of(revision)
         reports.append(SchemaReport(shard, revision, head, state))
     return reports
 
