@@ -599,6 +599,41 @@ class LocalCluster:
                 raise ConfigurationError(f"{node.name} did not reload its configuration")
             time.sleep(0.02)
 
+    def prepare_database(self, node: NodeSpec, dbname: str) -> None:
+        """Make ``dbname`` on ``node`` (a primary) a database the platform's roles can use.
+
+        The one recipe for the platform's database (``elearn``), the benchmark's
+        scratch databases and the tests' scratch databases: created if missing,
+        owned by the schema owner (who runs the migrations), the database rights
+        of :meth:`secure_database`, and its ``public`` schema owned by the schema
+        owner, usable by the application role and closed to PUBLIC (DDL for the
+        owner only). Idempotent. The roles must exist (:meth:`up` creates them);
+        connecting also needs a pg_hba rule (:meth:`allow_database` for a
+        database other than ``elearn``).
+        """
+        db, owner = sql.Identifier(dbname), sql.Identifier(OWNER_USER)
+        conn = self.admin_connect(node)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+                if cur.fetchone() is None:
+                    cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, owner))
+                else:
+                    cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, owner))
+        finally:
+            conn.close()
+        self.secure_database(node, dbname)
+        conn = self.admin_connect(node, dbname=dbname)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
+                cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+                cur.execute(
+                    sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(APP_USER))
+                )
+        finally:
+            conn.close()
+
     def secure_database(self, node: NodeSpec, dbname: str) -> None:
         """Give ``dbname`` the platform's database rights (run on a primary, as the superuser).
 
@@ -744,13 +779,6 @@ class LocalCluster:
                     cur.execute(
                         sql.SQL("REVOKE pg_monitor FROM {}").format(sql.Identifier(APP_USER))
                     )
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,))
-                if cur.fetchone() is None:
-                    cur.execute(
-                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                            sql.Identifier(DBNAME), sql.Identifier(OWNER_USER)
-                        )
-                    )
                 # Nobody but the superuser needs the maintenance database or the
                 # templates (CREATE DATABASE copies a template without connecting).
                 for maintenance in ("postgres", "template1"):
@@ -761,14 +789,11 @@ class LocalCluster:
                     )
         finally:
             conn.close()
-        self.secure_database(node, DBNAME)
+        self.prepare_database(node, DBNAME)
         conn = self.admin_connect(node, dbname=DBNAME)
         try:
             with conn.cursor() as cur:
-                owner, app = sql.Identifier(OWNER_USER), sql.Identifier(APP_USER)
-                cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
-                cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app))
+                app = sql.Identifier(APP_USER)
                 # Statement statistics (`elearn top`), in a schema of their own: the
                 # extension's functions belong to the superuser, and the migrations
                 # grant the app role EXECUTE on every function of `public`. The view

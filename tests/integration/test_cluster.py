@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -155,3 +157,58 @@ def test_down_then_up_keeps_data_and_a_stopped_node_restarts() -> None:
     finally:
         local.down(purge=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+_DATABASE_RIGHTS = (
+    "SELECT pg_get_userbyid(d.datdba), d.datacl::text[] FROM pg_database d WHERE d.datname = %s"
+)
+_SCHEMA_RIGHTS = (
+    "SELECT pg_get_userbyid(n.nspowner), n.nspacl::text[] FROM pg_namespace n"
+    " WHERE n.nspname = 'public'"
+)
+
+
+def _rights(cluster: LocalCluster, dbname: str) -> tuple[object, object]:
+    node = cluster.state().primary_of("eu")
+    conn = cluster.admin_connect(node)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(_DATABASE_RIGHTS, (dbname,))
+            database = cur.fetchone()
+    finally:
+        conn.close()
+    conn = cluster.admin_connect(node, dbname=dbname)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(_SCHEMA_RIGHTS)
+            schema = cur.fetchone()
+    finally:
+        conn.close()
+    return database, schema
+
+
+def test_a_prepared_database_has_the_rights_of_the_platform_database(
+    cluster: LocalCluster,
+) -> None:
+    node = cluster.state().primary_of("eu")
+    fresh, existing = f"elearn_prep_{secrets.token_hex(4)}", f"elearn_prep_{secrets.token_hex(4)}"
+    conn = cluster.admin_connect(node)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:  # as a test fixture makes it: owned by the superuser
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(existing)))
+        cluster.prepare_database(node, fresh)
+        cluster.prepare_database(node, existing)
+        expected = _rights(cluster, "elearn")
+        assert expected[0][0] == "elearn_owner"  # type: ignore[index]
+        assert _rights(cluster, fresh) == expected
+        assert _rights(cluster, existing) == expected
+        cluster.prepare_database(node, fresh)  # idempotent
+        assert _rights(cluster, fresh) == expected
+    finally:
+        with conn.cursor() as cur:
+            for name in (fresh, existing):
+                cur.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+        conn.close()
