@@ -106,16 +106,28 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
     assert not migrations.drift(migrations.status(scratch))
 
 
-def _progress_body(cluster: LocalCluster, settings: Settings) -> str:
+def _on_eu(cluster: LocalCluster, settings: Settings, statement: str) -> object:
+    """The first column of the first row of ``statement`` on eu's scratch database."""
     dbname = (settings.shards["eu"].primary or "").rsplit("/", 1)[1].split("?")[0]
     state = cluster.state()
     conn = cluster.admin_connect(state.primary_of("eu"), dbname=dbname)
-    with conn.cursor() as cur:
-        cur.execute("SELECT prosrc FROM pg_proc WHERE proname = 'elearn_enrollment_progress_sync'")
-        row = cur.fetchone()
-    conn.close()
-    assert row is not None
-    return str(row[0])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    return None if row is None else row[0]
+
+
+def _progress_body(cluster: LocalCluster, settings: Settings) -> str:
+    body = _on_eu(
+        cluster,
+        settings,
+        "SELECT prosrc FROM pg_proc WHERE proname = 'elearn_enrollment_progress_sync'",
+    )
+    assert body is not None
+    return str(body)
 
 
 def test_downgrading_0008_restores_the_lessons_only_progress_trigger(
@@ -129,19 +141,6 @@ def test_downgrading_0008_restores_the_lessons_only_progress_trigger(
     assert not {o for o in left if "assess" in o or "attempt" in o}
     migrations.upgrade(scratch)
     assert "elearn_assessments_passed" in _progress_body(cluster, scratch)
-
-
-def _on_eu(cluster: LocalCluster, settings: Settings, statement: str) -> object:
-    dbname = (settings.shards["eu"].primary or "").rsplit("/", 1)[1].split("?")[0]
-    state = cluster.state()
-    conn = cluster.admin_connect(state.primary_of("eu"), dbname=dbname)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(statement)
-            row = cur.fetchone()
-    finally:
-        conn.close()
-    return None if row is None else row[0]
 
 
 def test_downgrading_0011_restores_0002s_region_codes_and_ids_keep_their_codes(
