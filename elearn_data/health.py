@@ -47,7 +47,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from uuid import UUID
 
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from elearn_data import migrations
@@ -55,7 +54,9 @@ from elearn_data.analytics import Analytics
 from elearn_data.cluster.ha import ShardView, cluster_view
 from elearn_data.config import Settings, url_hosts
 from elearn_data.sharding.consistency import ReplicaSelector
-from elearn_data.sharding.engines import Node, NodeProbe, build_engine
+from elearn_data.sharding.engines import Node, build_engine
+from elearn_data.sharding.probes import NodeProbe, replay_lag_bytes
+from elearn_data.sharding.probes import first_line as _first_line
 
 if TYPE_CHECKING:
     from elearn_data.database import Database
@@ -67,9 +68,6 @@ R = TypeVar("R")
 SchemaState = Literal["ok", "behind", "ahead", "unreachable", "unknown"]
 
 DEFAULT_TIMEOUT_S = 3.0
-_PAUSED_WITH_WAL = text(
-    "SELECT pg_is_wal_replay_paused() AND pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()"
-)
 
 
 @dataclass(frozen=True)
@@ -145,7 +143,6 @@ class _NodeCheck:
     revision: str | None = None
     revision_error: str | None = None
     in_service: bool = True
-    replay_paused_with_wal_waiting: bool = False
 
 
 def health_report(
@@ -273,14 +270,8 @@ def _check_node(db: Database, quick: Settings, node: Node, timeout_s: float) -> 
     )
     try:
         with engine.connect() as conn:
-            exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
-            revision = (
-                conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                if exists
-                else None
-            )
-            paused = bool(probe.in_recovery) and bool(conn.execute(_PAUSED_WITH_WAL).scalar())
-        return _NodeCheck(node, probe, revision=revision, replay_paused_with_wal_waiting=paused)
+            revision = migrations.current_revision(conn)
+        return _NodeCheck(node, probe, revision=revision)
     except SQLAlchemyError as exc:
         return _NodeCheck(node, probe, revision_error=_first_line(exc))
     finally:
@@ -328,23 +319,19 @@ def _late(node: Node, timeout_s: float) -> _NodeCheck:
 def _node_reports(
     checks: list[_NodeCheck], settings: Settings, selector: ReplicaSelector
 ) -> list[NodeReport]:
-    primary_lsn = {
-        c.node.shard: c.probe.lsn
-        for c in checks
-        if c.node.role == "primary" and c.probe.reachable and c.probe.in_recovery is False
-    }
+    primaries = {c.node.shard: c.probe for c in checks if c.node.role == "primary"}
     reports: list[NodeReport] = []
     for check in checks:
         node, probe = check.node, check.probe
         lag_bytes: int | None = None
         lag_seconds: float | None = None
         if node.role == "replica" and probe.reachable and probe.lsn is not None:
-            head = primary_lsn.get(node.shard)
-            if head is not None:
-                lag_bytes = max(0, head - probe.lsn)
+            primary = primaries.get(node.shard)
+            if primary is not None:
+                lag_bytes = replay_lag_bytes(primary, probe)
             lag_seconds = 0.0 if lag_bytes == 0 else probe.replay_lag_seconds
         degraded = node.role == "replica" and (
-            check.replay_paused_with_wal_waiting
+            probe.replay_paused_with_wal_waiting
             or selector.is_stalled(node)
             or (lag_bytes is not None and lag_bytes > settings.replica.max_lag_bytes)
         )
@@ -398,18 +385,14 @@ def _server(node: Node, probe: NodeProbe) -> str | None:
     return f"{hosts[0] if hosts else '?'}:{probe.server_port}"
 
 
-def _known_revisions() -> tuple[str, set[str]]:
-    script = migrations.script_directory()
-    head = script.get_current_head() or "?"
-    return head, {rev.revision for rev in script.walk_revisions()}
-
-
 def _schema_reports(settings: Settings, checks: list[_NodeCheck]) -> list[SchemaReport]:
+    code: migrations.CodeRevisions | None
     try:
-        head, known = _known_revisions()
+        code = migrations.code_revisions()
     except Exception as exc:  # no migration scripts (an installed wheel): say so
-        head, known = "?", set()
+        code = None
         log.warning("cannot read the migration scripts: %s", exc)
+    head = code.head if code is not None else "?"
     reports: list[SchemaReport] = []
     for shard in settings.shard_names:
         # The primary's revision is the shard's; a replica's stands in while it is down.
@@ -424,15 +407,7 @@ def _schema_reports(settings: Settings, checks: list[_NodeCheck]) -> list[Schema
             reports.append(SchemaReport(shard, None, head, "unreachable", detail))
             continue
         revision = answered[0].revision
-        state: SchemaState
-        if not known:
-            state = "unknown"
-        elif revision == head:
-            state = "ok"
-        elif revision is None or revision in known:
-            state = "behind"
-        else:
-            state = "ahead"
+        state: SchemaState = "unknown" if code is None else code.state_of(revision)
         reports.append(SchemaReport(shard, revision, head, state))
     return reports
 
@@ -539,8 +514,3 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item") and callable(value.item):  # numpy scalars from pandas
         return _jsonable(value.item())
     return value
-
-
-def _first_line(exc: BaseException) -> str:
-    text_ = str(exc).strip()
-    return text_.splitlines()[0] if text_ else type(exc).__name__

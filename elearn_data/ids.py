@@ -20,6 +20,15 @@ A UUID without version 8, the RFC variant and the tag -- a random ``uuid4`` for
 example -- was never issued here: decoding it raises :class:`ForeignId`, a
 :class:`~elearn_data.errors.NotFound`, which is what the API contract asks of an
 id that names no row.
+
+The code table -- :data:`REGION_CODES`, :data:`REFERENCE_FLAG`, :data:`ID_TAG` and
+the two 64-bit halves of the layout (:data:`HIGH_FIXED_BITS`, :data:`LOW_FIXED_BITS`,
+:data:`CODE_SHIFT`) -- is written out here once. The bulk path composes ids with
+numpy from the same constants (:mod:`elearn_data.seeding.columns`), and the
+database's ``elearn_region_code()`` reads the same region codes, which revision
+0011 writes into ``elearn_region_codes()`` from this table;
+``tests/integration/db_logic/test_id_codec.py`` checks that the three agree on
+every region and kind of id.
 """
 
 from __future__ import annotations
@@ -28,17 +37,45 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Final
 
 from elearn_data import errors
 from elearn_data.errors import InvalidInput
 from elearn_data.regions import Region
 
-_TAG = 0x2E1
-_REFERENCE_FLAG = 0b1000
-_REGION_CODES: dict[Region, int] = {region: index for index, region in enumerate(Region, start=1)}
-_CODE_REGIONS: dict[int, Region] = {code: region for region, code in _REGION_CODES.items()}
+ID_TAG: Final = 0x2E1
+"""The 10-bit tag that marks ids this platform issued."""
+
+REFERENCE_FLAG: Final = 0b1000
+"""Set in the 4-bit region field of a reference (catalog) id; the low three bits name its home."""
+
+# Written out, never derived from the enum's declaration order: every stored id
+# carries these numbers, so a region's code can never change (a new region takes
+# a free code, 7 is the last one a reference id's home can name).
+REGION_CODES: Final[Mapping[Region, int]] = MappingProxyType(
+    {
+        Region.NORTH_AMERICA: 1,
+        Region.SOUTH_AMERICA: 2,
+        Region.EUROPE: 3,
+        Region.AFRICA: 4,
+        Region.ASIA: 5,
+        Region.OCEANIA: 6,
+    }
+)
+"""Region -> the 4-bit code of an id it owns (and, with :data:`REFERENCE_FLAG`, of a home)."""
+
+# The layout as two 64-bit halves (what numpy composes in the bulk path):
+#   high = unix_ms << 16 | version 8 << 12 | counter
+#   low  = variant 0b10 << 62 | region code << 58 | tag << 48 | 48 random bits
+HIGH_FIXED_BITS: Final = 0x8 << 12
+LOW_FIXED_BITS: Final = (0b10 << 62) | (ID_TAG << 48)
+CODE_SHIFT: Final = 58
+
+_CODE_REGIONS: dict[int, Region] = {code: region for region, code in REGION_CODES.items()}
 
 _MAX_COUNTER = 0xFFF
 
@@ -83,21 +120,20 @@ class _Clock:
 _clock = _Clock()
 
 
+def _join(code: int, ms: int, counter: int, rand48: int) -> uuid.UUID:
+    high = (ms << 16) | HIGH_FIXED_BITS | counter
+    low = LOW_FIXED_BITS | (code << CODE_SHIFT) | rand48
+    return uuid.UUID(int=(high << 64) | low)
+
+
 def _build(code: int) -> uuid.UUID:
     ms, counter = _clock.next()
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80
-    value |= 0x8 << 76
-    value |= counter << 64
-    value |= 0b10 << 62
-    value |= code << 58
-    value |= _TAG << 48
-    value |= secrets.randbits(48)
-    return uuid.UUID(int=value)
+    return _join(code, ms & 0xFFFF_FFFF_FFFF, counter, secrets.randbits(48))
 
 
 def new_id(region: Region) -> uuid.UUID:
     """Return a new id for a row owned by ``region`` (a learner-owned row)."""
-    return _build(_REGION_CODES[region])
+    return _build(REGION_CODES[region])
 
 
 def new_reference_id(home: Region | None = None) -> uuid.UUID:
@@ -106,7 +142,7 @@ def new_reference_id(home: Region | None = None) -> uuid.UUID:
     A course's home region is its instructor's: the course's seat ledger lives on
     the shard that serves it.
     """
-    return _build(_REFERENCE_FLAG | (_REGION_CODES[home] if home else 0))
+    return _build(REFERENCE_FLAG | (REGION_CODES[home] if home else 0))
 
 
 def as_uuid(value: object) -> uuid.UUID:
@@ -136,10 +172,10 @@ def decode(value: object) -> DecodedId:
     bits = ident.int
     if (bits >> 76) & 0xF != 0x8 or (bits >> 62) & 0b11 != 0b10:
         raise ForeignId(ident, f"version {ident.version}, not an elearn id")
-    if (bits >> 48) & 0x3FF != _TAG:
+    if (bits >> 48) & 0x3FF != ID_TAG:
         raise ForeignId(ident, "tag mismatch")
-    code = (bits >> 58) & 0xF
-    reference = bool(code & _REFERENCE_FLAG)
+    code = (bits >> CODE_SHIFT) & 0xF
+    reference = bool(code & REFERENCE_FLAG)
     region_code = code & 0b0111 if reference else code
     region = _CODE_REGIONS.get(region_code)
     if region is None and not (reference and region_code == 0):
@@ -172,7 +208,7 @@ def is_reference(value: object) -> bool:
 
 def region_code(region: Region) -> int:
     """Return the 4-bit code stored in ids for ``region`` (shared with the SQL side)."""
-    return _REGION_CODES[region]
+    return REGION_CODES[region]
 
 
 # ------------------------------------------------------------ deterministic ids
@@ -188,14 +224,7 @@ def _compose(code: int, ms: int, counter: int, rand48: int) -> uuid.UUID:
         raise InvalidInput(f"counter must fit 12 bits, got {counter}")
     if not 0 <= rand48 <= _MAX_RAND48:
         raise InvalidInput(f"rand48 must fit 48 bits, got {rand48}")
-    value = ms << 80
-    value |= 0x8 << 76
-    value |= counter << 64
-    value |= 0b10 << 62
-    value |= code << 58
-    value |= _TAG << 48
-    value |= rand48
-    return uuid.UUID(int=value)
+    return _join(code, ms, counter, rand48)
 
 
 def make_id(region: Region, *, ms: int, counter: int, rand48: int) -> uuid.UUID:
@@ -208,7 +237,7 @@ def make_id(region: Region, *, ms: int, counter: int, rand48: int) -> uuid.UUID:
     Raises:
         InvalidInput: a part does not fit its bit field.
     """
-    return _compose(_REGION_CODES[region], ms, counter, rand48)
+    return _compose(REGION_CODES[region], ms, counter, rand48)
 
 
 def make_reference_id(
@@ -219,16 +248,13 @@ def make_reference_id(
     Raises:
         InvalidInput: a part does not fit its bit field.
     """
-    return _compose(_REFERENCE_FLAG | (_REGION_CODES[home] if home else 0), ms, counter, rand48)
+    return _compose(REFERENCE_FLAG | (REGION_CODES[home] if home else 0), ms, counter, rand48)
 
 
 def id_code(region: Region | None, *, reference: bool = False) -> int:
     """Return the 4-bit region field of an id (owned, or reference with an optional home)."""
     if reference:
-        return _REFERENCE_FLAG | (_REGION_CODES[region] if region else 0)
+        return REFERENCE_FLAG | (REGION_CODES[region] if region else 0)
     if region is None:
         raise InvalidInput("an owned id needs a region")
-    return _REGION_CODES[region]
-
-
-ID_TAG = _TAG
+    return REGION_CODES[region]

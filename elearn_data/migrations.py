@@ -7,6 +7,11 @@ each shard primary in turn as the schema owner. The checkout's top-level
 ``alembic.ini`` points at the same folder for the ``alembic`` command. ``status()`` reads
 every shard's ``alembic_version`` and reports drift: a shard behind the code's
 head, ahead of it (a revision this code does not know), or unreachable.
+
+Drift is judged in one place: :func:`current_revision` reads a database's
+revision and :meth:`CodeRevisions.state_of` compares it with the code's
+(:func:`code_revisions`); ``status()`` and the health report
+(:mod:`elearn_data.health`) both use them.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from elearn_data.config import Settings
@@ -33,6 +38,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The Alembic environment: a folder of the package (package data in the wheel).
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "alembic"
 
+Drift = Literal["ok", "behind", "ahead"]
 State = Literal["ok", "behind", "ahead", "unreachable"]
 
 
@@ -80,6 +86,48 @@ def script_directory() -> ScriptDirectory:
     return ScriptDirectory(str(SCRIPT_LOCATION))
 
 
+@dataclass(frozen=True)
+class CodeRevisions:
+    """The code's migrations: the head revision and every revision the code knows."""
+
+    head: str
+    known: frozenset[str]
+
+    def state_of(self, current: str | None) -> Drift:
+        """Return how a database at revision ``current`` compares with the code.
+
+        ``ok`` at the head; ``behind`` before it (a known revision, or never
+        migrated: None); ``ahead`` at a revision this code does not know (newer
+        code migrated it).
+        """
+        if current == self.head:
+            return "ok"
+        if current is None or current in self.known:
+            return "behind"
+        return "ahead"
+
+
+def code_revisions() -> CodeRevisions:
+    """Return the code's head revision and every revision it knows.
+
+    Raises:
+        ConfigurationError: the package holds no migration revisions.
+    """
+    script = script_directory()
+    head = script.get_current_head()
+    if head is None:
+        raise ConfigurationError("no migration revisions found")
+    return CodeRevisions(head, frozenset(rev.revision for rev in script.walk_revisions()))
+
+
+def current_revision(conn: Connection) -> str | None:
+    """Return the revision recorded in the database behind ``conn`` (None: never migrated)."""
+    if conn.execute(text("SELECT to_regclass('alembic_version')")).scalar() is None:
+        return None
+    revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if revision is None else str(revision)
+
+
 def known_revisions() -> list[str]:
     """Return every revision of the code, oldest first."""
     return [rev.revision for rev in reversed(list(script_directory().walk_revisions()))]
@@ -87,10 +135,7 @@ def known_revisions() -> list[str]:
 
 def head_revision() -> str:
     """Return the newest revision of the code."""
-    head = script_directory().get_current_head()
-    if head is None:
-        raise ConfigurationError("no migration revisions found")
-    return head
+    return code_revisions().head
 
 
 def upgrade(
@@ -140,9 +185,8 @@ def _check_shard(settings: Settings, shard: str | None) -> None:
 
 def status(settings: Settings) -> list[ShardRevision]:
     """Return every shard's revision and drift state; never raises for a down shard."""
-    script = script_directory()
-    head = head_revision()
-    known = {rev.revision for rev in script.walk_revisions()}
+    revisions = code_revisions()
+    head = revisions.head
     result: list[ShardRevision] = []
     for shard in settings.shard_names:
         primary = settings.shards[shard].primary
@@ -152,26 +196,14 @@ def status(settings: Settings) -> list[ShardRevision]:
         )
         try:
             with engine.connect() as conn:
-                exists = conn.execute(text("SELECT to_regclass('alembic_version')")).scalar()
-                current = (
-                    conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                    if exists
-                    else None
-                )
+                current = current_revision(conn)
         except SQLAlchemyError as exc:
             message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
             result.append(ShardRevision(shard, None, head, "unreachable", message))
             continue
         finally:
             engine.dispose()
-        state: State
-        if current == head:
-            state = "ok"
-        elif current is None or current in known:
-            state = "behind"
-        else:
-            state = "ahead"
-        result.append(ShardRevision(shard, current, head, state))
+        result.append(ShardRevision(shard, current, head, revisions.state_of(current)))
     return result
 
 

@@ -19,13 +19,7 @@ import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from elearn_data import migrations
-from elearn_data.cluster.local import (
-    APP_USER,
-    OWNER_USER,
-    SUPERUSER,
-    LocalCluster,
-    find_free_base_port,
-)
+from elearn_data.cluster.local import SUPERUSER, LocalCluster, find_free_base_port
 from elearn_data.config import Settings
 from elearn_data.database import Database, connect
 from elearn_data.models import Base
@@ -114,7 +108,8 @@ def scratch(cluster: LocalCluster, settings: Settings) -> Iterator[Settings]:
     """Settings of a new, empty database on every shard primary (dropped afterwards).
 
     Created with pytest-postgresql's DatabaseJanitor as the cluster superuser and
-    handed to the schema owner exactly as `elearn cluster up` prepares `elearn`,
+    handed to the schema owner by ``LocalCluster.prepare_database``, the recipe
+    `elearn cluster up` prepares `elearn` with,
     so migrations can be run up and down without touching the session database.
     """
     state = cluster.state()
@@ -132,17 +127,7 @@ def scratch(cluster: LocalCluster, settings: Settings) -> Iterator[Settings]:
         )
         janitor.init()
         janitors.append(janitor)
-        conn = cluster.admin_connect(node)
-        with conn.cursor() as cur:
-            cur.execute(f'ALTER DATABASE "{dbname}" OWNER TO {OWNER_USER}')
-        conn.close()
-        cluster.secure_database(node, dbname)
-        conn = cluster.admin_connect(node, dbname=dbname)
-        with conn.cursor() as cur:
-            cur.execute(f"ALTER SCHEMA public OWNER TO {OWNER_USER}")
-            cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-            cur.execute(f"GRANT USAGE ON SCHEMA public TO {APP_USER}")
-        conn.close()
+        cluster.prepare_database(node, dbname)
     shards = {
         name: {
             "primary": (cfg.primary or "").replace("/elearn?", f"/{dbname}?"),

@@ -6,7 +6,8 @@ is built here:
 * counts and sums add up over shards (learner-owned rows live on one shard, so
   the shards' row sets are disjoint -- distinct learner counts add up too);
 * an average is the sum of the shards' sums over the sum of their counts,
-  never an average of the shards' averages;
+  never an average of the shards' averages (:func:`elearn_data.aggregates.average`,
+  which the catalog's course rating uses too);
 * catalog (reference) counts are the same on every shard and are taken once,
   never added;
 * a global top N comes from :func:`threshold_top_n`, which cannot miss a course
@@ -18,10 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Generic, Protocol, TypeVar
-
-RATING_PLACES = Decimal("0.01")
 
 
 class SortableKey(Hashable, Protocol):
@@ -57,13 +55,6 @@ def catalog_count(values: Iterable[int | None]) -> int:
     """
     present = [int(v) for v in values if v is not None]
     return max(present) if present else 0
-
-
-def average(total: Any, count: Any) -> Decimal | None:
-    """Return ``total / count`` rounded half-up to two places (None when ``count`` is 0)."""
-    if not count:
-        return None
-    return (Decimal(total) / Decimal(count)).quantize(RATING_PLACES, rounding=ROUND_HALF_UP)
 
 
 def group_sum(

@@ -24,11 +24,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from elearn_data import ids, validation
+from elearn_data.aggregates import average
 from elearn_data.analytics import gradebook, queries
 from elearn_data.analytics.fanout import FanOut, ShardQuery
 from elearn_data.analytics.merge import (
     add,
-    average,
     catalog_count,
     group_sum,
     sum_partials,

@@ -10,8 +10,8 @@ On exit every scratch database is dropped, in-doubt prepared transactions of
 the run included (a prepared transaction would keep ``DROP DATABASE`` from
 succeeding).
 
-The same recipe as the migration tests (``tests/integration/test_migrations.py``),
-without a test-only dependency.
+Each database is prepared by :meth:`LocalCluster.prepare_database`, the recipe of
+the platform's own database and of the tests' scratch databases.
 """
 
 from __future__ import annotations
@@ -27,14 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from psycopg2 import sql
 
 from elearn_data import migrations
-from elearn_data.cluster.local import (
-    APP_USER,
-    HOST,
-    OWNER_USER,
-    SUPERUSER,
-    LocalCluster,
-    NodeSpec,
-)
+from elearn_data.cluster.local import HOST, SUPERUSER, LocalCluster, NodeSpec
 from elearn_data.config import Settings, url_hosts
 from elearn_data.errors import ConfigurationError
 
@@ -72,31 +65,9 @@ def _check_matches(settings: Settings, cluster: LocalCluster) -> None:
 
 
 def _create(cluster: LocalCluster, node: NodeSpec, dbname: str) -> None:
-    conn = cluster.admin_connect(node)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(
-                sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                    sql.Identifier(dbname), sql.Identifier(OWNER_USER)
-                )
-            )
-    finally:
-        conn.close()
-    # The real database's rights: no CONNECT/CREATE/TEMPORARY for PUBLIC.
-    cluster.secure_database(node, dbname)
-    conn = cluster.admin_connect(node, dbname=dbname)
-    try:
-        with conn.cursor() as cur:
-            # The same privileges as the real database: DDL for the owner only.
-            cur.execute(
-                sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(OWNER_USER))
-            )
-            cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-            cur.execute(
-                sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(APP_USER))
-            )
-    finally:
-        conn.close()
+    # The real database's recipe: owned by the schema owner, the application role
+    # with the same rights, no CONNECT/CREATE/TEMPORARY for PUBLIC.
+    cluster.prepare_database(node, dbname)
 
 
 def _drop(cluster: LocalCluster, node: NodeSpec, dbname: str) -> None:

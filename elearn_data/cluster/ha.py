@@ -51,8 +51,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-
 from elearn_data.cluster.binaries import find_bindir, running_as_root
 from elearn_data.cluster.local import (
     APP_USER,
@@ -669,21 +667,7 @@ class HACluster(LocalCluster):
 
     def _writable(self, state: ClusterState, member: MemberView) -> bool:
         node = next((n for n in state.nodes if n.name == member.name), None)
-        if node is None:
-            return False
-        try:
-            conn = self.admin_connect(node, timeout=2)
-        except psycopg2.Error:
-            return False
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SELECT NOT pg_is_in_recovery()")
-                row = cur.fetchone()
-                return bool(row and row[0])
-        except psycopg2.Error:
-            return False
-        finally:
-            conn.close()
+        return node is not None and self.probe(node).writable
 
     # ----------------------------------------------------------------- public
 

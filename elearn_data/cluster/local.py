@@ -53,6 +53,8 @@ from elearn_data.cluster.binaries import ServerUser, find_bindir
 from elearn_data.config import SETTINGS_FILE_NAME, Durability
 from elearn_data.errors import ConfigurationError, InvalidInput
 from elearn_data.regions import DEFAULT_REGION_SHARDS, DEFAULT_SHARDS
+from elearn_data.sharding import probes
+from elearn_data.sharding.probes import NodeProbe, replay_lag_bytes
 
 log = logging.getLogger(__name__)
 
@@ -599,6 +601,41 @@ class LocalCluster:
                 raise ConfigurationError(f"{node.name} did not reload its configuration")
             time.sleep(0.02)
 
+    def prepare_database(self, node: NodeSpec, dbname: str) -> None:
+        """Make ``dbname`` on ``node`` (a primary) a database the platform's roles can use.
+
+        The one recipe for the platform's database (``elearn``), the benchmark's
+        scratch databases and the tests' scratch databases: created if missing,
+        owned by the schema owner (who runs the migrations), the database rights
+        of :meth:`secure_database`, and its ``public`` schema owned by the schema
+        owner, usable by the application role and closed to PUBLIC (DDL for the
+        owner only). Idempotent. The roles must exist (:meth:`up` creates them);
+        connecting also needs a pg_hba rule (:meth:`allow_database` for a
+        database other than ``elearn``).
+        """
+        db, owner = sql.Identifier(dbname), sql.Identifier(OWNER_USER)
+        conn = self.admin_connect(node)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,))
+                if cur.fetchone() is None:
+                    cur.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(db, owner))
+                else:
+                    cur.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(db, owner))
+        finally:
+            conn.close()
+        self.secure_database(node, dbname)
+        conn = self.admin_connect(node, dbname=dbname)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
+                cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+                cur.execute(
+                    sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(APP_USER))
+                )
+        finally:
+            conn.close()
+
     def secure_database(self, node: NodeSpec, dbname: str) -> None:
         """Give ``dbname`` the platform's database rights (run on a primary, as the superuser).
 
@@ -744,13 +781,6 @@ class LocalCluster:
                     cur.execute(
                         sql.SQL("REVOKE pg_monitor FROM {}").format(sql.Identifier(APP_USER))
                     )
-                cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DBNAME,))
-                if cur.fetchone() is None:
-                    cur.execute(
-                        sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                            sql.Identifier(DBNAME), sql.Identifier(OWNER_USER)
-                        )
-                    )
                 # Nobody but the superuser needs the maintenance database or the
                 # templates (CREATE DATABASE copies a template without connecting).
                 for maintenance in ("postgres", "template1"):
@@ -761,14 +791,11 @@ class LocalCluster:
                     )
         finally:
             conn.close()
-        self.secure_database(node, DBNAME)
+        self.prepare_database(node, DBNAME)
         conn = self.admin_connect(node, dbname=DBNAME)
         try:
             with conn.cursor() as cur:
-                owner, app = sql.Identifier(OWNER_USER), sql.Identifier(APP_USER)
-                cur.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(owner))
-                cur.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
-                cur.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(app))
+                app = sql.Identifier(APP_USER)
                 # Statement statistics (`elearn top`), in a schema of their own: the
                 # extension's functions belong to the superuser, and the migrations
                 # grant the app role EXECUTE on every function of `public`. The view
@@ -1155,16 +1182,7 @@ class LocalCluster:
 
     def _wait_writable(self, node: NodeSpec, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
-        while True:
-            conn = self.admin_connect(node)
-            try:
-                with conn.cursor() as cur:
-                    cur.execute("SELECT pg_is_in_recovery()")
-                    row = cur.fetchone()
-                    if row is not None and not row[0]:
-                        return
-            finally:
-                conn.close()
+        while not self.probe(node).writable:
             if time.monotonic() > deadline:
                 raise ConfigurationError(f"{node.name} did not leave recovery after promotion")
             time.sleep(0.05)
@@ -1202,21 +1220,18 @@ class LocalCluster:
         """Return the live state of every node, primaries first; never raises for a down node."""
         state = self.state()
         with ThreadPoolExecutor(max_workers=max(1, len(state.nodes))) as pool:
-            probes = dict(
+            found = dict(
                 zip((n.name for n in state.nodes), pool.map(self._probe, state.nodes), strict=True)
             )
         result: list[NodeStatus] = []
         for shard in state.shards:
             primary = state.primary_of(shard)
-            primary_lsn = probes[primary.name].get("lsn")
-            sync_states: dict[str, str] = probes[primary.name].get("sync", {})
+            primary_probe, sync_states = found[primary.name]
             for node in [primary, *[n for n in state.nodes_of(shard) if n is not primary]]:
-                probe = probes[node.name]
+                probe, _ = found[node.name]
                 lag: int | None = None
-                if probe.get("up") and node is not primary and primary_lsn is not None:
-                    lag = max(0, int(primary_lsn) - int(probe.get("lsn") or 0))
-                elif probe.get("up") and node is primary:
-                    lag = 0
+                if probe.reachable:
+                    lag = 0 if node is primary else replay_lag_bytes(primary_probe, probe)
                 result.append(
                     NodeStatus(
                         shard=shard,
@@ -1226,37 +1241,29 @@ class LocalCluster:
                         port=node.port,
                         dbname=DBNAME,
                         data_dir=str(self.data_dir(node)),
-                        up=bool(probe.get("up")),
-                        in_recovery=probe.get("in_recovery"),
+                        up=probe.reachable,
+                        in_recovery=probe.in_recovery,
                         replay_lag_bytes=lag,
                         sync_state=sync_states.get(node.name),
-                        error=probe.get("error"),
+                        error=probe.error,
                     )
                 )
         return result
 
-    def _probe(self, node: NodeSpec) -> dict[str, Any]:
-        try:
-            conn = self.admin_connect(node, timeout=2)
-        except psycopg2.Error as exc:
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            return {"up": False, "error": message}
-        try:
+    def probe(self, node: NodeSpec) -> NodeProbe:
+        """Probe ``node`` as the cluster superuser (up, in recovery, WAL position); never raises."""
+        return probes.probe(lambda: self.admin_connect(node, timeout=2))
+
+    def _probe(self, node: NodeSpec) -> tuple[NodeProbe, dict[str, str]]:
+        """Probe ``node``; of a primary also read its standbys' replication states."""
+        sync: dict[str, str] = {}
+
+        def replication_states(conn: Any, probe: NodeProbe) -> None:
+            if probe.in_recovery:
+                return
             with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT pg_is_in_recovery(), "
-                    "CASE WHEN pg_is_in_recovery() "
-                    "     THEN pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0') "
-                    "     ELSE pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0') END"
-                )
-                row = cur.fetchone()
-                assert row is not None
-                probe: dict[str, Any] = {"up": True, "in_recovery": row[0], "lsn": row[1]}
-                if not row[0]:
-                    cur.execute("SELECT application_name, sync_state FROM pg_stat_replication")
-                    probe["sync"] = {name: st for name, st in cur.fetchall()}
-                return probe
-        except psycopg2.Error as exc:
-            return {"up": False, "error": str(exc).strip()}
-        finally:
-            conn.close()
+                cur.execute("SELECT application_name, sync_state FROM pg_stat_replication")
+                sync.update({name: st for name, st in cur.fetchall()})
+
+        found = probes.probe(lambda: self.admin_connect(node, timeout=2), replication_states)
+        return found, sync if found.reachable else {}

@@ -12,12 +12,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Executable, TextClause, bindparam, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
+from elearn_data.aggregates import average
 from elearn_data.errors import InvalidInput, NotFound
 from elearn_data.models import (
     ContentOutbox,
@@ -94,8 +95,6 @@ POPULAR_FILL: TextClause = text(
     " WHERE c.status = 'published' AND c.id <> ALL(:exclude) ORDER BY c.id LIMIT :limit"
 ).bindparams(bindparam("exclude", type_=ARRAY(UUID(as_uuid=True))))
 
-TWO_PLACES = Decimal("0.01")
-
 
 class Partials:
     """Merged per-shard statistics of some courses."""
@@ -112,11 +111,7 @@ class Partials:
 
     def rating(self, course_id: uuid.UUID) -> Decimal | None:
         """Global average: total of ratings over number of ratings (never a mean of means)."""
-        count = self.rating_count.get(course_id, 0)
-        if count == 0:
-            return None
-        average = Decimal(self.rating_sum[course_id]) / Decimal(count)
-        return average.quantize(TWO_PLACES, rounding=ROUND_HALF_UP)
+        return average(self.rating_sum.get(course_id, 0), self.rating_count.get(course_id, 0))
 
 
 # Runs one statement on some shards (None: every shard) and returns each shard's rows.

@@ -8,7 +8,9 @@ tab-separated lines is a Python loop, and that one runs in C (``str.join`` over
 ``zip``).
 
 The id layout is :mod:`elearn_data.ids`' (RFC 9562 version 8 with the owning
-region and our tag); :func:`uuid_of` turns one composed id back into a
+region and our tag), composed from its code table (``ids.REGION_CODES`` through
+``ids.id_code``, ``ids.HIGH_FIXED_BITS``, ``ids.LOW_FIXED_BITS``,
+``ids.CODE_SHIFT``); :func:`uuid_of` turns one composed id back into a
 ``uuid.UUID`` and the tests check it against :func:`elearn_data.ids.make_id`.
 """
 
@@ -31,9 +33,10 @@ FALSE: Final = "f"
 Column: TypeAlias = np.ndarray | list[str] | str
 
 _HEX: Final = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_VERSION_BITS: Final = np.uint64(0x8 << 12)
-_VARIANT_BITS: Final = np.uint64(0b10 << 62)
-_TAG_BITS: Final = np.uint64(ids.ID_TAG << 48)
+# The layout's fixed bits and the region field's place come from ids' code table.
+_HIGH_FIXED: Final = np.uint64(ids.HIGH_FIXED_BITS)
+_LOW_FIXED: Final = np.uint64(ids.LOW_FIXED_BITS)
+_CODE_SHIFT: Final = np.uint64(ids.CODE_SHIFT)
 _MASK48: Final = np.uint64((1 << 48) - 1)
 
 
@@ -45,10 +48,10 @@ def compose_ids(
     ``code`` is the 4-bit region field (:func:`elearn_data.ids.id_code`), ``ms``
     Unix milliseconds, ``counter`` 12 bits, ``rand48`` 48 random bits.
     """
-    hi = (ms.astype(np.uint64) << np.uint64(16)) | _VERSION_BITS
+    hi = (ms.astype(np.uint64) << np.uint64(16)) | _HIGH_FIXED
     hi |= counter.astype(np.uint64) & np.uint64(0xFFF)
-    codes = np.asarray(code).astype(np.uint64) << np.uint64(58)
-    lo = _VARIANT_BITS | codes | _TAG_BITS | (rand48.astype(np.uint64) & _MASK48)
+    codes = np.asarray(code).astype(np.uint64) << _CODE_SHIFT
+    lo = _LOW_FIXED | codes | (rand48.astype(np.uint64) & _MASK48)
     return hi, lo
 
 

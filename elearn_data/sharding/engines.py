@@ -31,6 +31,8 @@ from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection
 
 from elearn_data.config import Settings, redact, url_hosts
 from elearn_data.errors import InvalidInput
+from elearn_data.sharding import probes
+from elearn_data.sharding.probes import NodeProbe
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +94,6 @@ class PoolStats:
     checked_out: int
     overflow: int
     checked_in: int
-
-
-@dataclass(frozen=True)
-class NodeProbe:
-    """Result of probing one node (never raises for a down node)."""
-
-    reachable: bool
-    in_recovery: bool | None = None
-    lsn: int | None = None  # current WAL LSN (primary) or replay LSN (replica), as bytes
-    replay_lag_seconds: float | None = None
-    server_port: int | None = None
-    error: str | None = None
 
 
 def _connect_kwargs(settings: Settings, password: str | None, application: str) -> dict[str, Any]:
@@ -257,37 +247,14 @@ class EngineMap:
             yield from self._replicas[shard]
 
     def probe(self, node: Node, *, timeout: float | None = None) -> NodeProbe:
-        """Connect to ``node`` outside its pool and report its role and position."""
+        """Connect to ``node`` outside its pool and report its role and position.
+
+        As the application role; the probe itself is :func:`~elearn_data.sharding.probes.probe`.
+        """
         kwargs = _connect_kwargs(self.settings, self.settings.shard_password(node.shard), "probe")
         if timeout is not None:
             kwargs["connect_timeout"] = max(1, int(timeout))
-        try:
-            conn = psycopg2.connect(node.url, **kwargs)
-        except psycopg2.Error as exc:
-            return NodeProbe(reachable=False, error=_first_line(exc))
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(
-                    "SELECT pg_is_in_recovery(), inet_server_port(),"
-                    " pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery()"
-                    "   THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END, '0/0'),"
-                    " CASE WHEN pg_is_in_recovery() THEN"
-                    "   extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END"
-                )
-                row = cur.fetchone()
-                assert row is not None
-                return NodeProbe(
-                    reachable=True,
-                    in_recovery=bool(row[0]),
-                    server_port=row[1],
-                    lsn=int(row[2]) if row[2] is not None else None,
-                    replay_lag_seconds=float(row[3]) if row[3] is not None else None,
-                )
-        except psycopg2.Error as exc:
-            return NodeProbe(reachable=False, error=_first_line(exc))
-        finally:
-            conn.close()
+        return probes.probe(lambda: psycopg2.connect(node.url, **kwargs))
 
     def pool_stats(self) -> list[PoolStats]:
         """Return the pool counters of every node."""
@@ -316,8 +283,3 @@ class EngineMap:
     def describe(self) -> list[dict[str, str]]:
         """Return shard, role and redacted URL of every node (for reports)."""
         return [{"shard": n.shard, "role": n.role, "url": redact(n.url)} for n in self.nodes()]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

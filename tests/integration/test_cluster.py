@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg2
 import pytest
+from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from elearn_data.cluster.local import LocalCluster, find_free_base_port
-from elearn_data.config import Settings
+from elearn_data.config import Settings, url_hosts
+from elearn_data.sharding import probes
 from elearn_data.sharding.engines import EngineMap
+from elearn_data.sharding.probes import replay_lag_bytes
 from tests.conftest import make_home
 
 
@@ -155,3 +160,111 @@ def test_down_then_up_keeps_data_and_a_stopped_node_restarts() -> None:
     finally:
         local.down(purge=True)
         shutil.rmtree(home, ignore_errors=True)
+
+
+_DATABASE_RIGHTS = (
+    "SELECT pg_get_userbyid(d.datdba), d.datacl::text[] FROM pg_database d WHERE d.datname = %s"
+)
+_SCHEMA_RIGHTS = (
+    "SELECT pg_get_userbyid(n.nspowner), n.nspacl::text[] FROM pg_namespace n"
+    " WHERE n.nspname = 'public'"
+)
+
+
+def _rights(cluster: LocalCluster, dbname: str) -> tuple[Any, Any]:
+    node = cluster.state().primary_of("eu")
+    conn = cluster.admin_connect(node)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(_DATABASE_RIGHTS, (dbname,))
+            database = cur.fetchone()
+    finally:
+        conn.close()
+    conn = cluster.admin_connect(node, dbname=dbname)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(_SCHEMA_RIGHTS)
+            schema = cur.fetchone()
+    finally:
+        conn.close()
+    return database, schema
+
+
+def test_a_prepared_database_has_the_rights_of_the_platform_database(
+    cluster: LocalCluster,
+) -> None:
+    node = cluster.state().primary_of("eu")
+    fresh, existing = f"elearn_prep_{secrets.token_hex(4)}", f"elearn_prep_{secrets.token_hex(4)}"
+    conn = cluster.admin_connect(node)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:  # as a test fixture makes it: owned by the superuser
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(existing)))
+        cluster.prepare_database(node, fresh)
+        cluster.prepare_database(node, existing)
+        platform = _rights(cluster, "elearn")
+        assert platform[0][0] == "elearn_owner"
+        for name in (fresh, existing, fresh):
+            database, schema = _rights(cluster, name)
+            assert database == platform[0]
+            # The migrations add the analyst's USAGE to a migrated schema; the rest is alike.
+            assert schema[0] == platform[1][0] == "elearn_owner"
+            assert set(schema[1]) == {"elearn_owner=UC/elearn_owner", "elearn_app=U/elearn_owner"}
+            assert set(schema[1]) <= set(platform[1][1])
+            cluster.prepare_database(node, fresh)  # idempotent
+    finally:
+        with conn.cursor() as cur:
+            for name in (fresh, existing):
+                cur.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+        conn.close()
+
+
+def test_the_cluster_and_the_engine_map_probe_every_node_alike(
+    cluster: LocalCluster, engines: EngineMap
+) -> None:
+    """One probe, two callers: the superuser's (cluster) and the application role's (engines)."""
+    state = cluster.state()
+    for shard in engines.shards:
+        primary = state.primary_of(shard)
+        for node in [engines.primary(shard), *engines.replicas(shard)]:
+            port = url_hosts(node.url)[0][1]
+            spec = next(n for n in state.nodes_of(shard) if n.port == port)
+            before, seen, after = cluster.probe(spec), engines.probe(node), cluster.probe(spec)
+            assert before.reachable and seen.reachable and after.reachable, seen.error
+            assert before.in_recovery is seen.in_recovery is after.in_recovery
+            assert seen.in_recovery is (spec is not primary)
+            assert seen.writable is (spec is primary)
+            assert before.server_port == seen.server_port == after.server_port == port
+            # WAL positions only move forward (a primary's current, a replica's replayed).
+            assert before.lsn is not None and seen.lsn is not None and after.lsn is not None
+            assert before.lsn <= seen.lsn <= after.lsn
+            assert not seen.replay_paused_with_wal_waiting
+    statuses = {(n.shard, n.port): n for n in cluster.status()}
+    for shard in state.shards:
+        head = cluster.probe(state.primary_of(shard))
+        assert replay_lag_bytes(head, head) == 0
+        for replica in state.replicas_of(shard):
+            lag = replay_lag_bytes(head, cluster.probe(replica))
+            assert lag is not None and lag >= 0
+            assert statuses[(shard, replica.port)].replay_lag_bytes is not None
+        assert statuses[(shard, state.primary_of(shard).port)].replay_lag_bytes == 0
+
+
+def test_a_probe_of_a_node_that_does_not_answer_reports_it_down() -> None:
+    port = find_free_base_port()
+    probe = probes.probe(
+        lambda: psycopg2.connect(host="127.0.0.1", port=port, dbname="elearn", connect_timeout=1)
+    )
+    assert not probe.reachable and not probe.writable
+    assert probe.error and "\n" not in probe.error
+    assert probe.in_recovery is None and probe.lsn is None
+    up = probes.NodeProbe(reachable=True, in_recovery=False, lsn=100)
+    assert replay_lag_bytes(up, probe) is None
+    assert replay_lag_bytes(probe, up) is None
+    # A replica that replayed past the primary's earlier probe is not negative.
+    assert replay_lag_bytes(up, probes.NodeProbe(reachable=True, in_recovery=True, lsn=150)) == 0
+    # Lag is measured against a primary only.
+    standby = probes.NodeProbe(reachable=True, in_recovery=True, lsn=200)
+    assert replay_lag_bytes(standby, up) is None

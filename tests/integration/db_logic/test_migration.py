@@ -1,4 +1,4 @@
-"""Revisions 0002/0003/0005/0008 on a scratch database: downgrade removes their objects."""
+"""Revisions 0002/0003/0005/0008/0011 on a scratch database: downgrade removes their objects."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from types import ModuleType
 
 from alembic import command
 
-from elearn_data import migrations
+from elearn_data import ids, migrations
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.config import Settings
+from elearn_data.regions import Region
 
 VERSIONS = migrations.SCRIPT_LOCATION / "versions"
 
@@ -36,7 +37,7 @@ def _revision(path: Path) -> ModuleType:
 
 
 def _declared() -> set[str]:
-    """Every object revisions 0002, 0003, 0005 and 0008 say they create."""
+    """Every object revisions 0002, 0003, 0005, 0008 and 0011 say they create."""
     functions = _revision(VERSIONS / "0002_functions.py")
     triggers = _revision(VERSIONS / "0003_triggers.py")
     assessments = _revision(VERSIONS / "0008_assessments.py")
@@ -47,10 +48,12 @@ def _declared() -> set[str]:
         names |= {f"trigger trg_{table}_updated_at" for table, _ in revision.UPDATED_AT_TABLES}
     security = _revision(VERSIONS / "0005_security.py")
     names |= {f"function {name}" for name, _ in security.FUNCTIONS}
+    names |= {f"function {name}" for name in _CODES.FUNCTIONS}
     return names
 
 
 _SECURITY = _revision(VERSIONS / "0005_security.py")
+_CODES = _revision(VERSIONS / "0011_id_code_table.py")
 
 
 def _objects(cluster: LocalCluster, settings: Settings) -> dict[str, set[str]]:
@@ -71,8 +74,8 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
 ) -> None:
     declared = _declared()
     # 0002: 38 functions; 0003: 8 + 14 triggers; 0005: 5 functions; 0008: 15 functions,
-    # 4 + 4 triggers.
-    assert len([o for o in declared if o.startswith("function ")]) == 61 + 5
+    # 4 + 4 triggers; 0011: 1 function.
+    assert len([o for o in declared if o.startswith("function ")]) == 61 + 5 + 1
     assert len([o for o in declared if o.startswith("trigger ")]) == 30
     migrations.upgrade(scratch)
     at_head = _objects(cluster, scratch)
@@ -88,6 +91,7 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
     without_0005 -= {f"function {name}" for name in assessments.FUNCTIONS}
     without_0005 -= {f"trigger {name}" for name, _ in assessments.TRIGGERS}
     without_0005 -= {f"trigger trg_{t}_updated_at" for t, _ in assessments.UPDATED_AT_TABLES}
+    without_0005 -= {f"function {name}" for name in _CODES.FUNCTIONS}
     assert all(
         objects == without_0005 | SCHEMA_SEQUENCES
         for objects in _objects(cluster, scratch).values()
@@ -102,16 +106,28 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
     assert not migrations.drift(migrations.status(scratch))
 
 
-def _progress_body(cluster: LocalCluster, settings: Settings) -> str:
+def _on_eu(cluster: LocalCluster, settings: Settings, statement: str) -> object:
+    """The first column of the first row of ``statement`` on eu's scratch database."""
     dbname = (settings.shards["eu"].primary or "").rsplit("/", 1)[1].split("?")[0]
     state = cluster.state()
     conn = cluster.admin_connect(state.primary_of("eu"), dbname=dbname)
-    with conn.cursor() as cur:
-        cur.execute("SELECT prosrc FROM pg_proc WHERE proname = 'elearn_enrollment_progress_sync'")
-        row = cur.fetchone()
-    conn.close()
-    assert row is not None
-    return str(row[0])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(statement)
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    return None if row is None else row[0]
+
+
+def _progress_body(cluster: LocalCluster, settings: Settings) -> str:
+    body = _on_eu(
+        cluster,
+        settings,
+        "SELECT prosrc FROM pg_proc WHERE proname = 'elearn_enrollment_progress_sync'",
+    )
+    assert body is not None
+    return str(body)
 
 
 def test_downgrading_0008_restores_the_lessons_only_progress_trigger(
@@ -125,3 +141,19 @@ def test_downgrading_0008_restores_the_lessons_only_progress_trigger(
     assert not {o for o in left if "assess" in o or "attempt" in o}
     migrations.upgrade(scratch)
     assert "elearn_assessments_passed" in _progress_body(cluster, scratch)
+
+
+def test_downgrading_0011_restores_0002s_region_codes_and_ids_keep_their_codes(
+    scratch: Settings, cluster: LocalCluster
+) -> None:
+    body = "SELECT prosrc FROM pg_proc WHERE proname = 'elearn_region_code'"
+    made = "SELECT elearn_new_id('africa')::text"
+    migrations.upgrade(scratch)
+    assert "elearn_region_codes()" in str(_on_eu(cluster, scratch, body))
+    assert ids.owner_region(str(_on_eu(cluster, scratch, made))) is Region.AFRICA
+    migrations.downgrade(scratch, "0008")
+    assert "WHEN 'africa' THEN 4" in str(_on_eu(cluster, scratch, body))
+    assert _on_eu(cluster, scratch, "SELECT to_regproc('elearn_region_codes')") is None
+    assert ids.owner_region(str(_on_eu(cluster, scratch, made))) is Region.AFRICA
+    migrations.upgrade(scratch)
+    assert "elearn_region_codes()" in str(_on_eu(cluster, scratch, body))
