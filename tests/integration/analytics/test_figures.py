@@ -235,7 +235,9 @@ def test_every_analytics_call_reads_replicas_of_all_shards_and_pulls_aggregates_
                         "rollback",
                         "select pg_wal_lsn_diff",
                         "select exists",
-                        # The replica's lag check (revision 0005's owner function).
+                        # The replica's lag check, due every check_interval_s: is it
+                        # still a standby, then revision 0005's owner function.
+                        "select pg_is_in_recovery()",
                         "select replay_lsn, pending_bytes, receiver_status",
                     )
                 )

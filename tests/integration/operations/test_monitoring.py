@@ -109,7 +109,13 @@ def test_metrics_are_served_on_loopback_only_below_the_ephemeral_range(clean: Da
 
 def test_top_merges_each_statement_over_nodes_and_shards(clean: Database) -> None:
     marker = f"top_marker_{secrets.token_hex(4)}"
-    statement = text(f"SELECT 1 AS {marker}")
+    # pg_stat_statements identifies a statement by its shape, not by its aliases
+    # or constants: a plain "SELECT 1 AS marker" shares its entry (and the first
+    # text seen) with every other test's "SELECT 1". A seven-column VALUES list
+    # is a shape no other statement has.
+    statement = text(
+        f"SELECT 1 AS {marker} FROM (VALUES (1, 2, 3, 4, 5, 6, 7)) AS v(a, b, c, d, e, f, g)"
+    )
     for shard in clean.router.shards:
         with clean.cluster.engines.primary(shard).engine.connect() as conn:
             for _ in range(3):
