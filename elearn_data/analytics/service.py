@@ -106,13 +106,15 @@ class Analytics:
         """Run read-only SQL over every shard as if one database held them all.
 
         Learner-owned tables are the union of every shard's rows (with a
-        ``shard`` column), catalog tables appear once; secret columns and
-        protocol tables are not visible. ``params`` bind ``$name``
+        ``shard`` column), catalog tables appear once; secret and personal
+        columns (email, names, phone, birth date, card details) and protocol
+        tables are not visible. ``params`` bind ``$name``
         placeholders. Numeric columns hold Decimal, timestamps are UTC.
 
         Raises:
             InvalidInput: a syntax error or a statement that is not a query (with
-                the engine's message), or a refused table function or table.
+                the engine's message), a refused table function or table, or a
+                column not visible to analysts (named as such).
             ShardUnavailable: a shard cannot be read (the error names it).
             AnalyticsTimeout: the query ran longer than ``analytics_timeout_s``.
             ConfigurationError: no analyst credentials are configured.

@@ -57,7 +57,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from elearn_data.analytics.visibility import SHARD_COLUMN, VisibleTable, restrict, visible_tables
+from elearn_data.analytics.visibility import (
+    SHARD_COLUMN,
+    VisibleTable,
+    hidden_columns,
+    restrict,
+    visible_tables,
+)
 from elearn_data.config import url_dbname, url_hosts
 from elearn_data.errors import (
     AnalyticsTimeout,
@@ -89,6 +95,16 @@ ALLOWED_TABLE_FUNCTIONS = frozenset(
 # Schemas a query may name (besides our views, which it names without a schema).
 ALLOWED_SCHEMAS = frozenset({"", "information_schema"})
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The binder's words for a column a view does not have (unqualified, then qualified).
+_MISSING_COLUMN = (
+    re.compile(r'Referenced column "([^"]+)" not found'),
+    re.compile(r'does not have a column named "([^"]+)"'),
+)
+_WHY_HIDDEN = {
+    "personal data": "direct identifiers and contact details are not shown to analysts; "
+    "join learners by user_id",
+    "secret": "credentials and security state are never shown",
+}
 
 # DuckDB setting -> value, set once for every cursor (GLOBAL: TimeZone is per cursor).
 GLOBAL_SETTINGS = (
@@ -648,10 +664,32 @@ class AnalystSQL:
                     )
                     return ShardUnavailable(shard, f"{node.label}: {probe.error or message}")
             return None
+        hidden = hidden_column_message(message)
+        if hidden is not None:
+            return InvalidInput(hidden)
         if "Did you mean" in message:
             # The suggestions name the attached nodes (na_p.users, ...), which no query may use.
             message = message.split("Did you mean")[0].strip()
         return InvalidInput(f"query failed: {message}")
+
+
+def hidden_column_message(message: str) -> str | None:
+    """Return why a column the engine could not find is hidden (None: not a hidden column).
+
+    A query naming ``users.email`` fails in DuckDB's binder (the view has no
+    such column); the analyst is told it exists but is not visible to them.
+    """
+    hidden = hidden_columns()
+    for pattern in _MISSING_COLUMN:
+        found = pattern.search(message)
+        if found is None or found.group(1).lower() not in hidden:
+            continue
+        name = found.group(1).lower()
+        tables = hidden[name]
+        where = ", ".join(f"{table}.{name}" for table in sorted(tables))
+        reason = sorted(set(tables.values()))[0]
+        return f"column {where} is not visible to analysts ({reason}: {_WHY_HIDDEN[reason]})"
+    return None
 
 
 def _view_body(table: VisibleTable, by_shard: Mapping[str, str], home: str) -> str:

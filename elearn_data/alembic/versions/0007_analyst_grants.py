@@ -39,7 +39,8 @@ def _analyst_role() -> str:
 def upgrade() -> None:
     if context.is_offline_mode():
         return
-    grant_analyst(op.get_bind(), _analyst_role())
+    # As granted at this revision: personal columns included (revision 0010 takes them).
+    grant_analyst(op.get_bind(), _analyst_role(), personal=True)
 
 
 def downgrade() -> None:
