@@ -353,6 +353,12 @@ class AnalystSQL:
 
     def arrow(self, query: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run ``query`` and return its result as a ``pyarrow.Table`` (see the module doc)."""
+        return self.run(query, params)[0]
+
+    def run(
+        self, query: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[pa.Table, dict[str, str]]:
+        """Like :meth:`arrow`, also returning ``{shard: node label}`` of the nodes read."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidInput("query must be a non-empty SQL string")
         values = check_params(params)
@@ -365,13 +371,22 @@ class AnalystSQL:
             self._discard(stale.engine)
             return self._run(query, values, retry=False)
 
-    def _run(self, query: str, values: dict[str, Any], *, retry: bool = True) -> pa.Table:
+    def _run(
+        self, query: str, values: dict[str, Any], *, retry: bool = True
+    ) -> tuple[pa.Table, dict[str, str]]:
         nodes = self._choose_nodes()
         engine = self._ensure_engine(nodes)
         try:
-            return self._run_on(engine, nodes, query, values, retry=retry)
+            table = self._run_on(engine, nodes, query, values, retry=retry)
         finally:
             engine.release()
+        return table, {shard: node.label for shard, node in nodes.items()}
+
+    @property
+    def configured(self) -> bool:
+        """True when analyst credentials are set (the engine can be built)."""
+        settings = self._db.settings
+        return settings.analyst_password is not None and bool(settings.analyst_user)
 
     def _run_on(
         self,
