@@ -12,6 +12,11 @@ Money columns hold :class:`decimal.Decimal` (exact sums; ``.astype(float)``
 for plotting); counts are integers. ``DataFrame.attrs["nodes"]`` names the
 node that answered for each shard. ``sql()`` answers any read-only SQL over
 every shard through DuckDB (:mod:`~elearn_data.analytics.sql`).
+
+The same partials can come from one DuckDB query instead
+(:mod:`~elearn_data.analytics.on_duckdb`; ``Analytics(canned=...)``): the
+merge is the same, so are the frames. By default only the analytics measured
+faster on DuckDB use it, and only with analyst credentials configured.
 """
 
 from __future__ import annotations
