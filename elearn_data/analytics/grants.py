@@ -33,6 +33,16 @@ ANALYST_REVISION = "0007"
 PERSONAL_REVISION = "0010"
 
 
+def migration_role() -> str:
+    """Return the analyst role of the running migration (``Settings.analyst_user``)."""
+    from alembic import context  # noqa: PLC0415 - only inside an Alembic run
+
+    from elearn_data.config import load_settings  # noqa: PLC0415
+
+    settings = context.config.attributes.get("settings") or load_settings()
+    return str(settings.analyst_user)
+
+
 def role_exists(connection: Connection, role: str) -> bool:
     """Return True when the PostgreSQL role exists."""
     found = connection.execute(

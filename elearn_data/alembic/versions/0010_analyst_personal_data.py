@@ -22,8 +22,7 @@ from collections.abc import Sequence
 
 from alembic import context, op
 
-from elearn_data.analytics.grants import grant_analyst
-from elearn_data.config import load_settings
+from elearn_data.analytics.grants import grant_analyst, migration_role
 
 revision: str = "0010"
 down_revision: str | None = "0008"
@@ -31,18 +30,13 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _analyst_role() -> str:
-    settings = context.config.attributes.get("settings") or load_settings()
-    return str(settings.analyst_user)
-
-
 def upgrade() -> None:
     if context.is_offline_mode():
         return
-    grant_analyst(op.get_bind(), _analyst_role(), personal=False)
+    grant_analyst(op.get_bind(), migration_role(), personal=False)
 
 
 def downgrade() -> None:
     if context.is_offline_mode():
         return
-    grant_analyst(op.get_bind(), _analyst_role(), personal=True)
+    grant_analyst(op.get_bind(), migration_role(), personal=True)
