@@ -12,7 +12,8 @@ the application as soon as it exists -- except the money tables (SELECT and
 INSERT only) and the protocol tables (SELECT only), which change only through
 the owner's SECURITY DEFINER functions of revision 0005. From revision 0007 on
 it also re-applies the analyst role's column grants
-(elearn_data/analytics/grants.py).
+(elearn_data/analytics/grants.py), without the personal columns from revision
+0010 on.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import OperationalError
 
-from elearn_data.analytics.grants import ANALYST_REVISION, grant_analyst
+from elearn_data.analytics.grants import ANALYST_REVISION, PERSONAL_REVISION, grant_analyst
 from elearn_data.config import load_settings, with_user
 from elearn_data.errors import ShardUnavailable
 from elearn_data.models import Base
@@ -107,7 +108,7 @@ def _grant_analyst(connection: Connection, analyst_role: str) -> None:
         if rev is not None
     }
     if ANALYST_REVISION in applied:
-        grant_analyst(connection, analyst_role)
+        grant_analyst(connection, analyst_role, personal=PERSONAL_REVISION not in applied)
 
 
 def _record_shard(connection: Connection, shard: str) -> None:

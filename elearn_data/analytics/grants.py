@@ -3,7 +3,10 @@
 The role itself is cluster-wide (created by ``elearn cluster up``, or by the
 operator of an external deployment); these grants are per database and are made
 by the migrations (revision ``0007``, and ``elearn_data/alembic/env.py`` after every run,
-so a table a later revision adds is granted as soon as it exists). Applying
+so a table a later revision adds is granted as soon as it exists). From
+revision ``0010`` on, the personal columns (``info=PERSONAL``: email, names,
+phone, birth date, card details) are not granted; a database downgraded below
+it gets them back, as revision ``0007`` granted them. Applying
 them converges: everything is revoked first, then exactly the visible columns
 of :func:`~elearn_data.analytics.visibility.visible_tables` that exist in the
 database are granted. No TEMP (a temporary table or view is DDL), no function
@@ -26,6 +29,18 @@ log = logging.getLogger(__name__)
 
 # The revision that introduces the analyst grants (env.py re-applies them after it).
 ANALYST_REVISION = "0007"
+# The revision from which the analyst role reads no personal column.
+PERSONAL_REVISION = "0010"
+
+
+def migration_role() -> str:
+    """Return the analyst role of the running migration (``Settings.analyst_user``)."""
+    from alembic import context  # noqa: PLC0415 - only inside an Alembic run
+
+    from elearn_data.config import load_settings  # noqa: PLC0415
+
+    settings = context.config.attributes.get("settings") or load_settings()
+    return str(settings.analyst_user)
 
 
 def role_exists(connection: Connection, role: str) -> bool:
@@ -49,8 +64,11 @@ def _present_columns(connection: Connection) -> dict[str, list[str]]:
     return present
 
 
-def grant_analyst(connection: Connection, role: str) -> bool:
-    """Make ``role``'s rights exactly SELECT on the visible columns (False: no such role)."""
+def grant_analyst(connection: Connection, role: str, *, personal: bool = False) -> bool:
+    """Make ``role``'s rights exactly SELECT on the visible columns (False: no such role).
+
+    ``personal=True``: the personal columns too (the grants before revision 0010).
+    """
     if not role_exists(connection, role):
         log.warning("analyst role %s does not exist; no analyst grants made", role)
         return False
@@ -58,7 +76,7 @@ def grant_analyst(connection: Connection, role: str) -> bool:
     quote = connection.dialect.identifier_preparer.quote
     grantee = quote(role)
     connection.exec_driver_sql(f"GRANT USAGE ON SCHEMA public TO {grantee}")
-    for table in restrict(visible_tables(), _present_columns(connection)):
+    for table in restrict(visible_tables(personal=personal), _present_columns(connection)):
         columns = ", ".join(quote(c) for c in table.columns)
         connection.exec_driver_sql(
             f"GRANT SELECT ({columns}) ON TABLE public.{quote(table.name)} TO {grantee}"

@@ -12,6 +12,11 @@ Money columns hold :class:`decimal.Decimal` (exact sums; ``.astype(float)``
 for plotting); counts are integers. ``DataFrame.attrs["nodes"]`` names the
 node that answered for each shard. ``sql()`` answers any read-only SQL over
 every shard through DuckDB (:mod:`~elearn_data.analytics.sql`).
+
+The same partials can come from one DuckDB query instead
+(:mod:`~elearn_data.analytics.on_duckdb`; ``Analytics(canned=...)``): the
+merge is the same, so are the frames. By default only the analytics measured
+faster on DuckDB use it, and only with analyst credentials configured.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from elearn_data import ids, validation
 from elearn_data.aggregates import average
-from elearn_data.analytics import gradebook, queries
+from elearn_data.analytics import gradebook, on_duckdb, queries
 from elearn_data.analytics.fanout import FanOut, ShardQuery
 from elearn_data.analytics.merge import (
     add,
@@ -76,6 +81,8 @@ POPULAR_COLUMNS = (
     "average_rating",
 )
 MAX_POPULAR = 1000
+# Engines of the canned figures (see Analytics).
+CANNED_ENGINES = ("auto", "fanout", "duckdb")
 
 
 class Analytics:
@@ -85,13 +92,23 @@ class Analytics:
         db: the ``connect()`` object whose replicas (and causal token) are used
             (anything with its cluster, router, settings and causal token).
         timeout_s: per-shard budget of one call (default ``Settings.analytics_timeout_s``).
+        canned: which engine answers the canned figures: ``"auto"`` (the default:
+            DuckDB for the analytics in :data:`~elearn_data.analytics.on_duckdb.ON_DUCKDB`
+            when analyst credentials are configured, the fan-out otherwise),
+            ``"fanout"`` or ``"duckdb"`` (every analytic DuckDB can compute; the
+            bench compares the two). Both give the same frames.
     """
 
-    def __init__(self, db: CausalCluster, *, timeout_s: float | None = None) -> None:
+    def __init__(
+        self, db: CausalCluster, *, timeout_s: float | None = None, canned: str = "auto"
+    ) -> None:
         self._db = db
         self.timeout_s = timeout_s if timeout_s is not None else db.settings.analytics_timeout_s
         if self.timeout_s <= 0:
             raise InvalidInput(f"timeout_s must be positive, not {self.timeout_s!r}")
+        if canned not in CANNED_ENGINES:
+            raise InvalidInput(f"canned must be one of {', '.join(CANNED_ENGINES)}, not {canned!r}")
+        self.canned = canned
         self._sql: AnalystSQL | None = None
         self._sql_lock = threading.Lock()
 
@@ -109,13 +126,15 @@ class Analytics:
         """Run read-only SQL over every shard as if one database held them all.
 
         Learner-owned tables are the union of every shard's rows (with a
-        ``shard`` column), catalog tables appear once; secret columns and
-        protocol tables are not visible. ``params`` bind ``$name``
+        ``shard`` column), catalog tables appear once; secret and personal
+        columns (email, names, phone, birth date, card details) and protocol
+        tables are not visible. ``params`` bind ``$name``
         placeholders. Numeric columns hold Decimal, timestamps are UTC.
 
         Raises:
             InvalidInput: a syntax error or a statement that is not a query (with
-                the engine's message), or a refused table function or table.
+                the engine's message), a refused table function or table, or a
+                column not visible to analysts (named as such).
             ShardUnavailable: a shard cannot be read (the error names it).
             AnalyticsTimeout: the query ran longer than ``analytics_timeout_s``.
             ConfigurationError: no analyst credentials are configured.
@@ -132,6 +151,16 @@ class Analytics:
             engine, self._sql = self._sql, None
         if engine is not None:
             engine.close()
+
+    def _on_duckdb(self, analytic: str) -> bool:
+        """Whether ``analytic`` is computed by DuckDB (else by the fan-out)."""
+        if self.canned == "fanout" or analytic not in on_duckdb.SUPPORTED:
+            return False
+        if self.canned == "duckdb":
+            return True
+        # auto: where DuckDB was measured faster, and only with analyst credentials
+        # (without them the fan-out, which needs the application role only, answers).
+        return analytic in on_duckdb.ON_DUCKDB and self.engine.configured
 
     def _fan_out(self) -> FanOut:
         return FanOut(self._db, timeout_s=self.timeout_s)
@@ -156,7 +185,10 @@ class Analytics:
         Raises:
             ShardUnavailable: a shard did not answer (the error names it).
         """
-        partials, nodes = self._everywhere(lambda q: q.one(queries.PLATFORM_STATS))
+        if self._on_duckdb("platform_stats"):
+            partials, nodes = on_duckdb.platform_partials(self.engine, self._db.router.shards)
+        else:
+            partials, nodes = self._everywhere(lambda q: q.one(queries.PLATFORM_STATS))
         rows: list[dict[str, Any]] = []
         for shard, partial in partials.items():
             rows.append({"shard": shard, **_platform_row(partial)})
@@ -193,13 +225,19 @@ class Analytics:
             role = q.scalar(queries.USER_ROLE, user_id=user_id) if q.shard == home else None
             return stats, role
 
-        answers, nodes = self._everywhere(work)
-        role = answers[home][1]
+        partials: list[dict[str, Any]]
+        if self._on_duckdb("instructor_stats"):
+            partials, role, nodes = on_duckdb.instructor_partials(
+                self.engine, user_id, self._db.router.shards
+            )
+        else:
+            answers, nodes = self._everywhere(work)
+            role = answers[home][1]
+            partials = [stats for stats, _ in answers.values()]
         if role is None:
             raise NotFound(f"user {user_id} not found")
         if role not in ("instructor", "admin"):
             raise InvalidInput(f"user {user_id} is a {role}, not an instructor")
-        partials = [stats for stats, _ in answers.values()]
         merged = sum_partials(
             partials, ("enrollments", "active_students", "rating_sum", "rating_count", "revenue")
         )
@@ -290,14 +328,14 @@ class Analytics:
         first, last = _day(start, "start"), _day(end, "end")
         if first is not None and last is not None and first > last:
             raise InvalidInput(f"start {first} is after end {last}")
-        partials, nodes = self._everywhere(
-            lambda q: q.rows(queries.REVENUE_BY_MONTH, start=first, end=last)
-        )
-        merged = group_sum(
-            (row for rows in partials.values() for row in rows),
-            ("month", "currency"),
-            REVENUE_COLUMNS,
-        )
+        if self._on_duckdb("revenue_by_month"):
+            found, nodes = on_duckdb.revenue_rows(self.engine, first, last)
+        else:
+            partials, nodes = self._everywhere(
+                lambda q: q.rows(queries.REVENUE_BY_MONTH, start=first, end=last)
+            )
+            found = [row for rows in partials.values() for row in rows]
+        merged = group_sum(found, ("month", "currency"), REVENUE_COLUMNS)
         rows = [
             {"month": month, "currency": currency, **figures}
             for (month, currency), figures in sorted(merged.items())
@@ -321,10 +359,12 @@ class Analytics:
         Raises:
             ShardUnavailable: a shard did not answer.
         """
-        partials, nodes = self._everywhere(lambda q: q.rows(queries.ENROLLMENTS_BY_REGION))
-        merged = group_sum(
-            (row for rows in partials.values() for row in rows), ("region",), REGION_COLUMNS
-        )
+        if self._on_duckdb("enrollments_by_region"):
+            found, nodes = on_duckdb.region_rows(self.engine)
+        else:
+            partials, nodes = self._everywhere(lambda q: q.rows(queries.ENROLLMENTS_BY_REGION))
+            found = [row for rows in partials.values() for row in rows]
+        merged = group_sum(found, ("region",), REGION_COLUMNS)
         rows = []
         for region in Region:
             figures = merged.get((region.value,), dict.fromkeys(REGION_COLUMNS, 0))
@@ -357,9 +397,13 @@ class Analytics:
                 return None
             return q.one(queries.COURSE_FUNNEL, course_id=cid)
 
-        partials, nodes = self._everywhere(work)
-        found = [p for p in partials.values() if p is not None]
-        if not found:
+        found: list[dict[str, Any]] | None
+        if self._on_duckdb("course_funnel"):
+            found, nodes = on_duckdb.funnel_partials(self.engine, cid)
+        else:
+            partials, nodes = self._everywhere(work)
+            found = [p for p in partials.values() if p is not None] or None
+        if found is None:
             raise NotFound(f"course {cid} not found")
         merged = sum_partials(found, FUNNEL_STAGES)
         enrolled = int(merged["enrolled"])

@@ -57,7 +57,13 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from elearn_data.analytics.visibility import SHARD_COLUMN, VisibleTable, restrict, visible_tables
+from elearn_data.analytics.visibility import (
+    SHARD_COLUMN,
+    VisibleTable,
+    hidden_columns,
+    restrict,
+    visible_tables,
+)
 from elearn_data.config import url_dbname, url_hosts
 from elearn_data.errors import (
     AnalyticsTimeout,
@@ -89,6 +95,16 @@ ALLOWED_TABLE_FUNCTIONS = frozenset(
 # Schemas a query may name (besides our views, which it names without a schema).
 ALLOWED_SCHEMAS = frozenset({"", "information_schema"})
 _PARAM = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The binder's words for a column a view does not have (unqualified, then qualified).
+_MISSING_COLUMN = (
+    re.compile(r'Referenced column "([^"]+)" not found'),
+    re.compile(r'does not have a column named "([^"]+)"'),
+)
+_WHY_HIDDEN = {
+    "personal data": "direct identifiers and contact details are not shown to analysts; "
+    "join learners by user_id",
+    "secret": "credentials and security state are never shown",
+}
 
 # DuckDB setting -> value, set once for every cursor (GLOBAL: TimeZone is per cursor).
 GLOBAL_SETTINGS = (
@@ -337,6 +353,12 @@ class AnalystSQL:
 
     def arrow(self, query: str, params: Mapping[str, Any] | None = None) -> pa.Table:
         """Run ``query`` and return its result as a ``pyarrow.Table`` (see the module doc)."""
+        return self.run(query, params)[0]
+
+    def run(
+        self, query: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[pa.Table, dict[str, str]]:
+        """Like :meth:`arrow`, also returning ``{shard: node label}`` of the nodes read."""
         if not isinstance(query, str) or not query.strip():
             raise InvalidInput("query must be a non-empty SQL string")
         values = check_params(params)
@@ -349,13 +371,22 @@ class AnalystSQL:
             self._discard(stale.engine)
             return self._run(query, values, retry=False)
 
-    def _run(self, query: str, values: dict[str, Any], *, retry: bool = True) -> pa.Table:
+    def _run(
+        self, query: str, values: dict[str, Any], *, retry: bool = True
+    ) -> tuple[pa.Table, dict[str, str]]:
         nodes = self._choose_nodes()
         engine = self._ensure_engine(nodes)
         try:
-            return self._run_on(engine, nodes, query, values, retry=retry)
+            table = self._run_on(engine, nodes, query, values, retry=retry)
         finally:
             engine.release()
+        return table, {shard: node.label for shard, node in nodes.items()}
+
+    @property
+    def configured(self) -> bool:
+        """True when analyst credentials are set (the engine can be built)."""
+        settings = self._db.settings
+        return settings.analyst_password is not None and bool(settings.analyst_user)
 
     def _run_on(
         self,
@@ -648,10 +679,32 @@ class AnalystSQL:
                     )
                     return ShardUnavailable(shard, f"{node.label}: {probe.error or message}")
             return None
+        hidden = hidden_column_message(message)
+        if hidden is not None:
+            return InvalidInput(hidden)
         if "Did you mean" in message:
             # The suggestions name the attached nodes (na_p.users, ...), which no query may use.
             message = message.split("Did you mean")[0].strip()
         return InvalidInput(f"query failed: {message}")
+
+
+def hidden_column_message(message: str) -> str | None:
+    """Return why a column the engine could not find is hidden (None: not a hidden column).
+
+    A query naming ``users.email`` fails in DuckDB's binder (the view has no
+    such column); the analyst is told it exists but is not visible to them.
+    """
+    hidden = hidden_columns()
+    for pattern in _MISSING_COLUMN:
+        found = pattern.search(message)
+        if found is None or found.group(1).lower() not in hidden:
+            continue
+        name = found.group(1).lower()
+        tables = hidden[name]
+        where = ", ".join(f"{table}.{name}" for table in sorted(tables))
+        reason = sorted(set(tables.values()))[0]
+        return f"column {where} is not visible to analysts ({reason}: {_WHY_HIDDEN[reason]})"
+    return None
 
 
 def _view_body(table: VisibleTable, by_shard: Mapping[str, str], home: str) -> str:

@@ -25,6 +25,10 @@ ids and enrollments).
 * analyst_sql: three analyst queries through ``db.analytics.sql`` (DuckDB over
   every shard's replica) -- the same SQL on one PostgreSQL database holding
   the union of the shards (built in the scratch database).
+* canned_on_duckdb: each canned analytic DuckDB can compute, through
+  ``db.analytics.sql``'s engine -- the same analytic through the fan-out
+  (per-analytic timings and ratios in the report: they decide
+  ``analytics.on_duckdb.ON_DUCKDB``).
 * http_enroll_and_read: enroll, then read the progress with the causal header,
   through ``elearn serve`` with two workers (the read on the other worker) --
   the same two calls through the Python API in one process.
@@ -145,6 +149,8 @@ class Context:
     learners: LearnerFactory
     rng: random.Random
     read_ids: list[uuid.UUID] = field(default_factory=list)
+    # The seeding scale the scratch shards hold (analyst_sql and canned_on_duckdb reseed).
+    seeded_scale: str | None = None
 
 
 class Workload(ABC):
@@ -784,6 +790,7 @@ class AnalystSQLQueries(Workload):
         from elearn_data.bench.analyst import build_union, seeded  # noqa: PLC0415
 
         self.detail["scale"] = seeded(self.db, self.sizes.analyst_scale)
+        self.ctx.seeded_scale = self.sizes.analyst_scale
         self.union = build_union(self.ctx.settings, ANALYST_SCHEMA)
         self.detail["union_rows"] = self.union.rows
         self.analytics = Analytics(self.db)
@@ -833,6 +840,104 @@ class AnalystSQLQueries(Workload):
         self.detail["postgres_scans"] = plan.count("POSTGRES_SCAN")
         self.union.close()
         self.analytics.close()
+
+
+# -------------------------------------------------------------- canned_on_duckdb
+
+
+class CannedOnDuckDB(Workload):
+    """The canned analytics computed by DuckDB against the same analytics through the fan-out."""
+
+    name = "canned_on_duckdb"
+    unit = "ms"
+    kind: Kind = "time"
+    target = None
+    measured_label = (
+        "Analytics(canned='duckdb'): platform_stats, enrollments_by_region, revenue_by_month, "
+        "course_funnel, instructor_stats, each one DuckDB query over every shard"
+    )
+    baseline_label = (
+        "Analytics(canned='fanout'): the same calls through the per-shard fan-out "
+        "(popular_courses and gradebook are fan-out only: per-shard partials, learner names)"
+    )
+
+    def rounds(self) -> int:
+        return self.sizes.analyst_rounds
+
+    def chunks(self) -> int:
+        return 1
+
+    def setup(self) -> None:
+        from elearn_data.analytics.on_duckdb import ON_DUCKDB, exact_form  # noqa: PLC0415
+        from elearn_data.bench.analyst import seeded  # noqa: PLC0415
+
+        scale = self.sizes.analyst_scale
+        if self.ctx.seeded_scale != scale:
+            self.detail["scale"] = seeded(self.db, scale)
+            self.ctx.seeded_scale = scale
+        else:
+            self.detail["scale"] = {"name": scale, "reused": True}
+        self.duck = Analytics(self.db, canned="duckdb")
+        self.fan = Analytics(self.db, canned="fanout")
+        top = self.fan.popular_courses(1)
+        course, instructor = top["course_id"][0], top["instructor_id"][0]
+        self.calls: dict[str, Callable[[Analytics], Any]] = {
+            "platform_stats": lambda a: a.platform_stats(),
+            "enrollments_by_region": lambda a: a.enrollments_by_region(),
+            "revenue_by_month": lambda a: a.revenue_by_month(),
+            "course_funnel": lambda a: a.course_funnel(course),
+            "instructor_stats": lambda a: a.instructor_stats(instructor),
+        }
+        self.times: dict[str, dict[str, list[float]]] = {
+            n: {"duckdb": [], "fanout": []} for n in self.calls
+        }
+        different = [
+            n
+            for n, call in self.calls.items()
+            if exact_form(call(self.duck)) != exact_form(call(self.fan))
+        ]
+        self.detail["results_equal"] = not different
+        if different:
+            self.detail["different"] = different
+        self.detail["on_duckdb"] = sorted(ON_DUCKDB)
+
+    def _side(self, analytics: Analytics, side: str) -> Sample:
+        total = 0.0
+        for name, call in self.calls.items():
+            start = time.perf_counter()
+            call(analytics)
+            elapsed = time.perf_counter() - start
+            self.times[name][side].append(elapsed)
+            total += elapsed
+        return Sample(total, len(self.calls))
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        return self._side(self.duck, "duckdb")
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        return self._side(self.fan, "fanout")
+
+    def finish(self) -> None:
+        figures: dict[str, dict[str, float]] = {}
+        lines: list[str] = []
+        for name, sides in self.times.items():
+            duck = statistics.median(sides["duckdb"]) * 1000
+            fan = statistics.median(sides["fanout"]) * 1000
+            ratio = fan / duck if duck else float("nan")
+            figures[name] = {
+                "duckdb_ms": round(duck, 2),
+                "fanout_ms": round(fan, 2),
+                "ratio": round(ratio, 2),
+            }
+            winner = "duckdb" if ratio > 1 else "fan-out"
+            lines.append(
+                f"{name}: duckdb {duck:.1f} ms, fan-out {fan:.1f} ms, "
+                f"ratio {ratio:.2f} (faster: {winner})"
+            )
+        self.detail["median_ms"] = figures
+        self.detail["lines"] = lines
+        self.duck.close()
+        self.fan.close()
 
 
 # ------------------------------------------------------------ http_enroll_and_read
@@ -1162,6 +1267,7 @@ WORKLOADS: tuple[type[Workload], ...] = (
     HttpEnrollAndRead,
     SubmitAttempt,
     AnalystSQLQueries,
+    CannedOnDuckDB,
 )
 """Report order; they run in :data:`RUN_ORDER`."""
 
@@ -1176,8 +1282,9 @@ RUN_ORDER: tuple[type[Workload], ...] = (
     FanOutQuery,
     GlobalQuery,
     HttpEnrollAndRead,
-    # Last: it reseeds the scratch shards at its own scale.
+    # Last: they reseed the scratch shards at their own scale (the second reuses it).
     AnalystSQLQueries,
+    CannedOnDuckDB,
 )
 
 

@@ -110,6 +110,8 @@ def bench(
         console.print(
             f"[bold]{result.name}[/]: {result.measured}  [dim]vs[/]  {result.baseline_desc}"
         )
+        for line in result.detail.get("lines", ()):
+            console.print(f"  {line}")
         if result.error is not None:
             console.print(f"  [bold red]error:[/] {result.error}")
     machine = report.machine

@@ -18,7 +18,9 @@ What analysts may read through ``db.analytics.sql`` follows from the same
 metadata (see :mod:`elearn_data.analytics.visibility`): learner, home and
 reference tables are visible, directory and local ones are not; ``placed(...,
 analyst=False)`` hides a table whatever its placement, and a column declared
-with ``info=SECRET`` (a password hash, a login counter) is never visible.
+with ``info=SECRET`` (a password hash, a login counter) is never visible, nor
+is one declared with ``info=PERSONAL`` (a direct identifier or contact detail of
+a person: email, names, phone, birth date; ``user_id`` still joins learners).
 """
 
 from __future__ import annotations
@@ -76,6 +78,10 @@ class Base(DeclarativeBase):
 
 # ``mapped_column(..., info=SECRET)``: a column analysts never see (nor get a grant on).
 SECRET: dict[str, Any] = {"secret": True}
+# ``mapped_column(..., info=PERSONAL)``: a direct identifier or contact detail of a person
+# (email, name, phone, birth date, card details). Analysts get aggregates and joins
+# across learners by id, never these (from revision 0010 on; see analytics/grants.py).
+PERSONAL: dict[str, Any] = {"personal": True}
 
 
 def placed(
@@ -95,6 +101,11 @@ def placed(
 def is_secret(column: Any) -> bool:
     """Return True for a column declared with ``info=SECRET``."""
     return bool(getattr(column, "info", {}).get("secret"))
+
+
+def is_personal(column: Any) -> bool:
+    """Return True for a column declared with ``info=PERSONAL``."""
+    return bool(getattr(column, "info", {}).get("personal"))
 
 
 def placement_of(table: Table) -> Placement:

@@ -21,6 +21,7 @@ from elearn_data.models.base import (
     CARD_TYPES,
     INVOICE_STATUSES,
     METHOD_TYPES,
+    PERSONAL,
     TRANSACTION_STATUSES,
     TRANSACTION_TYPES,
     Base,
@@ -61,10 +62,10 @@ class PaymentMethod(Base):
     id: Mapped[uuid_pk]
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     method_type: Mapped[str] = mapped_column(String(20))
-    card_last_four: Mapped[str | None] = mapped_column(String(4))
+    card_last_four: Mapped[str | None] = mapped_column(String(4), info=PERSONAL)
     card_brand: Mapped[str | None] = mapped_column(String(20))
-    expiry_month: Mapped[int | None] = mapped_column(SmallInteger)
-    expiry_year: Mapped[int | None] = mapped_column(SmallInteger)
+    expiry_month: Mapped[int | None] = mapped_column(SmallInteger, info=PERSONAL)
+    expiry_year: Mapped[int | None] = mapped_column(SmallInteger, info=PERSONAL)
     is_default: Mapped[bool] = mapped_column(Boolean, server_default="false")
     created_at: Mapped[created_at]
     updated_at: Mapped[updated_at]

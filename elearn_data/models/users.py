@@ -9,6 +9,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from elearn_data.models.base import (
+    PERSONAL,
     ROLES,
     SECRET,
     USER_STATUSES,
@@ -43,10 +44,10 @@ class User(Base):
     id: Mapped[uuid_pk]
     # Stored normalised (lower case). Unique per shard here; unique across all
     # shards through the email directory.
-    email: Mapped[str] = mapped_column(String(254), unique=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True, info=PERSONAL)
     password_hash: Mapped[str] = mapped_column(String(255), info=SECRET)
-    first_name: Mapped[str] = mapped_column(String(100))
-    last_name: Mapped[str] = mapped_column(String(100))
+    first_name: Mapped[str] = mapped_column(String(100), info=PERSONAL)
+    last_name: Mapped[str] = mapped_column(String(100), info=PERSONAL)
     role: Mapped[str] = mapped_column(String(20), server_default="student")
     region: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), server_default="active")
@@ -75,12 +76,12 @@ class UserProfile(Base):
     )
     country: Mapped[str | None] = mapped_column(String(100))
     city: Mapped[str | None] = mapped_column(String(100))
-    phone: Mapped[str | None] = mapped_column(String(32))
-    bio: Mapped[str | None] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(32), info=PERSONAL)
+    bio: Mapped[str | None] = mapped_column(Text, info=PERSONAL)  # free text: contacts
     timezone: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(35))
-    avatar_url: Mapped[str | None] = mapped_column(String(500))
-    date_of_birth: Mapped[date | None]
+    avatar_url: Mapped[str | None] = mapped_column(String(500), info=PERSONAL)
+    date_of_birth: Mapped[date | None] = mapped_column(info=PERSONAL)
     updated_at: Mapped[updated_at]
 
     user: Mapped[User] = relationship(back_populates="profile", lazy="raise")

@@ -74,6 +74,11 @@ def test_bench_smoke_reports_every_benchmark_as_json_and_drops_its_scratch_datab
             assert row["meets_target"] is (row["ratio"] >= row["target"])
     for name in BENCHMARKS:
         assert name in result.output
+    # The canned analytics on DuckDB gave exactly the fan-out's frames, and the row says
+    # which engine was faster for each.
+    canned = next(row for row in rows if row["name"] == "canned_on_duckdb")
+    assert canned["detail"]["results_equal"] is True, canned["detail"]
+    assert "enrollments_by_region: duckdb" in result.output
     # The run's own databases are gone.
     assert _scratch_databases(cluster) == before
 

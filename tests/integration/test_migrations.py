@@ -114,13 +114,37 @@ def _analyst_rights(cluster: LocalCluster, dbname: str) -> dict[str, object]:
                 " has_table_privilege('elearn_analyst', 'twophase_decisions', 'SELECT'),"
                 " has_column_privilege('elearn_analyst', 'courses', 'title', 'SELECT'),"
                 " has_table_privilege('elearn_analyst', 'users', 'INSERT'),"
-                " has_database_privilege('elearn_analyst', current_database(), 'TEMP')"
+                " has_database_privilege('elearn_analyst', current_database(), 'TEMP'),"
+                " has_column_privilege('elearn_analyst', 'users', 'email', 'SELECT'),"
+                " has_column_privilege('elearn_analyst', 'users', 'last_name', 'SELECT'),"
+                " has_column_privilege('elearn_analyst', 'user_profiles', 'phone', 'SELECT'),"
+                " has_column_privilege('elearn_analyst', 'user_profiles', 'country', 'SELECT')"
             )
             row = cur.fetchone()
     finally:
         conn.close()
-    keys = ("users.id", "password_hash", "email_directory", "twophase", "courses", "insert", "temp")
+    keys = (
+        *("users.id", "password_hash", "email_directory", "twophase", "courses", "insert"),
+        *("temp", "email", "last_name", "phone", "country"),
+    )
     return dict(zip(keys, row, strict=True))
+
+
+AT_HEAD = {
+    "users.id": True,
+    "password_hash": False,
+    "email_directory": False,
+    "twophase": False,
+    "courses": True,
+    "insert": False,
+    "temp": False,
+    "email": False,
+    "last_name": False,
+    "phone": False,
+    "country": True,
+}
+# Revisions 0007..0008: the personal columns were granted (revision 0010 takes them).
+BEFORE_0010 = AT_HEAD | {"email": True, "last_name": True, "phone": True}
 
 
 def test_the_analyst_grants_come_with_their_revision_and_go_with_its_downgrade(
@@ -130,15 +154,7 @@ def test_the_analyst_grants_come_with_their_revision_and_go_with_its_downgrade(
     migrations.upgrade(scratch, "0003")
     assert _analyst_rights(cluster, dbname)["users.id"] is False
     migrations.upgrade(scratch)
-    assert _analyst_rights(cluster, dbname) == {
-        "users.id": True,
-        "password_hash": False,
-        "email_directory": False,
-        "twophase": False,
-        "courses": True,
-        "insert": False,
-        "temp": False,
-    }
+    assert _analyst_rights(cluster, dbname) == AT_HEAD
     migrations.downgrade(scratch, "0003")
     rights = _analyst_rights(cluster, dbname)
     assert rights["users.id"] is False and rights["courses"] is False
@@ -162,3 +178,21 @@ def test_health_and_status_judge_drift_alike(scratch: Settings, cluster: LocalCl
         report = health_report(db)
     assert {s.shard: (s.state, s.revision) for s in report.schema} == status
     assert not report.ok
+
+
+def test_revision_0010_takes_the_personal_columns_and_its_downgrade_gives_them_back(
+    scratch: Settings, cluster: LocalCluster
+) -> None:
+    dbname = _dbname(scratch)
+    migrations.upgrade(scratch, "0008")
+    assert _analyst_rights(cluster, dbname) == BEFORE_0010
+    # `elearn migrate` on an existing database at 0008.
+    migrations.upgrade(scratch)
+    assert _analyst_rights(cluster, dbname) == AT_HEAD
+    # A run with nothing to do re-applies the same grants.
+    migrations.upgrade(scratch)
+    assert _analyst_rights(cluster, dbname) == AT_HEAD
+    migrations.downgrade(scratch, "0008")
+    assert _analyst_rights(cluster, dbname) == BEFORE_0010
+    migrations.upgrade(scratch)
+    assert _analyst_rights(cluster, dbname) == AT_HEAD

@@ -22,8 +22,7 @@ from collections.abc import Sequence
 
 from alembic import context, op
 
-from elearn_data.analytics.grants import grant_analyst, revoke_analyst
-from elearn_data.config import load_settings
+from elearn_data.analytics.grants import grant_analyst, migration_role, revoke_analyst
 
 revision: str = "0007"
 down_revision: str | None = "0006"
@@ -31,18 +30,14 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-def _analyst_role() -> str:
-    settings = context.config.attributes.get("settings") or load_settings()
-    return str(settings.analyst_user)
-
-
 def upgrade() -> None:
     if context.is_offline_mode():
         return
-    grant_analyst(op.get_bind(), _analyst_role())
+    # As granted at this revision: personal columns included (revision 0010 takes them).
+    grant_analyst(op.get_bind(), migration_role(), personal=True)
 
 
 def downgrade() -> None:
     if context.is_offline_mode():
         return
-    revoke_analyst(op.get_bind(), _analyst_role())
+    revoke_analyst(op.get_bind(), migration_role())

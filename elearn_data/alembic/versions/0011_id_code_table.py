@@ -14,7 +14,7 @@ checks that Python, the numpy bulk path and the database agree on every region.
 Downgrade restores 0002's ``elearn_region_code`` and drops ``elearn_region_codes``.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-02 01:20:00.000000
 """
 
@@ -30,7 +30,7 @@ from alembic import op
 from elearn_data import ids
 
 revision: str = "0011"
-down_revision: str | None = "0008"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

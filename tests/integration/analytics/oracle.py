@@ -9,7 +9,8 @@ superuser from the primaries with COPY. The same SQL run there and through
 The visible columns come from docs/schema.md's rule (placement) restated here
 on purpose, not from the code under test: learner and home tables are unions,
 reference tables appear once, directory and local tables are absent, and
-``users.password_hash`` is hidden.
+``users.password_hash`` and the personal columns (email, names, phone, biography,
+avatar, birth date, card details) are hidden.
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ UNION = (
     "course_seats",
 )
 ONCE = ("course_categories", "courses", "course_modules", "course_lessons")
-HIDDEN_COLUMNS = {"users": {"password_hash"}}
+# Secrets and personal data (direct identifiers, contact and card details).
+HIDDEN_COLUMNS = {
+    "users": {"password_hash", "email", "first_name", "last_name"},
+    "user_profiles": {"phone", "bio", "avatar_url", "date_of_birth"},
+    "payment_methods": {"card_last_four", "expiry_month", "expiry_year"},
+}
 
 
 @dataclass

@@ -127,11 +127,11 @@ QUERIES: list[tuple[str, bool]] = [
     ),
     ("SELECT shard, sum(taken) AS taken FROM course_seats GROUP BY shard", False),
     # order, limits and PostgreSQL's NULL order
-    ("SELECT email FROM users ORDER BY email LIMIT 5 OFFSET 2", True),
+    ("SELECT code FROM courses ORDER BY code LIMIT 5 OFFSET 2", True),
     ("SELECT last_login FROM users ORDER BY last_login", True),
     ("SELECT last_login FROM users ORDER BY last_login DESC", True),
     (
-        "SELECT upper(substr(last_name, 1, 1)) AS initial, count(*) AS n FROM users GROUP BY 1",
+        "SELECT upper(substr(city, 1, 1)) AS initial, count(*) AS n FROM user_profiles GROUP BY 1",
         False,
     ),
 ]
@@ -209,7 +209,7 @@ _GROUPS = {
     "courses": ("level", "status", "currency"),
 }
 _MEASURES = {
-    "users": ("created_at", "email"),
+    "users": ("created_at", "last_login"),
     "enrollments": ("progress_percent", "completed_lessons", "enrolled_at"),
     "transactions": ("amount", "created_at"),
     "course_reviews": ("rating",),
@@ -379,6 +379,12 @@ REFUSED = [
     ("SELECT 1; SELECT 2", "exactly one"),
     ("SELEC 1", "syntax error"),
     ("SELECT password_hash FROM users", "password_hash"),
+    ("select email from users", "column users.email is not visible to analysts"),
+    ("SELECT u.first_name FROM users u", "column users.first_name is not visible to analysts"),
+    ("SELECT last_name, count(*) AS n FROM users GROUP BY 1", "users.last_name is not visible"),
+    ("SELECT user_id FROM user_profiles WHERE phone IS NOT NULL", "user_profiles.phone"),
+    ("SELECT date_of_birth FROM user_profiles", "user_profiles.date_of_birth is not visible"),
+    ("SELECT card_last_four FROM payment_methods", "payment_methods.card_last_four"),
     ("SELECT * FROM email_directory", "email_directory"),
     ("SELECT * FROM twophase_decisions", "twophase_decisions"),
     ("SELECT * FROM content_outbox", "content_outbox"),
@@ -473,9 +479,32 @@ def test_the_analyst_password_is_never_shown(db: Database, settings: Settings) -
 
 
 def test_describe_shows_a_visible_table_s_columns(db: Database) -> None:
-    described = db.analytics.sql("DESCRIBE users")
-    assert "password_hash" not in set(described["column_name"])
-    assert {"id", "email", "region", "shard"} <= set(described["column_name"])
+    described = set(db.analytics.sql("DESCRIBE users")["column_name"])
+    assert {"password_hash", "email", "first_name", "last_name"}.isdisjoint(described)
+    assert {"id", "region", "role", "shard"} <= described
+    profiles = set(db.analytics.sql("DESCRIBE user_profiles")["column_name"])
+    assert {"phone", "bio", "avatar_url", "date_of_birth"}.isdisjoint(profiles)
+    assert {"user_id", "country", "city", "shard"} <= profiles
+
+
+def test_no_personal_data_is_visible_in_any_table(db: Database) -> None:
+    """Personal columns are absent from every view, so `SELECT *` and joins never show them."""
+    personal = {"email", "first_name", "last_name", "phone", "bio", "avatar_url"}
+    personal |= {"date_of_birth", "card_last_four", "expiry_month", "expiry_year"}
+    # The views (the attached catalogs list their column names too, but hold no grant).
+    shown = db.analytics.sql(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_catalog = 'memory'"
+    )
+    assert shown.shape[0] > 0
+    assert personal.isdisjoint(set(shown["column_name"]))
+    everything = db.analytics.sql(
+        "SELECT * FROM users u JOIN user_profiles p ON p.user_id = u.id LIMIT 5"
+    )
+    assert personal.isdisjoint(set(everything.columns))
+    # A column analysts name themselves stays usable: only the platform's hidden ones fail.
+    aliased = db.analytics.sql("SELECT count(*) AS email FROM users ORDER BY email")
+    assert int(aliased["email"][0]) > 0
 
 
 def test_an_integer_sum_is_an_integer_and_money_is_decimal(db: Database, world: World) -> None:
@@ -504,12 +533,12 @@ def test_engine_settings_read_each_shard_at_one_snapshot(db: Database) -> None:
 
 def test_filters_and_projections_are_pushed_down_to_every_shard(db: Database) -> None:
     plan = db.analytics.engine.explain(
-        "SELECT region FROM users WHERE email = $e", {"e": "someone@example.org"}
+        "SELECT region FROM users WHERE role = $r", {"r": "instructor"}
     )
     scans = plan.count("POSTGRES_SCAN")
     assert scans == len(db.router.shards)
     assert plan.count("Filters:") == scans
-    assert "password_hash" not in plan and "first_name" not in plan
+    assert "password_hash" not in plan and "email" not in plan
 
 
 def test_a_query_past_the_timeout_is_interrupted(db: Database) -> None:
@@ -554,10 +583,18 @@ def test_the_analyst_role_reads_visible_columns_only_and_writes_nothing(
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT id, email, region FROM users LIMIT 1")
+            cur.execute("SELECT id, region, role, last_login FROM users LIMIT 1")
+            cur.execute("SELECT user_id, country, city FROM user_profiles LIMIT 1")
             cur.execute("SELECT count(*) FROM courses")
             for statement in (
                 "SELECT password_hash FROM users",
+                # Personal data: direct identifiers and contact details.
+                "SELECT email FROM users",
+                "SELECT id FROM users WHERE email = 'x@example.org'",
+                "SELECT first_name, last_name FROM users",
+                "SELECT phone FROM user_profiles",
+                "SELECT date_of_birth FROM user_profiles",
+                "SELECT card_last_four FROM payment_methods",
                 "SELECT * FROM users",
                 "SELECT * FROM email_directory",
                 "SELECT * FROM twophase_decisions",
@@ -571,6 +608,9 @@ def test_the_analyst_role_reads_visible_columns_only_and_writes_nothing(
                 with pytest.raises(psycopg2.Error) as caught:
                     cur.execute(statement)
                 assert caught.value.pgcode in {"42501", "25006"}, statement
+                if statement.startswith("SELECT"):
+                    assert caught.value.pgcode == "42501", statement
+                    assert "permission denied" in str(caught.value), statement
             cur.execute("SHOW statement_timeout")
             assert cur.fetchone()[0] != "0"
     finally:
