@@ -23,7 +23,9 @@ from elearn_data.monitoring.deep import deep_report
 
 
 def _open(application: str) -> Database:
-    settings = load_settings().model_copy(update={"recover_on_connect": False})
+    settings = load_settings().model_copy(
+        update={"recover_on_connect": False, "outbox_relay": False}
+    )
     return Database(settings, application=application)
 
 

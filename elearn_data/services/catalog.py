@@ -302,7 +302,7 @@ class Catalog:
             repo.enqueue_content_deletion(course)
 
         self._db.write(None, work)
-        self._db.process_outbox([self._db.router.local_shard])
+        self._db.relay_outbox([self._db.router.local_shard])
 
     # ------------------------------------------------------------------ reads
 

@@ -2,14 +2,19 @@
 
 A PostgreSQL transaction that implies content-store work (a user registered: create
 their preferences; a course deleted: delete its content) writes an outbox row in
-the same transaction. After the commit -- and again whenever
-:meth:`Database.process_outbox` runs -- pending rows are claimed with
-``FOR UPDATE SKIP LOCKED`` (concurrent processors never apply one row twice at
-the same time), applied to the content store with idempotent operations, and
-stamped ``processed_at``. If MongoDB fails half way, the row stays pending with
-its attempt count and error, and the next run repeats the (idempotent) operation:
-no dangling reference survives, and nothing is applied twice with a different
-effect.
+the same transaction. After the commit the caller notifies its Database's outbox
+relay (:class:`elearn_data.background.OutboxRelay`), which applies the rows in
+its own thread -- the caller's call never applies rows, its own or anyone
+else's -- and :meth:`Database.process_outbox` applies them synchronously. One
+relayer per shard at a time, across processes: a pass holds the shard's
+transaction-level advisory lock :data:`RELAY_LOCK_KEY` (the relay skips a shard
+whose lock is taken, ``process_outbox`` waits for it), so rows are applied in
+their order; the rows themselves are claimed ``FOR UPDATE SKIP LOCKED``,
+applied to the content store with idempotent operations, and stamped
+``processed_at``. If MongoDB fails half way, the row stays pending with its
+attempt count and error, and the relay's next sweep (or ``process_outbox``)
+repeats the (idempotent) operation: no dangling reference survives, and nothing
+is applied twice with a different effect.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ if TYPE_CHECKING:
     from elearn_data.database import Database
 
 log = logging.getLogger(__name__)
+
+# The advisory lock (on each shard primary, one bigint key) that one outbox pass
+# holds for its transaction: "elearnob". Transaction-level, so a pass that dies
+# with its connection never leaves it behind on a pooled connection.
+RELAY_LOCK_KEY = 0x656C6561726E6F62
+# Rows one pass applies at most (the relay goes on with the next batch at once).
+BATCH = 500
 
 
 def _ensure_preferences(store: ContentStore, payload: dict[str, Any]) -> None:
@@ -50,24 +62,44 @@ HANDLERS: dict[str, Callable[[ContentStore, dict[str, Any]], None]] = {
 }
 
 
-def apply_pending(db: Database, shards: list[str], *, limit: int = 500) -> int:
-    """Apply up to ``limit`` pending outbox rows per shard; return how many were applied."""
+def apply_pending(db: Database, shards: list[str], *, limit: int = BATCH) -> int:
+    """Apply up to ``limit`` pending outbox rows per shard now; return how many were applied.
+
+    Waits for the shard's relay lock (another relayer's batch finishes first) and
+    retries rows that failed before.
+    """
     applied = 0
     for shard in shards:
-
-        def work(uow: Any, target: str = shard) -> int:
-            return _apply_shard(db, uow, target, limit)
-
         try:
-            applied += db.write(shard, work)
+            applied += drain_shard(db, shard, limit=limit, wait=True, retry_failed=True) or 0
         except ElearnDataError as exc:
             log.warning("outbox of shard %s not processed: %s", shard, exc)
     return applied
 
 
-def _apply_shard(db: Database, uow: Any, shard: str, limit: int) -> int:
+def drain_shard(
+    db: Database, shard: str, *, limit: int = BATCH, wait: bool, retry_failed: bool
+) -> int | None:
+    """Apply one batch of ``shard``'s pending rows under its relay lock.
+
+    Returns how many rows were applied, or None when ``wait`` is False and
+    another relayer holds the lock. With ``retry_failed`` False the batch stops
+    at the first row that failed before (it is left for a sweep).
+    """
+
+    def work(uow: Any) -> int | None:
+        lock = func.pg_advisory_xact_lock if wait else func.pg_try_advisory_xact_lock
+        taken = uow.execute(select(lock(RELAY_LOCK_KEY)), shard=shard).scalar_one()
+        if not wait and not taken:
+            return None
+        return _apply_shard(db, uow, shard, limit, retry_failed=retry_failed)
+
+    return db.write(shard, work)
+
+
+def _apply_shard(db: Database, uow: Any, shard: str, limit: int, *, retry_failed: bool) -> int:
     rows = uow.execute(
-        select(ContentOutbox.id, ContentOutbox.kind, ContentOutbox.payload)
+        select(ContentOutbox.id, ContentOutbox.kind, ContentOutbox.payload, ContentOutbox.attempts)
         .where(ContentOutbox.processed_at.is_(None))
         .order_by(ContentOutbox.id)
         .limit(limit)
@@ -78,7 +110,9 @@ def _apply_shard(db: Database, uow: Any, shard: str, limit: int) -> int:
         return 0
     store = db.content_store
     done: list[int] = []
-    for row_id, kind, payload in rows:
+    for row_id, kind, payload, attempts in rows:
+        if attempts and not retry_failed:
+            break  # failed before: a sweep retries it, and the rows after it wait in order
         try:
             HANDLERS[kind](store, payload)
         except ElearnDataError as exc:

@@ -77,6 +77,16 @@ _HAS_WRITES = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
 # citus_create_restore_point). Single-shard commits never take it.
 DECISION_FENCE_KEY = 0x656C6561726E3270  # "elearn2p"
 _DECISION_FENCE = text("SELECT pg_advisory_xact_lock_shared(:key)")
+# One recoverer per shard at a time, across processes: a recovery pass holds this
+# session-level advisory lock on the shard primary's connection it settles with
+# ("elearnrc"), released when the shard is done. A background pass that finds it
+# taken skips the shard (another process is recovering it); `elearn recover`
+# waits for it. Session-level because COMMIT/ROLLBACK PREPARED run outside a
+# transaction block; a connection whose unlock fails is invalidated, never pooled.
+RECOVERY_LOCK_KEY = 0x656C6561726E7263
+_TRY_RECOVERY_LOCK = text("SELECT pg_try_advisory_lock(:key)")
+_RECOVERY_LOCK = text("SELECT pg_advisory_lock(:key) IS NOT NULL")
+_RECOVERY_UNLOCK = text("SELECT pg_advisory_unlock(:key)")
 # Decisions are written only through the owner's functions (revision 0005): the
 # application role may read twophase_decisions but not change it directly.
 # decide: INSERT (gid, true), failing on the key; claim: INSERT (gid, false) ON
@@ -388,6 +398,8 @@ class RecoveryReport:
     committed: list[tuple[str, str]] = field(default_factory=list)  # (shard, gid)
     rolled_back: list[tuple[str, str]] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
+    # Shards skipped because another recoverer held their recovery lock.
+    busy: list[str] = field(default_factory=list)
     forgotten_decisions: int = 0
 
     @property
@@ -400,11 +412,15 @@ def recover(
     *,
     grace: timedelta = timedelta(seconds=30),
     forget_after: timedelta = timedelta(hours=1),
+    wait: bool = True,
 ) -> RecoveryReport:
     """Settle every in-doubt prepared transaction of ours by its decision record.
 
-    Decision rows older than ``forget_after`` are deleted once no shard holds a
-    prepared transaction with their gid (only when every shard was reachable).
+    Each shard is settled under its recovery lock (:data:`RECOVERY_LOCK_KEY`):
+    with ``wait`` False a shard whose lock another recoverer holds is skipped
+    (listed in ``report.busy``), else it is waited for. Decision rows older than
+    ``forget_after`` are deleted once no shard holds a prepared transaction with
+    their gid (only when every shard was reachable and none was skipped).
     """
     report = RecoveryReport()
     prefix = f"{GID_PREFIX}:%"
@@ -413,18 +429,26 @@ def recover(
         try:
             with engines.primary(shard).engine.connect() as raw:
                 conn = raw.execution_options(isolation_level="AUTOCOMMIT")
-                in_doubt = list(
-                    conn.execute(
-                        _IN_DOUBT, {"prefix": prefix, "grace": grace.total_seconds()}
-                    ).scalars()
-                )
-                for gid in in_doubt:
-                    _settle(engines, conn, shard, gid, report)
-                still_prepared.update(conn.execute(_ALL_OURS, {"prefix": prefix}).scalars())
+                lock = _RECOVERY_LOCK if wait else _TRY_RECOVERY_LOCK
+                if not conn.execute(lock, {"key": RECOVERY_LOCK_KEY}).scalar_one():
+                    log.info("recovery of shard %s skipped: another recoverer holds it", shard)
+                    report.busy.append(shard)
+                    continue
+                try:
+                    in_doubt = list(
+                        conn.execute(
+                            _IN_DOUBT, {"prefix": prefix, "grace": grace.total_seconds()}
+                        ).scalars()
+                    )
+                    for gid in in_doubt:
+                        _settle(engines, conn, shard, gid, report)
+                    still_prepared.update(conn.execute(_ALL_OURS, {"prefix": prefix}).scalars())
+                finally:
+                    _release_recovery_lock(raw, conn)
         except SQLAlchemyError as exc:
             log.warning("recovery skipped shard %s: %s", shard, exc)
             report.unreachable.append(shard)
-    if not report.unreachable:
+    if not report.unreachable and not report.busy:
         for shard in engines.shards:
             with engines.primary(shard).engine.begin() as conn:
                 forgotten = conn.execute(
@@ -433,6 +457,15 @@ def recover(
                 ).scalar_one()
                 report.forgotten_decisions += int(forgotten)
     return report
+
+
+def _release_recovery_lock(raw: Connection, conn: Connection) -> None:
+    """Release the session-level recovery lock; a connection that cannot is thrown away."""
+    try:
+        conn.execute(_RECOVERY_UNLOCK, {"key": RECOVERY_LOCK_KEY})
+    except SQLAlchemyError:
+        raw.invalidate()  # the lock ends with the server session, not back in the pool
+        raise
 
 
 def _settle(

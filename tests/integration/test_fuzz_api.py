@@ -226,6 +226,9 @@ class Counter:
         self.query = "SELECT " + ", ".join(parts)
 
     def snapshot(self) -> dict[str, Any]:
+        # The outbox relay applies the rows of earlier successful calls in its own
+        # thread: count once it has (a failed call's effects are then its own).
+        self.db.wait_idle()
         counts: dict[str, Any] = {}
         for shard, conn in self.conns.items():
             with conn.cursor() as cur:
