@@ -47,8 +47,7 @@ def missing(
     """Return the error for ``purpose`` needing ``module`` (its extra: given, or looked up)."""
     extra = extra or EXTRA_OF.get(module.partition(".")[0], "all")
     error = MissingExtra(
-        f"{purpose} needs {module}, which is not installed: "
-        f"pip install 'elearn-data[{extra}]'",
+        f"{purpose} needs {module}, which is not installed: pip install 'elearn-data[{extra}]'",
         name=module,
     )
     if exc is not None:
