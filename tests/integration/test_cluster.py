@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from elearn_data.cluster.local import LocalCluster, find_free_base_port
 from elearn_data.config import Settings
 from elearn_data.sharding.engines import EngineMap
-from tests.conftest import make_home
+from tests.support import make_home
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ from elearn_data.errors import Duplicate, InvalidInput, InvalidState, NotFound
 from elearn_data.models import Base
 from elearn_data.models.base import LESSON_TYPES, LEVELS, METHOD_TYPES, ROLES
 from elearn_data.regions import Region
-from tests.conftest import truncate_all
+from tests.support import truncate_all
 
 CONTRACT_ERRORS = (NotFound, Duplicate, InvalidInput, InvalidState)
 SERVICES = (
