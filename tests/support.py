@@ -1,5 +1,6 @@
 """Helpers shared by every test tier (import them from here, never from a conftest).
 
+* :func:`build_wheel` -- the project's wheel, as `pip wheel` builds it.
 * :func:`make_home` -- a folder the ``postgres`` OS user can traverse.
 * :func:`truncate_all` -- empty every table of every shard primary.
 * :func:`drill_settings` and :func:`dedicated_cluster` -- a fresh, migrated
@@ -11,6 +12,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -23,6 +26,20 @@ from elearn_data.cluster.local import LocalCluster, find_free_base_port
 from elearn_data.config import Settings
 from elearn_data.database import Database
 from elearn_data.models import Base
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def build_wheel(dest: Path) -> Path:
+    """Build the project's wheel (no dependencies) into ``dest``; return its path."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dest), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    [wheel] = dest.glob("elearn_data-*.whl")
+    return wheel
 
 
 def make_home(prefix: str) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from elearn_data.config import Settings
+from tests.support import build_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 EXTRAS_MODULES = ("pandas", "faker", "numpy", "typer", "rich", "mongomock_ng", "duckdb", "fastapi")
@@ -58,13 +59,7 @@ PROBE = textwrap.dedent(
 def test_the_wheel_without_extras_connects_and_imports_no_extra(
     migrated: Settings, tmp_path: Path
 ) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    [wheel] = tmp_path.glob("elearn_data-*.whl")
+    wheel = build_wheel(tmp_path)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"
