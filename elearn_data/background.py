@@ -12,8 +12,9 @@ never in a caller's call:
   wrote outbox rows *notifies* it (a set of shards, no database work), and the
   relay drains those shards right away; it also sweeps every shard at start-up
   and every ``outbox_interval_s``, retrying the rows that failed before. One
-  relayer per shard at a time, across processes, by a transaction-level
-  advisory lock (:data:`elearn_data.services.outbox.RELAY_LOCK_KEY`).
+  relayer per shard at a time, across processes, by a session-level
+  advisory lock (:data:`elearn_data.services.outbox.RELAY_LOCK_KEY`,
+  :mod:`elearn_data.sharding.locks`).
 
 ``wait`` / ``wait_idle`` let tests and commands wait for the work requested so
 far (no sleeping for a guessed time).

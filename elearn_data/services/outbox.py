@@ -7,14 +7,14 @@ relay (:class:`elearn_data.background.OutboxRelay`), which applies the rows in
 its own thread -- the caller's call never applies rows, its own or anyone
 else's -- and :meth:`Database.process_outbox` applies them synchronously. One
 relayer per shard at a time, across processes: a pass holds the shard's
-transaction-level advisory lock :data:`RELAY_LOCK_KEY` (the relay skips a shard
+session-level advisory lock :data:`RELAY_LOCK_KEY` (the relay skips a shard
 whose lock is taken, ``process_outbox`` waits for it), so rows are applied in
-their order; the rows themselves are claimed ``FOR UPDATE SKIP LOCKED``,
-applied to the content store with idempotent operations, and stamped
-``processed_at``. If MongoDB fails half way, the row stays pending with its
-attempt count and error, and the relay's next sweep (or ``process_outbox``)
-repeats the (idempotent) operation: no dangling reference survives, and nothing
-is applied twice with a different effect.
+their order, with no transaction open while MongoDB is called: the batch is
+read in one unit of work, applied to the content store with idempotent
+operations, and stamped ``processed_at`` in another. If MongoDB fails half way,
+the row stays pending with its attempt count and error, and the relay's next
+sweep (or ``process_outbox``) repeats the (idempotent) operation: no dangling
+reference survives, and nothing is applied twice with a different effect.
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
+from elearn_data.dberrors import translate
 from elearn_data.errors import ElearnDataError
 from elearn_data.models import ContentOutbox
+from elearn_data.sharding.locks import advisory_lock
 
 if TYPE_CHECKING:
     from elearn_data.content import ContentStore
@@ -35,9 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The advisory lock (on each shard primary, one bigint key) that one outbox pass
-# holds for its transaction: "elearnob". Transaction-level, so a pass that dies
-# with its connection never leaves it behind on a pooled connection.
+# The session-level advisory lock (on each shard primary) that one outbox pass
+# holds from reading its batch to stamping it: "elearnob" (sharding/locks.py).
 RELAY_LOCK_KEY = 0x656C6561726E6F62
 # Rows one pass applies at most (the relay goes on with the next batch at once).
 BATCH = 500
@@ -80,57 +82,73 @@ def apply_pending(db: Database, shards: list[str], *, limit: int = BATCH) -> int
 def drain_shard(
     db: Database, shard: str, *, limit: int = BATCH, wait: bool, retry_failed: bool
 ) -> int | None:
-    """Apply one batch of ``shard``'s pending rows under its relay lock.
+    """Apply one batch of ``shard``'s pending rows while holding its relay lock.
 
     Returns how many rows were applied, or None when ``wait`` is False and
     another relayer holds the lock. With ``retry_failed`` False the batch stops
-    at the first row that failed before (it is left for a sweep).
+    at the first row that failed before (it is left for a sweep). No
+    transaction stays open while the content store is called: the rows are read
+    in one unit of work and stamped in another, and the lock (held by a
+    connection of its own, outside any transaction) keeps other relayers out
+    in between.
     """
+    try:
+        with advisory_lock(
+            db.cluster.engines.primary(shard).engine, RELAY_LOCK_KEY, wait=wait
+        ) as held:
+            if held is None:
+                return None
+            return _apply_shard(db, shard, limit, retry_failed=retry_failed)
+    except SQLAlchemyError as exc:
+        raise translate(exc, shard) from exc
 
-    def work(uow: Any) -> int | None:
-        lock = func.pg_advisory_xact_lock if wait else func.pg_try_advisory_xact_lock
-        taken = uow.execute(select(lock(RELAY_LOCK_KEY)), shard=shard).scalar_one()
-        if not wait and not taken:
-            return None
-        return _apply_shard(db, uow, shard, limit, retry_failed=retry_failed)
 
-    return db.write(shard, work)
-
-
-def _apply_shard(db: Database, uow: Any, shard: str, limit: int, *, retry_failed: bool) -> int:
-    rows = uow.execute(
-        select(ContentOutbox.id, ContentOutbox.kind, ContentOutbox.payload, ContentOutbox.attempts)
-        .where(ContentOutbox.processed_at.is_(None))
-        .order_by(ContentOutbox.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True),
-        shard=shard,
-    ).all()
+def _apply_shard(db: Database, shard: str, limit: int, *, retry_failed: bool) -> int:
+    rows = db.write(
+        shard,
+        lambda uow: uow.execute(
+            select(
+                ContentOutbox.id, ContentOutbox.kind, ContentOutbox.payload, ContentOutbox.attempts
+            )
+            .where(ContentOutbox.processed_at.is_(None))
+            .order_by(ContentOutbox.id)
+            .limit(limit),
+            shard=shard,
+        ).all(),
+    )
     if not rows:
         return 0
     store = db.content_store
     done: list[int] = []
+    failed: tuple[int, str] | None = None
     for row_id, kind, payload, attempts in rows:
         if attempts and not retry_failed:
             break  # failed before: a sweep retries it, and the rows after it wait in order
         try:
             HANDLERS[kind](store, payload)
         except ElearnDataError as exc:
-            uow.execute(
-                update(ContentOutbox)
-                .where(ContentOutbox.id == row_id)
-                .values(attempts=ContentOutbox.attempts + 1, last_error=str(exc)[:2000]),
-                shard=shard,
-            )
+            failed = (row_id, str(exc)[:2000])
             log.warning("outbox entry %s (%s) failed, will retry: %s", row_id, kind, exc)
             # Keep the order of work: later entries may depend on this one.
             break
         done.append(row_id)
-    if done:
-        uow.execute(
-            update(ContentOutbox)
-            .where(ContentOutbox.id.in_(done))
-            .values(processed_at=func.now(), attempts=ContentOutbox.attempts + 1),
-            shard=shard,
-        )
+
+    def stamp(uow: Any) -> None:
+        if done:
+            uow.execute(
+                update(ContentOutbox)
+                .where(ContentOutbox.id.in_(done))
+                .values(processed_at=func.now(), attempts=ContentOutbox.attempts + 1),
+                shard=shard,
+            )
+        if failed is not None:
+            uow.execute(
+                update(ContentOutbox)
+                .where(ContentOutbox.id == failed[0])
+                .values(attempts=ContentOutbox.attempts + 1, last_error=failed[1]),
+                shard=shard,
+            )
+
+    if done or failed is not None:
+        db.write(shard, stamp)
     return len(done)

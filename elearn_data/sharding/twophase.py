@@ -65,6 +65,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from elearn_data.errors import AbortedByRecovery, CommitPending, OutcomeUnknown
 from elearn_data.sharding.engines import EngineMap
+from elearn_data.sharding.locks import advisory_lock
 
 log = logging.getLogger(__name__)
 
@@ -77,16 +78,12 @@ _HAS_WRITES = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
 # citus_create_restore_point). Single-shard commits never take it.
 DECISION_FENCE_KEY = 0x656C6561726E3270  # "elearn2p"
 _DECISION_FENCE = text("SELECT pg_advisory_xact_lock_shared(:key)")
-# One recoverer per shard at a time, across processes: a recovery pass holds this
-# session-level advisory lock on the shard primary's connection it settles with
-# ("elearnrc"), released when the shard is done. A background pass that finds it
-# taken skips the shard (another process is recovering it); `elearn recover`
-# waits for it. Session-level because COMMIT/ROLLBACK PREPARED run outside a
-# transaction block; a connection whose unlock fails is invalidated, never pooled.
+# One recoverer per shard at a time, across processes: a recovery pass settles a
+# shard on the connection that holds this session-level advisory lock on its
+# primary ("elearnrc"; sharding/locks.py), released when the shard is done. A
+# background pass that finds it taken skips the shard (another process is
+# recovering it); `elearn recover` waits for it.
 RECOVERY_LOCK_KEY = 0x656C6561726E7263
-_TRY_RECOVERY_LOCK = text("SELECT pg_try_advisory_lock(:key)")
-_RECOVERY_LOCK = text("SELECT pg_advisory_lock(:key) IS NOT NULL")
-_RECOVERY_UNLOCK = text("SELECT pg_advisory_unlock(:key)")
 # Decisions are written only through the owner's functions (revision 0005): the
 # application role may read twophase_decisions but not change it directly.
 # decide: INSERT (gid, true), failing on the key; claim: INSERT (gid, false) ON
@@ -427,24 +424,19 @@ def recover(
     still_prepared: set[str] = set()
     for shard in engines.shards:
         try:
-            with engines.primary(shard).engine.connect() as raw:
-                conn = raw.execution_options(isolation_level="AUTOCOMMIT")
-                lock = _RECOVERY_LOCK if wait else _TRY_RECOVERY_LOCK
-                if not conn.execute(lock, {"key": RECOVERY_LOCK_KEY}).scalar_one():
+            with advisory_lock(engines.primary(shard).engine, RECOVERY_LOCK_KEY, wait=wait) as conn:
+                if conn is None:
                     log.info("recovery of shard %s skipped: another recoverer holds it", shard)
                     report.busy.append(shard)
                     continue
-                try:
-                    in_doubt = list(
-                        conn.execute(
-                            _IN_DOUBT, {"prefix": prefix, "grace": grace.total_seconds()}
-                        ).scalars()
-                    )
-                    for gid in in_doubt:
-                        _settle(engines, conn, shard, gid, report)
-                    still_prepared.update(conn.execute(_ALL_OURS, {"prefix": prefix}).scalars())
-                finally:
-                    _release_recovery_lock(raw, conn)
+                in_doubt = list(
+                    conn.execute(
+                        _IN_DOUBT, {"prefix": prefix, "grace": grace.total_seconds()}
+                    ).scalars()
+                )
+                for gid in in_doubt:
+                    _settle(engines, conn, shard, gid, report)
+                still_prepared.update(conn.execute(_ALL_OURS, {"prefix": prefix}).scalars())
         except SQLAlchemyError as exc:
             log.warning("recovery skipped shard %s: %s", shard, exc)
             report.unreachable.append(shard)
@@ -457,15 +449,6 @@ def recover(
                 ).scalar_one()
                 report.forgotten_decisions += int(forgotten)
     return report
-
-
-def _release_recovery_lock(raw: Connection, conn: Connection) -> None:
-    """Release the session-level recovery lock; a connection that cannot is thrown away."""
-    try:
-        conn.execute(_RECOVERY_UNLOCK, {"key": RECOVERY_LOCK_KEY})
-    except SQLAlchemyError:
-        raw.invalidate()  # the lock ends with the server session, not back in the pool
-        raise
 
 
 def _settle(
