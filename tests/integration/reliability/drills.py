@@ -180,6 +180,24 @@ def leftovers(cluster: LocalCluster, shard: str) -> Leftovers:
     return Leftovers(prepared, waiting, held, idle)
 
 
+# How long a shard may take to come to rest: the background threads of every
+# connect() object (the outbox relay, the recoverer) run short units of work of
+# their own; theirs end within milliseconds, a leaked one never does.
+AT_REST_S = 5.0
+
+
+def assert_at_rest(cluster: LocalCluster, context: str = "") -> None:
+    """Assert that no shard primary holds a leftover (see :func:`leftovers`), polling briefly."""
+    deadline = time.monotonic() + AT_REST_S
+    while True:
+        found = {shard: leftovers(cluster, shard) for shard in cluster.state().shards}
+        dirty = {shard: f for shard, f in found.items() if not f.clean}
+        if not dirty:
+            return
+        assert time.monotonic() < deadline, f"not at rest {context}: {dirty}"
+        time.sleep(0.05)
+
+
 # -------------------------------------------------------------- durability
 
 

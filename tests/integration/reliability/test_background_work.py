@@ -228,17 +228,19 @@ def test_a_registration_leaves_other_rows_to_the_relay_which_applies_them_soon_a
     clean: Database, cluster: LocalCluster
 ) -> None:
     others = [uuid.uuid4() for _ in range(600)]
-    conn = _admin(cluster, "eu")
-    try:
-        with conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO content_outbox (kind, payload) VALUES ('ensure_preferences', %s)",
-                [(Json({"user_id": str(uid)}),) for uid in others],
-            )
-    finally:
-        conn.close()
     email = f"relay-{uuid.uuid4().hex[:8]}@example.org"
-    with _held(cluster, "eu", RELAY_LOCK_KEY):  # another process's relayer is at work
+    # Another process's relayer holds eu from before the 600 rows exist until
+    # after the registration returns: no relayer can apply a row meanwhile.
+    with _held(cluster, "eu", RELAY_LOCK_KEY):
+        conn = _admin(cluster, "eu")
+        try:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO content_outbox (kind, payload) VALUES ('ensure_preferences', %s)",
+                    [(Json({"user_id": str(uid)}),) for uid in others],
+                )
+        finally:
+            conn.close()
         user = register(clean, Region.EUROPE.value, email=email)
         # The call returned with every row still pending: it applied none of them.
         assert _pending(cluster, "eu") == 601
