@@ -369,10 +369,21 @@ class Settings(BaseSettings):
     # promotion) to read back an ambiguous decision or to finish COMMIT PREPARED
     # on a participant before it raises OutcomeUnknown / CommitPending.
     twophase_resolve_s: float = Field(default=30.0, ge=0)
+    # The start-up recovery pass runs in the background thread below: connect()
+    # never waits for it (db.wait_idle() does; db.recover() is synchronous).
     recover_on_connect: bool = True
     # A background thread of each connect() object settles in-doubt two-phase
     # transactions this often (they hold row locks until settled); 0 disables it.
     recover_interval_s: float = Field(default=60.0, ge=0)
+    # The outbox relay thread of each connect() object (elearn_data.background):
+    # it applies the outbox rows of this object's commits right after them, and
+    # sweeps every shard (retrying failed rows) at start-up and this often; 0:
+    # no periodic sweep. Off: only db.process_outbox() applies rows.
+    outbox_relay: bool = True
+    outbox_interval_s: float = Field(default=30.0, ge=0)
+    # How long a call that needs its outbox rows applied (erase) and
+    # db.process_outbox() wait for the relay's passes under way.
+    outbox_wait_s: float = Field(default=10.0, ge=0)
 
     mongo_uri: SecretStr | None = None
     mongo_db: str = "elearn"

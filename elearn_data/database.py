@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from elearn_data import retry
 from elearn_data.analytics import Analytics
+from elearn_data.background import OutboxRelay, Recoverer
 from elearn_data.config import Settings, load_settings
 from elearn_data.content import ContentStore
 from elearn_data.monitoring.metrics import Metrics
@@ -28,7 +29,7 @@ from elearn_data.services.billing import Payments
 from elearn_data.services.catalog import Catalog
 from elearn_data.services.content import Content, Preferences
 from elearn_data.services.learning import Enrollments, Reviews
-from elearn_data.services.outbox import apply_pending
+from elearn_data.services.outbox import BATCH, apply_pending, drain_shard
 from elearn_data.services.users import Users
 from elearn_data.sharding import twophase
 from elearn_data.sharding.consistency import CausalToken, TokenStore
@@ -73,26 +74,30 @@ class Database:
         self.preferences = Preferences(self, router, content=self)
         self.analytics = Analytics(self)
         self._metrics = Metrics(self)  # after the services: it times their calls
-        self._stop = threading.Event()
-        self._recoverer: threading.Thread | None = None
-        if settings.recover_on_connect:
-            self._recover_quietly()
-        if settings.recover_interval_s > 0:
-            self._recoverer = threading.Thread(
-                target=self._recover_periodically, name="elearn-recover", daemon=True
-            )
-            self._recoverer.start()
+        # Background work, never in a caller's call (see elearn_data.background):
+        # connect() returns at once; the start-up recovery pass and the outbox
+        # relay's first sweep run in their own threads.
+        self._relay = OutboxRelay(
+            self._relay_pass,
+            self.router.shards,
+            interval_s=settings.outbox_interval_s,
+            batch=BATCH,
+            enabled=settings.outbox_relay,
+        )
+        self._recoverer = Recoverer(
+            self._recover_quietly,
+            at_start=settings.recover_on_connect,
+            interval_s=settings.recover_interval_s,
+        )
 
-    def _recover_periodically(self) -> None:
-        """Settle in-doubt transactions now and then: a crashed peer's locks do not linger."""
-        while not self._stop.wait(self.settings.recover_interval_s):
-            self._recover_quietly()
+    def _relay_pass(self, shard: str, retry_failed: bool) -> int | None:
+        return drain_shard(self, shard, wait=False, retry_failed=retry_failed)
 
     def _recover_quietly(self) -> None:
-        """Settle in-doubt two-phase transactions left by a crashed process (start-up)."""
+        """Settle in-doubt two-phase transactions left by a crashed process (background)."""
         try:
-            report = self.recover()
-        except Exception as exc:  # neither start-up nor the recoverer may die of a down shard
+            report = self._recover(wait=False)
+        except Exception as exc:  # the recoverer may not die of a down shard
             log.warning("two-phase recovery failed: %s", exc)
             return
         if report.resolved:
@@ -102,19 +107,39 @@ class Database:
                 len(report.rolled_back),
             )
 
+    def wait_idle(self, timeout_s: float = 30.0) -> bool:
+        """Wait for the background work requested so far: the start-up recovery pass and
+        the outbox passes of the writes made through this object.
+
+        Returns False if some of it was still running after ``timeout_s`` (or the
+        outbox relay is disabled). A test or a command that needs the content
+        store to reflect the writes now calls this or :meth:`process_outbox`.
+        """
+        recovered = self._recoverer.wait(timeout_s)
+        relayed = self._relay.wait_idle(timeout_s)
+        return recovered and relayed
+
     def recover(self, *, grace_s: float | None = None) -> twophase.RecoveryReport:
-        """Resolve in-doubt prepared transactions older than ``grace_s`` (default: settings)."""
-        grace = self.settings.twophase_grace_s if grace_s is None else grace_s
-        report = twophase.recover(self.cluster.engines, grace=timedelta(seconds=grace))
+        """Resolve in-doubt prepared transactions older than ``grace_s`` (default: settings).
+
+        Synchronous (``elearn recover``): a shard another process is recovering
+        right now is waited for, then recovered by this call as well.
+        """
+        return self._recover(grace_s=grace_s, wait=True)
+
+    def _recover(self, *, grace_s: float | None = None, wait: bool) -> twophase.RecoveryReport:
+        grace = timedelta(seconds=self.settings.twophase_grace_s if grace_s is None else grace_s)
+        report = twophase.recover(self.cluster.engines, grace=grace, wait=wait)
         if not report.unreachable:
             return report
         # A pooled connection that a failover or restart left stale fails once (its
         # pool is invalidated then): one more pass; settling is idempotent.
-        again = twophase.recover(self.cluster.engines, grace=timedelta(seconds=grace))
+        again = twophase.recover(self.cluster.engines, grace=grace, wait=wait)
         return twophase.RecoveryReport(
             committed=report.committed + again.committed,
             rolled_back=report.rolled_back + again.rolled_back,
             unreachable=again.unreachable,
+            busy=again.busy,
             forgotten_decisions=report.forgotten_decisions + again.forgotten_decisions,
         )
 
@@ -127,9 +152,8 @@ class Database:
                 return
             self._closed = True
             store, self._content_store = self._content_store, None
-        self._stop.set()
-        if self._recoverer is not None:
-            self._recoverer.join(timeout=10)
+        self._relay.stop()
+        self._recoverer.stop()
         self.analytics.close()
         self.cluster.engines.dispose()
         if store is not None:
@@ -169,16 +193,35 @@ class Database:
                 self._content_store = ContentStore(self.settings)
             return self._content_store
 
-    def after_registration(self, user_id: uuid.UUID) -> None:
-        """Apply the new user's outbox entries now (best effort: the outbox keeps them)."""
-        self.process_outbox([self.router.shard_of_owner(user_id)])
+    def relay_outbox(self, shards: list[str], *, wait: bool = False) -> None:
+        """Hand the outbox rows a committed unit of work wrote on ``shards`` to the relay.
 
-    def process_outbox(self, shards: list[str] | None = None, *, limit: int = 500) -> int:
-        """Apply pending content-store work recorded by PostgreSQL transactions.
-
-        Returns the number of entries applied. Entries that fail stay pending
-        (with their attempt count and last error) and are retried on the next call.
+        Returns at once (the relay applies them in its thread); with ``wait`` it
+        waits (up to ``Settings.outbox_wait_s``) until the relay has passed over
+        them, for calls whose contract includes the content store's side.
         """
+        if not self._relay.running:  # relay disabled (Settings.outbox_relay): caller's choice
+            if wait:
+                apply_pending(self, shards)
+            return
+        self._relay.notify(shards)
+        if wait:
+            self._relay.wait_idle(self.settings.outbox_wait_s)
+
+    def after_registration(self, user_id: uuid.UUID) -> None:
+        """Hand the new user's outbox entry (their preferences document) to the relay."""
+        self.relay_outbox([self.router.shard_of_owner(user_id)])
+
+    def process_outbox(self, shards: list[str] | None = None, *, limit: int = BATCH) -> int:
+        """Apply pending content-store work recorded by PostgreSQL transactions, now.
+
+        First lets the relay finish the passes already asked of it, then applies
+        up to ``limit`` rows per shard itself (waiting for another relayer's
+        batch), retrying rows that failed before. Returns the number of entries
+        this call applied. Entries that fail stay pending (with their attempt
+        count and last error) and are retried by the relay's next sweep.
+        """
+        self._relay.wait_idle(self.settings.outbox_wait_s)
         return apply_pending(self, shards or list(self.router.shards), limit=limit)
 
     def __enter__(self) -> Database:

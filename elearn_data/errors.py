@@ -187,6 +187,14 @@ class ConfigurationError(ElearnDataError):
     """Settings are incomplete or inconsistent, or the local cluster is missing."""
 
 
+class MissingExtra(ConfigurationError, ImportError):
+    """A feature needs an optional part of the package that is not installed.
+
+    The message names the extra to install (``pip install 'elearn-data[seed]'``);
+    it is also an ImportError, raised where the missing import would have been.
+    """
+
+
 class RoutingError(ElearnDataError):
     """A statement or object the routing rule cannot place, or places outside its scope.
 
@@ -223,6 +231,7 @@ __all__ = [
     "InvalidInput",
     "InvalidState",
     "LoginThrottled",
+    "MissingExtra",
     "NotFound",
     "OutcomeUnknown",
     "RoutingError",

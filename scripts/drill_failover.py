@@ -49,12 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from elearn_data.database import connect
 from tests.integration.ha.drills import HADrillResult, crash_drill, ha_cluster
-from tests.integration.reliability.drills import (
-    DurabilityResult,
-    dedicated_cluster,
-    drill_settings,
-    durability_drill,
-)
+from tests.integration.reliability.drills import DurabilityResult, durability_drill
+from tests.support import dedicated_cluster, drill_settings
 
 
 def main(argv: list[str] | None = None) -> int:

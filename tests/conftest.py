@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,14 +21,7 @@ from elearn_data import migrations
 from elearn_data.cluster.local import SUPERUSER, LocalCluster, find_free_base_port
 from elearn_data.config import Settings
 from elearn_data.database import Database, connect
-from elearn_data.models import Base
-
-
-def make_home(prefix: str) -> Path:
-    """Return a fresh folder the ``postgres`` OS user can traverse."""
-    home = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-    home.chmod(0o755)
-    return home
+from tests.support import dedicated_cluster, make_home, truncate_all
 
 
 @pytest.fixture(scope="session")
@@ -80,20 +72,6 @@ def db(migrated: Settings) -> Iterator[Database]:
     database.close()
 
 
-def truncate_all(cluster: LocalCluster) -> None:
-    """Empty every table of every shard primary (fast per-test cleanup)."""
-    state = cluster.state()
-    # shard_meta is the shard's identity (written by migrations), not data.
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "shard_meta")
-    for shard in state.shards:
-        conn = cluster.admin_connect(state.primary_of(shard), dbname="elearn")
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
-        finally:
-            conn.close()
-
-
 @pytest.fixture
 def clean(cluster: LocalCluster, db: Database) -> Database:
     """The session's Database over empty tables and an empty content store."""
@@ -139,3 +117,16 @@ def scratch(cluster: LocalCluster, settings: Settings) -> Iterator[Settings]:
     for janitor in janitors:
         janitor.drop()
     cluster.forbid_database(dbname)
+
+
+@pytest.fixture(scope="module")
+def drill_cluster(request: pytest.FixtureRequest) -> Iterator[LocalCluster]:
+    """A fresh migrated cluster for one test module whose drills stop or promote nodes.
+
+    The one way a test gets a cluster of its own (see ``tests/support.py``): a
+    failover changes which node is the primary, so drills never touch the
+    session's cluster. Each drill restores what it breaks before it ends.
+    """
+    name = request.module.__name__.rpartition(".")[2].replace("_", "-")
+    with dedicated_cluster(f"elearn-{name}-") as cluster:
+        yield cluster

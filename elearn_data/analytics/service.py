@@ -41,6 +41,7 @@ from elearn_data.analytics.merge import (
 )
 from elearn_data.analytics.sql import AnalystSQL
 from elearn_data.errors import InvalidInput, NotFound
+from elearn_data.extras import need
 from elearn_data.regions import Region
 from elearn_data.repositories.catalog import PopularRounds
 
@@ -474,7 +475,9 @@ def _day(value: object, name: str) -> date | None:
 def _frame(
     rows: list[dict[str, Any]], columns: tuple[str, ...], nodes: dict[str, str]
 ) -> pd.DataFrame:
-    # pandas is imported on first use: `import elearn_data` (every CLI command) stays fast.
+    # pandas is imported on first use (the [analytics] extra): `import elearn_data`
+    # stays fast, and a service installed without the extra still connects.
+    need("db.analytics", "pandas")
     import pandas as pd  # noqa: PLC0415
 
     frame = pd.DataFrame.from_records(rows, columns=list(columns))

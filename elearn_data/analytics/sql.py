@@ -72,6 +72,7 @@ from elearn_data.errors import (
     InvalidInput,
     ShardUnavailable,
 )
+from elearn_data.extras import need
 
 if TYPE_CHECKING:
     import duckdb
@@ -435,6 +436,7 @@ class AnalystSQL:
 
     def frame(self, query: str, params: Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run ``query`` and return a pandas DataFrame (numeric columns as Decimal)."""
+        need("db.analytics.sql", "pandas")
         return self.arrow(query, params).to_pandas()
 
     def explain(self, query: str, params: Mapping[str, Any] | None = None) -> str:
@@ -513,6 +515,7 @@ class AnalystSQL:
         return settings.analyst_user, settings.analyst_password.get_secret_value()
 
     def _ensure_engine(self, nodes: Mapping[str, Node]) -> _Engine:
+        need("db.analytics.sql", "duckdb", "pyarrow")
         with self._lock:
             if self._closed:
                 raise ConfigurationError("this connect() object is closed")

@@ -32,6 +32,7 @@ from elearn_data.cli.common import (
 )
 from elearn_data.config import load_settings
 from elearn_data.errors import InvalidState
+from elearn_data.extras import need
 
 app = typer.Typer(
     name="elearn",
@@ -91,6 +92,8 @@ def up(
     Idempotent: a second run starts what is stopped, migrates what is behind,
     keeps the existing data, and reports.
     """
+    with domain_errors():  # before the cluster is built: sample data needs the [seed] extra
+        need("elearn up", "faker", "numpy", extra="all")
     cluster.up(replicas=replicas, base_port=base_port, durability=None, ha=ha)
     with domain_errors():
         settings = load_settings()

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from elearn_data.cli.common import console, domain_errors, err_console
 from elearn_data.config import load_settings
+from elearn_data.extras import need
 
 if TYPE_CHECKING:
     from elearn_data.bench import BenchReport, BenchResult
@@ -89,6 +90,7 @@ def bench(
     """
     # Imported here: the benchmark pulls in the seeding and analytics stacks
     # (numpy, pandas), which no other command should pay for at start-up.
+    need("elearn bench", "faker", "numpy", "pandas", "duckdb", extra="bench")
     from elearn_data.bench import run_bench  # noqa: PLC0415
 
     profile = "smoke" if smoke else "quick" if quick else "full"

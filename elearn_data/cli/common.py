@@ -11,6 +11,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from elearn_data.cluster.local import LocalCluster
@@ -51,10 +52,12 @@ def hint_for(exc: BaseException) -> str | None:
 
 def print_error(exc: BaseException) -> None:
     """Print ``exc`` as one line (and a hint line when there is one) on stderr."""
-    err_console.print(f"[bold red]error:[/] {one_line(exc)}", soft_wrap=True, highlight=False)
+    # Messages are text, not markup: "pip install 'elearn-data[seed]'" keeps its brackets.
+    message = escape(one_line(exc))
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
     hint = hint_for(exc)
     if hint is not None:
-        err_console.print(f"[dim]hint:[/] {hint}", soft_wrap=True, highlight=False)
+        err_console.print(f"[dim]hint:[/] {escape(hint)}", soft_wrap=True, highlight=False)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from elearn_data.analytics import Analytics
@@ -23,7 +24,9 @@ from elearn_data.monitoring.deep import deep_report
 
 
 def _open(application: str) -> Database:
-    settings = load_settings().model_copy(update={"recover_on_connect": False})
+    settings = load_settings().model_copy(
+        update={"recover_on_connect": False, "outbox_relay": False}
+    )
     return Database(settings, application=application)
 
 
@@ -180,7 +183,7 @@ def show_report(report: HealthReport) -> None:
     else:
         console.print("[bold red]UNHEALTHY[/]")
         for problem in report.problems:
-            console.print(f"  [red]•[/] {problem}")
+            console.print(f"  [red]•[/] {escape(problem)}")
         if any(not n.reachable for n in report.nodes):
             console.print(f"[dim]hint:[/] {UP_HINT}", soft_wrap=True)
 

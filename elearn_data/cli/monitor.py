@@ -18,7 +18,7 @@ from elearn_data.monitoring.statements import top as top_statements
 
 def _open(application: str) -> Database:
     settings = load_settings().model_copy(
-        update={"recover_on_connect": False, "recover_interval_s": 0}
+        update={"recover_on_connect": False, "recover_interval_s": 0, "outbox_relay": False}
     )
     return Database(settings, application=application)
 

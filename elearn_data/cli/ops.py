@@ -25,7 +25,7 @@ def recover(
     """Resolve in-doubt two-phase transactions from their decision records."""
     with domain_errors():
         settings = load_settings().model_copy(
-            update={"recover_on_connect": False, "recover_interval_s": 0.0}
+            update={"recover_on_connect": False, "recover_interval_s": 0.0, "outbox_relay": False}
         )
         with Database(settings, application="elearn-recover") as db:
             report = db.recover(grace_s=grace)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import (
@@ -15,7 +15,6 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from elearn_data import seeding
 from elearn_data.cli.common import (
     console,
     domain_errors,
@@ -25,6 +24,10 @@ from elearn_data.cli.common import (
     refuse_unless_embedded,
 )
 from elearn_data.config import Settings, load_settings
+from elearn_data.extras import need
+
+if TYPE_CHECKING:
+    from elearn_data import seeding
 
 _PHASE_UNITS = {
     "prepare": "steps",
@@ -85,6 +88,9 @@ def run(
     content document is written and the lessons say ``pending`` instead of
     pointing at documents that vanish when the process ends.
     """
+    need("elearn seed", "faker", "numpy")
+    from elearn_data import seeding  # noqa: PLC0415 - the [seed] extra, loaded by this command only
+
     content_limit = 0 if settings.mongo_uri is None else None
     with Progress(
         TextColumn("{task.description:<12}"),

@@ -71,7 +71,9 @@ def sql(
         if out is not None and out.suffix != ".parquet":
             raise InvalidInput(f"--out writes Parquet: the file name must end in .parquet: {out}")
         values = _params(param or [])
-        settings = load_settings().model_copy(update={"recover_on_connect": False})
+        settings = load_settings().model_copy(
+            update={"recover_on_connect": False, "outbox_relay": False}
+        )
         with Database(settings, application="elearn-sql") as db:
             table = db.analytics.sql_arrow(query, values)
         if out is not None:

@@ -41,7 +41,6 @@ from urllib.parse import parse_qs, urlsplit
 from uuid import uuid4
 
 import mongoengine
-import mongomock_ng
 from mongoengine import Document
 from mongoengine.connection import get_connection
 from pymongo.collection import Collection
@@ -58,6 +57,7 @@ from elearn_data.content.repository import (
     PreferencesRepository,
 )
 from elearn_data.errors import ConfigurationError, ContentUnavailable, InvalidInput
+from elearn_data.extras import require
 
 logger = logging.getLogger(__name__)
 
@@ -231,7 +231,10 @@ def _client_options(settings: Settings, uri: str | None, alias: str) -> dict[str
         "appname": f"elearn_data/{alias}",
     }
     if uri is None:
-        options["mongo_client_class"] = mongomock_ng.MongoClient
+        # The in-process store is the [mongo-mock] extra: a service with a real
+        # MongoDB (mongo_uri) never loads it.
+        mock = require("mongomock_ng", "the in-process content store (no mongo_uri set)")
+        options["mongo_client_class"] = mock.MongoClient
         return options
     if not uri.startswith(("mongodb://", "mongodb+srv://")):
         raise ConfigurationError(

@@ -2,8 +2,8 @@
 
 Rows are written by the transactions that imply the work (registration,
 erasure, deleting a course or its content); :mod:`elearn_data.services.outbox`
-applies them. Claiming locks the rows ``FOR UPDATE SKIP LOCKED``: concurrent
-processors never apply one row at the same time, and nobody waits for another.
+applies them, one relayer per shard at a time (it holds the shard's relay
+lock), so reading a batch takes no row locks.
 """
 
 from __future__ import annotations
@@ -24,17 +24,23 @@ class OutboxRepository:
         self.uow = uow
         self.shard = shard
 
-    def claim(self, limit: int) -> list[tuple[int, str, dict[str, Any]]]:
-        """Lock and return up to ``limit`` pending entries (id, kind, payload), oldest first."""
+    def pending(self, limit: int) -> list[tuple[int, str, dict[str, Any], int]]:
+        """Return up to ``limit`` pending entries (id, kind, payload, attempts), oldest first.
+
+        No row locks: the caller holds the shard's relay lock, so no other
+        relayer reads the same batch, and no transaction stays open while the
+        content store is called.
+        """
         rows = self.uow.execute(
-            select(ContentOutbox.id, ContentOutbox.kind, ContentOutbox.payload)
+            select(
+                ContentOutbox.id, ContentOutbox.kind, ContentOutbox.payload, ContentOutbox.attempts
+            )
             .where(ContentOutbox.processed_at.is_(None))
             .order_by(ContentOutbox.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True),
+            .limit(limit),
             shard=self.shard,
         )
-        return [(row[0], row[1], row[2]) for row in rows]
+        return [(row[0], row[1], row[2], row[3]) for row in rows]
 
     def record_failure(self, entry_id: int, error: str) -> None:
         """Count a failed attempt and keep its error (the entry stays pending)."""

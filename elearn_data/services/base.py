@@ -61,14 +61,18 @@ class ContentSource(Protocol):
 
 
 class OutboxRelay(Protocol):
-    """Applies the content outbox that PostgreSQL transactions wrote."""
+    """Applies the content outbox that PostgreSQL transactions wrote (in the background)."""
 
-    def process_outbox(self, shards: list[str] | None = None, *, limit: int = 500) -> int:
-        """Apply pending entries of ``shards`` (default: every shard); return how many."""
+    def relay_outbox(self, shards: list[str], *, wait: bool = False) -> None:
+        """Hand the rows a committed unit of work wrote on ``shards`` to the relay.
+
+        Returns at once; with ``wait``, once the relay has passed over them (for
+        calls whose contract includes the content store's side).
+        """
         ...
 
     def after_registration(self, user_id: uuid.UUID) -> None:
-        """Have a new user's outbox entries applied (best effort: the outbox keeps them)."""
+        """Hand a new user's outbox entry (their preferences document) to the relay."""
         ...
 
 

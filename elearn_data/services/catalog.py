@@ -312,7 +312,7 @@ class Catalog:
             repo.enqueue_content_deletion(course)
 
         self._units.write(None, work)
-        self._outbox.process_outbox([self._router.local_shard])
+        self._outbox.relay_outbox([self._router.local_shard])
 
     # ------------------------------------------------------------------ reads
 

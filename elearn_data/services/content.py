@@ -187,7 +187,7 @@ class Content:
             repo.enqueue_content_deletion(course)
 
         self._units.write(None, work)
-        self._outbox.process_outbox([self._router.local_shard])
+        self._outbox.relay_outbox([self._router.local_shard])
 
     def sync_lessons(self, course_id: uuid.UUID) -> int:
         """Recompute ready/pending for a course's lessons from the content store; return changes."""

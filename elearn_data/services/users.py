@@ -270,7 +270,8 @@ class Users:
         On the home shard the user and profile are anonymised, review texts
         cleared, payment methods and the login throttle deleted; the directory
         row is deleted (on its own shard, in the same atomic unit of work); the
-        preferences document is deleted through the outbox. Enrollments,
+        preferences document is deleted through the outbox (the call waits for
+        the outbox relay's pass, up to ``Settings.outbox_wait_s``). Enrollments,
         ratings, transactions and invoices stay under the same, now
         pseudonymous, id. Afterwards ``get`` raises NotFound, ``find_by_email``
         returns None, ``authenticate`` fails and the email may register again.
@@ -287,4 +288,5 @@ class Users:
             repo.delete_directory_entry(self._emails.digest(stored_email), uid)
 
         self._units.write(home, work)
-        self._outbox.process_outbox([home])
+        # The contract includes the preferences document: wait for the relay's pass.
+        self._outbox.relay_outbox([home], wait=True)

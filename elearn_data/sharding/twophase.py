@@ -66,6 +66,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from elearn_data.errors import AbortedByRecovery, CommitPending, OutcomeUnknown
 from elearn_data.retry import Backoff
 from elearn_data.sharding.engines import EngineMap
+from elearn_data.sharding.locks import advisory_lock
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,12 @@ _HAS_WRITES = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
 # citus_create_restore_point). Single-shard commits never take it.
 DECISION_FENCE_KEY = 0x656C6561726E3270  # "elearn2p"
 _DECISION_FENCE = text("SELECT pg_advisory_xact_lock_shared(:key)")
+# One recoverer per shard at a time, across processes: a recovery pass settles a
+# shard on the connection that holds this session-level advisory lock on its
+# primary ("elearnrc"; sharding/locks.py), released when the shard is done. A
+# background pass that finds it taken skips the shard (another process is
+# recovering it); `elearn recover` waits for it.
+RECOVERY_LOCK_KEY = 0x656C6561726E7263
 # Decisions are written only through the owner's functions (revision 0005): the
 # application role may read twophase_decisions but not change it directly.
 # decide: INSERT (gid, true), failing on the key; claim: INSERT (gid, false) ON
@@ -386,6 +393,8 @@ class RecoveryReport:
     committed: list[tuple[str, str]] = field(default_factory=list)  # (shard, gid)
     rolled_back: list[tuple[str, str]] = field(default_factory=list)
     unreachable: list[str] = field(default_factory=list)
+    # Shards skipped because another recoverer held their recovery lock.
+    busy: list[str] = field(default_factory=list)
     forgotten_decisions: int = 0
 
     @property
@@ -398,19 +407,26 @@ def recover(
     *,
     grace: timedelta = timedelta(seconds=30),
     forget_after: timedelta = timedelta(hours=1),
+    wait: bool = True,
 ) -> RecoveryReport:
     """Settle every in-doubt prepared transaction of ours by its decision record.
 
-    Decision rows older than ``forget_after`` are deleted once no shard holds a
-    prepared transaction with their gid (only when every shard was reachable).
+    Each shard is settled under its recovery lock (:data:`RECOVERY_LOCK_KEY`):
+    with ``wait`` False a shard whose lock another recoverer holds is skipped
+    (listed in ``report.busy``), else it is waited for. Decision rows older than
+    ``forget_after`` are deleted once no shard holds a prepared transaction with
+    their gid (only when every shard was reachable and none was skipped).
     """
     report = RecoveryReport()
     prefix = f"{GID_PREFIX}:%"
     still_prepared: set[str] = set()
     for shard in engines.shards:
         try:
-            with engines.primary(shard).engine.connect() as raw:
-                conn = raw.execution_options(isolation_level="AUTOCOMMIT")
+            with advisory_lock(engines.primary(shard).engine, RECOVERY_LOCK_KEY, wait=wait) as conn:
+                if conn is None:
+                    log.info("recovery of shard %s skipped: another recoverer holds it", shard)
+                    report.busy.append(shard)
+                    continue
                 in_doubt = list(
                     conn.execute(
                         _IN_DOUBT, {"prefix": prefix, "grace": grace.total_seconds()}
@@ -422,7 +438,7 @@ def recover(
         except SQLAlchemyError as exc:
             log.warning("recovery skipped shard %s: %s", shard, exc)
             report.unreachable.append(shard)
-    if not report.unreachable:
+    if not report.unreachable and not report.busy:
         for shard in engines.shards:
             with engines.primary(shard).engine.begin() as conn:
                 forgotten = conn.execute(

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_home
+from tests.support import make_home
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"

@@ -20,7 +20,7 @@ from elearn_data.config import Settings, url_hosts
 from elearn_data.sharding import probes
 from elearn_data.sharding.engines import EngineMap
 from elearn_data.sharding.probes import replay_lag_bytes
-from tests.conftest import make_home
+from tests.support import make_home
 
 
 @pytest.fixture(scope="module")

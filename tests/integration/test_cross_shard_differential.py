@@ -45,8 +45,8 @@ from elearn_data.database import Database
 from elearn_data.errors import CrossShardQuery
 from elearn_data.models import Base, Course, CourseCategory, Enrollment, User
 from elearn_data.regions import Region
-from tests.conftest import truncate_all
 from tests.integration.factories import add_user
+from tests.support import truncate_all
 
 NAMES = ["Ada", "Grace", "Alan", "Edsger", None]
 STATUSES = ["active", "completed", "dropped"]

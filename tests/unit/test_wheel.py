@@ -6,12 +6,12 @@ and runs `elearn migrate` and `elearn migrate status` with it against a cluster.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.support import build_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 MIGRATIONS = ROOT / "elearn_data" / "alembic"
@@ -21,13 +21,7 @@ MIGRATIONS = ROOT / "elearn_data" / "alembic"
 def test_the_wheel_holds_the_alembic_environment_every_revision_and_every_sql_file(
     tmp_path: Path,
 ) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(ROOT)],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    [wheel] = tmp_path.glob("elearn_data-*.whl")
+    wheel = build_wheel(tmp_path)
     names = set(zipfile.ZipFile(wheel).namelist())
 
     expected = {

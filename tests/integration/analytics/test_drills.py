@@ -8,8 +8,6 @@ and always brings it back before the next test.
 from __future__ import annotations
 
 import json
-import secrets
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,14 +17,14 @@ from typer.testing import CliRunner
 
 from elearn_data import migrations
 from elearn_data.analytics import Analytics
-from elearn_data.cluster.local import LocalCluster, find_free_base_port
+from elearn_data.cluster.local import LocalCluster
 from elearn_data.config import Settings
 from elearn_data.database import Database, connect
 from elearn_data.errors import ShardUnavailable
 from elearn_data.health import HealthReport, health_report
-from tests.conftest import make_home
 from tests.integration.analytics.cli import cli_app
 from tests.integration.api.helpers import published_course, register
+from tests.support import drill_settings
 
 
 @dataclass
@@ -37,31 +35,17 @@ class Drill:
 
 
 @pytest.fixture(scope="module")
-def drill() -> Iterator[Drill]:
-    home = make_home("elearn-drill-")
-    local = LocalCluster(home, fsync_initdb=False)
+def drill(drill_cluster: LocalCluster) -> Iterator[Drill]:
+    settings = drill_settings(drill_cluster.home)
+    db = connect(settings)
+    # A little data on every shard, so that statistics are not all zero.
+    course, _ = published_course(db, instructor_region="europe", lessons=1)
+    for region in ("north_america", "asia", "africa"):
+        db.enrollments.enroll(register(db, region), course)
     try:
-        local.up(replicas=1, base_port=find_free_base_port())
-        settings = Settings(
-            home=home,
-            argon2_time_cost=1,
-            argon2_memory_kib=8192,
-            argon2_allow_weak=True,
-            mongo_db=f"elearn_drill_{secrets.token_hex(4)}",
-        )
-        migrations.upgrade(settings)
-        db = connect(settings)
-        # A little data on every shard, so that statistics are not all zero.
-        course, _ = published_course(db, instructor_region="europe", lessons=1)
-        for region in ("north_america", "asia", "africa"):
-            db.enrollments.enroll(register(db, region), course)
-        try:
-            yield Drill(local, settings, db)
-        finally:
-            db.close()
+        yield Drill(drill_cluster, settings, db)
     finally:
-        local.down(purge=True)
-        shutil.rmtree(home, ignore_errors=True)
+        db.close()
 
 
 def restored(drill: Drill) -> HealthReport:

@@ -15,9 +15,9 @@ from decimal import Decimal
 
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.database import Database
-from tests.conftest import truncate_all
 from tests.integration.analytics import truth
 from tests.integration.api.helpers import register
+from tests.support import truncate_all
 
 
 @dataclass

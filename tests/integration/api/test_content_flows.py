@@ -110,6 +110,7 @@ def test_registration_survives_a_content_store_failure_and_the_outbox_repairs_it
 ) -> None:
     clean.content_store.faults.fail_next(5, operation="preferences.ensure")
     user = register(clean, "africa")
+    clean.wait_idle()  # the relay's first attempt met the failure
     assert pending_outbox(clean) == 1
     clean.content_store.faults.clear()
     assert clean.process_outbox() == 1

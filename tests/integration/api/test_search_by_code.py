@@ -16,8 +16,8 @@ from elearn_data.cluster.local import LocalCluster
 from elearn_data.database import Database
 from elearn_data.models import Course
 from elearn_data.seeding import seed
-from tests.conftest import truncate_all
 from tests.integration.api.helpers import register
+from tests.support import truncate_all
 
 # Codes whose letters the english stemmer changes (aws -> aw, analytics -> analyt,
 # devops -> devop, ...) next to ones it keeps.

@@ -15,7 +15,7 @@ import pytest
 from elearn_data.cluster.ha import HACluster
 from elearn_data.database import Database, connect
 from tests.integration.ha.drills import ha_cluster
-from tests.integration.reliability.drills import drill_settings
+from tests.support import drill_settings
 
 
 @pytest.fixture(scope="session")

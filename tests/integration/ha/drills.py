@@ -33,8 +33,8 @@ from elearn_data.errors import ElearnDataError
 from elearn_data.models import User
 from elearn_data.regions import Region
 from elearn_data.sharding.unit_of_work import UnitOfWork
-from tests.conftest import make_home
-from tests.integration.reliability.drills import REGION_OF_SHARD, drill_settings
+from tests.integration.reliability.drills import REGION_OF_SHARD
+from tests.support import drill_settings, make_home
 
 KillKind = Literal["postmaster", "node"]
 REPO = Path(__file__).resolve().parents[3]

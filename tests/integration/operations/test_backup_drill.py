@@ -29,9 +29,8 @@ from elearn_data.errors import CourseFull, ElearnDataError, InvalidInput, NotFou
 from elearn_data.models import Enrollment
 from elearn_data.monitoring.invariants import check_invariants
 from elearn_data.sharding import twophase
-from tests.conftest import make_home
 from tests.integration.api.helpers import published_course, register
-from tests.integration.reliability.drills import dedicated_cluster, drill_settings
+from tests.support import drill_settings, make_home
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
@@ -49,13 +48,12 @@ class Op:
 
 
 @pytest.fixture(scope="module")
-def backed_up() -> Iterator[tuple[LocalCluster, Database]]:
-    with dedicated_cluster("elearn-backup-") as cluster:
-        db = Database(drill_settings(cluster.home, recover_interval_s=0))
-        try:
-            yield cluster, db
-        finally:
-            db.close()
+def backed_up(drill_cluster: LocalCluster) -> Iterator[tuple[LocalCluster, Database]]:
+    db = Database(drill_settings(drill_cluster.home, recover_interval_s=0))
+    try:
+        yield drill_cluster, db
+    finally:
+        db.close()
 
 
 def _hold(point: str, release: threading.Event, held: threading.Event) -> None:

@@ -10,65 +10,25 @@ to observe the truth on each node independently of the code under test.
 from __future__ import annotations
 
 import itertools
-import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from elearn_data import ids, migrations
-from elearn_data.cluster.local import LocalCluster, NodeSpec, find_free_base_port
-from elearn_data.config import Durability, Settings
+from elearn_data import ids
+from elearn_data.cluster.local import LocalCluster, NodeSpec
+from elearn_data.config import Durability
 from elearn_data.database import Database
 from elearn_data.errors import ElearnDataError
 from elearn_data.models import User
 from elearn_data.regions import Region
 from elearn_data.sharding.unit_of_work import UnitOfWork
-from tests.conftest import make_home
 
 # A region served by each default shard (drills pick a shard, rows need a region).
 REGION_OF_SHARD = {"na": Region.NORTH_AMERICA, "eu": Region.EUROPE, "apac": Region.ASIA}
 
 _n = itertools.count(1)
-
-
-def drill_settings(home: Path, **overrides: Any) -> Settings:
-    """Settings of a dedicated cluster, tuned so that drills finish quickly.
-
-    A replica that failed is retried after 0.5 s instead of 5 s (so a restarted
-    replica is back in rotation within a drill), argon2 is cheap, and the
-    content store is in-process.
-    """
-    values: dict[str, Any] = {
-        "home": home,
-        "pool": {"size": 10, "max_overflow": 20},
-        "replica": {"retry_down_after_s": 0.5, "check_interval_s": 0.5},
-        "argon2_time_cost": 1,
-        "argon2_memory_kib": 8192,
-        "argon2_allow_weak": True,
-        "mongo_uri": None,
-        "mongo_db": f"elearn_drill_{uuid.uuid4().hex[:8]}",
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-@contextmanager
-def dedicated_cluster(prefix: str = "elearn-drill-") -> Iterator[LocalCluster]:
-    """Build a fresh migrated 3-shard cluster (primary + 1 replica each); purge it afterwards."""
-    home = make_home(prefix)
-    cluster = LocalCluster(home, fsync_initdb=False)
-    try:
-        cluster.up(replicas=1, base_port=find_free_base_port())
-        migrations.upgrade(drill_settings(home))
-        yield cluster
-    finally:
-        cluster.down(purge=True)
-        shutil.rmtree(home, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ writes
@@ -218,6 +178,24 @@ def leftovers(cluster: LocalCluster, shard: str) -> Leftovers:
     finally:
         conn.close()
     return Leftovers(prepared, waiting, held, idle)
+
+
+# How long a shard may take to come to rest: the background threads of every
+# connect() object (the outbox relay, the recoverer) run short units of work of
+# their own; theirs end within milliseconds, a leaked one never does.
+AT_REST_S = 5.0
+
+
+def assert_at_rest(cluster: LocalCluster, context: str = "") -> None:
+    """Assert that no shard primary holds a leftover (see :func:`leftovers`), polling briefly."""
+    deadline = time.monotonic() + AT_REST_S
+    while True:
+        found = {shard: leftovers(cluster, shard) for shard in cluster.state().shards}
+        dirty = {shard: f for shard, f in found.items() if not f.clean}
+        if not dirty:
+            return
+        assert time.monotonic() < deadline, f"not at rest {context}: {dirty}"
+        time.sleep(0.05)
 
 
 # -------------------------------------------------------------- durability

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.database import Database, connect
 from elearn_data.errors import ElearnDataError, ShardUnavailable
+from elearn_data.health import health_report
 from elearn_data.models import User
 from elearn_data.regions import Region
 from elearn_data.sharding.consistency import CausalToken
@@ -32,8 +33,6 @@ from tests.integration.observe import recording
 from tests.integration.reliability.drills import (
     REGION_OF_SHARD,
     admin,
-    dedicated_cluster,
-    drill_settings,
     durability_drill,
     insert_user,
     node_named,
@@ -42,20 +41,10 @@ from tests.integration.reliability.drills import (
     wait_replayed,
     write_until_success,
 )
-
-try:  # written concurrently by another engineer; used when present
-    from elearn_data.health import health_report
-except ImportError:  # pragma: no cover - depends on the tree's state
-    health_report = None  # type: ignore[assignment]
+from tests.support import drill_settings
 
 # Each drill, its share of the cluster build included, ends within two minutes.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
-
-
-@pytest.fixture(scope="module")
-def drill_cluster() -> Iterator[LocalCluster]:
-    with dedicated_cluster("elearn-faults-") as cluster:
-        yield cluster
 
 
 @pytest.fixture
@@ -145,11 +134,10 @@ def test_a_replica_stopped_under_read_load_fails_no_read_and_is_reported_down(
             assert status["eu-0"].up is True
             probe = db.cluster.engines.probe(_node(db, "eu", "replica"), timeout=2)
             assert probe.reachable is False and probe.error
-            if health_report is not None:
-                report = health_report(db, timeout_s=2, stats_timeout_s=5)
-                eu_replica = [n for n in report.nodes if (n.shard, n.role) == ("eu", "replica")]
-                assert [n.reachable for n in eu_replica] == [False]
-                assert report.ok is False
+            report = health_report(db, timeout_s=2, stats_timeout_s=5)
+            eu_replica = [n for n in report.nodes if (n.shard, n.role) == ("eu", "replica")]
+            assert [n.reachable for n in eu_replica] == [False]
+            assert report.ok is False
             served_during = {role for shard, role, _ in seen.seen[stopped_at:] if shard == "eu"}
 
             # Back in rotation shortly after it returns (retry_down_after_s = 0.5 s).
@@ -224,10 +212,9 @@ def test_a_stopped_primary_fails_its_shard_fast_and_leaves_other_shards_alone(
             assert error is None and elapsed < 1.0, (shard, error, elapsed)
             db.users.update_profile(user_id, city="Elsewhere")
 
-        if health_report is not None:
-            report = health_report(db, timeout_s=2, stats_timeout_s=5)
-            na_primary = [n for n in report.nodes if (n.shard, n.role) == ("na", "primary")]
-            assert [n.reachable for n in na_primary] == [False]
+        report = health_report(db, timeout_s=2, stats_timeout_s=5)
+        na_primary = [n for n in report.nodes if (n.shard, n.role) == ("na", "primary")]
+        assert [n.reachable for n in na_primary] == [False]
     finally:
         drill_cluster.start("na", "primary")
     # The same object writes again once the primary is back (stale pooled

@@ -42,7 +42,7 @@ from elearn_data.errors import (
 from elearn_data.models import CourseSeats, Enrollment, Invoice, Transaction
 from elearn_data.sharding.merge import sum_over_shards
 from tests.integration.api.helpers import published_course, register
-from tests.integration.reliability.drills import leftovers
+from tests.integration.reliability.drills import assert_at_rest
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -84,12 +84,6 @@ def live_enrollments(db: Database, course: uuid.UUID) -> int:
     )
     with db.writer() as uow:
         return int(sum_over_shards(uow, stmt))
-
-
-def assert_at_rest(cluster: LocalCluster) -> None:
-    for shard in cluster.state().shards:
-        found = leftovers(cluster, shard)
-        assert found.clean, f"shard {shard} is not at rest after the race: {found}"
 
 
 def test_drops_racing_enrollments_never_overbook_and_seats_match_enrollments(

@@ -37,13 +37,9 @@ from elearn_data.config import Settings, ShardSettings, redact, split_password
 from elearn_data.content import ContentStore
 from elearn_data.database import Database, connect
 from elearn_data.errors import ConfigurationError, ElearnDataError
+from elearn_data.health import health_report
 from elearn_data.security import Passwords
 from tests.integration.api.helpers import register
-
-try:  # written concurrently by another engineer; used when present
-    from elearn_data.health import health_report
-except ImportError:  # pragma: no cover - depends on the tree's state
-    health_report = None  # type: ignore[assignment]
 
 USER_PASSWORD = "Learner-Pa55word-Never-Shown"
 WRONG_DB_PASSWORD = "Wrong-Db-Pa55word-Never-Shown"
@@ -193,8 +189,7 @@ def test_no_log_line_repr_or_error_contains_a_password(
         shown += [json.dumps([n.to_dict() for n in cluster.status()])]
         shown.append(settings.model_dump_json())
         shown.append(json.dumps(settings.model_dump(mode="json")))
-        if health_report is not None:
-            shown.append(json.dumps(health_report(db, timeout_s=2).to_dict()))
+        shown.append(json.dumps(health_report(db, timeout_s=2).to_dict()))
 
         # The wrong password: the server refuses it, and nobody repeats it.
         wrong = Settings(

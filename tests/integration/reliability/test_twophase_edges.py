@@ -49,7 +49,7 @@ from elearn_data.security import normalise_email
 from elearn_data.sharding import twophase
 from elearn_data.sharding.unit_of_work import UnitOfWork
 from tests.integration.api.helpers import PASSWORD
-from tests.integration.reliability.drills import admin, leftovers, present_user_ids
+from tests.integration.reliability.drills import admin, assert_at_rest, leftovers, present_user_ids
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -111,9 +111,7 @@ def _prepared(cluster: LocalCluster) -> dict[str, list[str]]:
 
 
 def _assert_nothing_left(cluster: LocalCluster) -> None:
-    for shard in cluster.state().shards:
-        found = leftovers(cluster, shard)
-        assert found.clean, f"shard {shard}: {found}"
+    assert_at_rest(cluster)
 
 
 def _decision(cluster: LocalCluster, shard: str, gid: str) -> bool | None:

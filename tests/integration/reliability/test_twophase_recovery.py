@@ -26,7 +26,7 @@ from elearn_data.cluster.local import LocalCluster
 from elearn_data.config import Settings
 from elearn_data.database import Database
 from tests.integration.api.helpers import published_course, register
-from tests.integration.reliability.drills import admin, leftovers
+from tests.integration.reliability.drills import admin, assert_at_rest, leftovers
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -82,9 +82,7 @@ def locks_held_by_prepared(cluster: LocalCluster) -> dict[str, int]:
 
 
 def assert_nothing_left(cluster: LocalCluster) -> None:
-    for shard in cluster.state().shards:
-        found = leftovers(cluster, shard)
-        assert found.clean, f"shard {shard} after recovery: {found}"
+    assert_at_rest(cluster, "after recovery")
 
 
 def seats_taken(db: Database, course: uuid.UUID) -> int:
@@ -163,6 +161,7 @@ def test_a_new_connect_object_settles_in_doubt_transactions_at_start_up(
     assert prepared_on(cluster, gid) == ["apac"]
     fresh = Database(clean.settings.model_copy(update={"twophase_grace_s": 0.0}))
     try:
+        assert fresh.wait_idle()  # the start-up pass runs in the background
         assert prepared_on(cluster, gid) == []
         assert [e.course_id for e in fresh.enrollments.for_user(learner)] == [course]
     finally:

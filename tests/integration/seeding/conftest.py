@@ -8,7 +8,7 @@ import pytest
 
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.database import Database
-from tests.conftest import truncate_all
+from tests.support import truncate_all
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -17,7 +17,6 @@ from elearn_data.database import Database
 from elearn_data.regions import Region
 from elearn_data.security import EmailHasher, normalise_email
 from elearn_data.seeding import SEED_PASSWORD, SeedReport, seed
-from tests.conftest import truncate_all
 from tests.integration.seeding.helpers import (
     LEARNER_TABLES,
     REFERENCE_TABLES,
@@ -25,6 +24,7 @@ from tests.integration.seeding.helpers import (
     scalar,
     table_checksums,
 )
+from tests.support import truncate_all
 
 PHONE = re.compile(r"^[0-9+(). x-]{3,32}$")
 CODE = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{1,31}$")
