@@ -28,6 +28,7 @@ from elearn_data.services.assessments import Assessments
 from elearn_data.services.billing import Payments
 from elearn_data.services.catalog import Catalog
 from elearn_data.services.content import Content, Preferences
+from elearn_data.services.gamification import Gamification
 from elearn_data.services.learning import Enrollments, Reviews
 from elearn_data.services.outbox import apply_pending
 from elearn_data.services.users import Users
@@ -70,6 +71,7 @@ class Database:
         self.reviews = Reviews(self)
         self.payments = Payments(self)
         self.assessments = Assessments(self)
+        self.gamification = Gamification(self)
         self.content = Content(self)
         self.preferences = Preferences(self)
         self.analytics = Analytics(self)
