@@ -358,3 +358,35 @@ def test_the_ledger_is_append_only_for_the_application_role(gdb: Database) -> No
         with pytest.raises(Exception, match="permission denied"), gdb.writer("europe") as uow:
             uow.execute(text(statement), shard=gdb.router.resolve("europe"))
     assert gdb.gamification.summary(learner).points == LESSON + DAY + COURSE
+
+
+def test_points_by_region_and_badge_counts_equal_one_database_figures(gdb: Database) -> None:
+    course, lessons = published_course(gdb, lessons=3)
+    learners = [register(gdb, r) for r in ("europe", "europe", "asia", "north_america", "africa")]
+    for i, learner in enumerate(learners):
+        enrollment = gdb.enrollments.enroll(learner, course)
+        for lesson in lessons[: i % 3 + 1]:
+            gdb.enrollments.complete_lesson(enrollment, lesson)
+    gdb.gamification.create_badge("FIRST", name="First", criterion="lessons_completed", threshold=1)
+    gdb.gamification.create_badge("ALL3", name="All", criterion="courses_completed", threshold=1)
+    gdb.gamification.create_badge("NONE", name="None yet", criterion="points", threshold=10**6)
+
+    frame = gdb.analytics.points_by_region()
+    rows = _all_rows(
+        gdb, "SELECT u.region, s.points FROM learner_points s JOIN users u ON u.id = s.user_id"
+    )
+    for record in frame.to_dict("records"):
+        mine = [r["points"] for r in rows if r["region"] == record["region"]]
+        assert (record["learners"], record["points"]) == (len(mine), sum(mine))
+        assert record["shard"] == gdb.router.shard_of_region(record["region"])
+    assert len(frame) == 6 and frame["learners"].sum() == len(learners)
+
+    counts = gdb.analytics.badge_counts()
+    awards = _all_rows(gdb, "SELECT b.code FROM badge_awards a JOIN badges b ON b.id = a.badge_id")
+    assert list(counts["code"]) == ["ALL3", "FIRST", "NONE"]
+    assert dict(zip(counts["code"], counts["awarded"], strict=True)) == {
+        "ALL3": sum(1 for a in awards if a["code"] == "ALL3"),
+        "FIRST": len(learners),
+        "NONE": 0,
+    }
+    assert counts.set_index("code").loc["ALL3", "awarded"] == 1  # the third learner: 3 lessons
