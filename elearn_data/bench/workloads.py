@@ -30,6 +30,9 @@ ids and enrollments).
   the same two calls through the Python API in one process.
 * submit_attempt: ``db.assessments.submit`` (grading in PL/pgSQL) -- a plain
   one-shard transaction writing the same points and score.
+* leaderboard: ``db.gamification.leaderboard(limit=10)`` over the seeded
+  learners (threshold top-N over every shard's replica) -- the same top 10 on
+  one PostgreSQL database holding the union of the shards.
 """
 
 from __future__ import annotations
@@ -835,6 +838,66 @@ class AnalystSQLQueries(Workload):
         self.analytics.close()
 
 
+# -------------------------------------------------------------------- leaderboard
+
+LEADERBOARD_SCHEMA = "leaderboard_union"
+LEADERBOARD_TOP_10 = (
+    "SELECT s.user_id, u.first_name, u.region, s.points"
+    " FROM learner_points s JOIN users u ON u.id = s.user_id"
+    " WHERE s.points > 0 ORDER BY s.points DESC, s.user_id LIMIT 10"
+)
+
+
+class Leaderboard(Workload):
+    """The global top 10 learners by points against the same query on one database."""
+
+    name = "leaderboard"
+    unit = "ms"
+    kind: Kind = "time"
+    target = 0.5
+    measured_label = (
+        "db.gamification.leaderboard(limit=10): threshold top-N over every shard's"
+        " replica (three parallel rounds, one snapshot per shard) and the winners' first names"
+    )
+    baseline_label = (
+        "the same top 10 (summary rows joined to users) on one PostgreSQL database holding"
+        " the union of the shards (same indexes)"
+    )
+
+    def rounds(self) -> int:
+        return self.sizes.analyst_rounds
+
+    def setup(self) -> None:
+        from elearn_data.bench.analyst import build_union, seeded  # noqa: PLC0415
+
+        self.detail["scale"] = seeded(self.db, self.sizes.analyst_scale)
+        self.union = build_union(self.ctx.settings, LEADERBOARD_SCHEMA)
+        self.detail["learners_with_points"] = self.union.rows.get("learner_points", 0)
+        mine = [
+            (e.user_id, e.first_name, e.region, e.points)
+            for e in self.db.gamification.leaderboard(limit=10)
+        ]
+        theirs = [tuple(r) for r in self.union.rows_of(LEADERBOARD_TOP_10)]
+        self.detail["same_answer"] = mine == theirs
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        n = self.sizes.global_queries
+        start = time.perf_counter()
+        for _ in range(n):
+            self.db.gamification.leaderboard(limit=10)
+        return Sample(time.perf_counter() - start, n)
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        n = self.sizes.global_queries
+        start = time.perf_counter()
+        for _ in range(n):
+            self.union.rows_of(LEADERBOARD_TOP_10)
+        return Sample(time.perf_counter() - start, n)
+
+    def finish(self) -> None:
+        self.union.close()
+
+
 # ------------------------------------------------------------ http_enroll_and_read
 
 
@@ -1162,6 +1225,7 @@ WORKLOADS: tuple[type[Workload], ...] = (
     HttpEnrollAndRead,
     SubmitAttempt,
     AnalystSQLQueries,
+    Leaderboard,
 )
 """Report order; they run in :data:`RUN_ORDER`."""
 
@@ -1176,8 +1240,9 @@ RUN_ORDER: tuple[type[Workload], ...] = (
     FanOutQuery,
     GlobalQuery,
     HttpEnrollAndRead,
-    # Last: it reseeds the scratch shards at its own scale.
+    # Last: they reseed the scratch shards at their own scale.
     AnalystSQLQueries,
+    Leaderboard,
 )
 
 
