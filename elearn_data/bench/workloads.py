@@ -874,10 +874,10 @@ class Leaderboard(Workload):
         self.union = build_union(self.ctx.settings, LEADERBOARD_SCHEMA)
         self.detail["learners_with_points"] = self.union.rows.get("learner_points", 0)
         mine = [
-            (e.user_id, e.first_name, e.region, e.points)
+            (str(e.user_id), e.first_name, e.region, e.points)
             for e in self.db.gamification.leaderboard(limit=10)
         ]
-        theirs = [tuple(r) for r in self.union.rows_of(LEADERBOARD_TOP_10)]
+        theirs = [(str(u), f, r, int(p)) for u, f, r, p in self.union.rows_of(LEADERBOARD_TOP_10)]
         self.detail["same_answer"] = mine == theirs
 
     def measured(self, round_no: int, chunk: int) -> Sample:

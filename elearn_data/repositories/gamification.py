@@ -31,14 +31,10 @@ _SET_POINTS = text("SELECT set_event_points(:event, :points, :at)")
 
 # One shard's round of the leaderboard (get_points_leaders, revision 0009).
 LEADERS = text(
-    "SELECT user_id, points FROM get_points_leaders("
+    "SELECT user_id, points, first_name, region FROM get_points_leaders("
     "CAST(:since AS timestamptz), CAST(:course_id AS uuid), CAST(:region AS text),"
     " CAST(:limit AS int), CAST(:min AS bigint), :ids)"
 ).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
-# The names the leaderboard shows (first names only), on the learners' shard.
-LEADER_NAMES = select(User.id, User.first_name, User.region).where(
-    User.id.in_(bindparam("ids", expanding=True))
-)
 
 
 class GamificationRepository:

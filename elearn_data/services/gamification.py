@@ -33,7 +33,7 @@ from elearn_data.analytics.merge import threshold_top_n
 from elearn_data.errors import InvalidInput
 from elearn_data.models.gamification import BADGE_CRITERIA, POINT_EVENTS
 from elearn_data.regions import REGION_NAMES
-from elearn_data.repositories.gamification import LEADER_NAMES, LEADERS, GamificationRepository
+from elearn_data.repositories.gamification import LEADERS, GamificationRepository
 from elearn_data.repositories.views import (
     BadgeAwardView,
     LeaderEntryView,
@@ -239,9 +239,13 @@ class Gamification:
             "region": clean_region,
         }
 
+        names: dict[uuid.UUID, tuple[str, str]] = {}
+
         def rows(q: ShardQuery, **shape: Any) -> list[tuple[uuid.UUID, int]]:
             params = {"limit": None, "min": None, "ids": None, **filters, **shape}
-            return [(r["user_id"], int(r["points"])) for r in q.rows(LEADERS, **params)]
+            found = q.rows(LEADERS, **params)
+            names.update((r["user_id"], (r["first_name"], r["region"])) for r in found)
+            return [(r["user_id"], int(r["points"])) for r in found]
 
         with FanOut(self._db, timeout_s=self._db.settings.analytics_timeout_s) as fan:
 
@@ -253,22 +257,13 @@ class Gamification:
                 return {s: [key for key, _ in found_rows] for s, found_rows in found.items()}
 
             def exact(keys: list[uuid.UUID]) -> dict[str, dict[uuid.UUID, int]]:
-                found = fan.run(lambda q: rows(q, ids=keys))
+                # A learner's points live on their shard only: ask each shard for its own.
+                mine = {s: [k for k in keys if self._shard(k) == s] for s in fan.shards}
+                asked = [s for s in fan.shards if mine[s]]
+                found = fan.run(lambda q: rows(q, ids=mine[q.shard]), shards=asked)
                 return {s: dict(found_rows) for s, found_rows in found.items()}
 
             top = threshold_top_n(n, len(fan.shards), local_top, above, exact)
-            ranked = [key for key, _ in top.ranked]
-            by_shard: dict[str, list[uuid.UUID]] = {}
-            for user in ranked:
-                by_shard.setdefault(self._shard(user), []).append(user)
-            names: dict[uuid.UUID, tuple[str, str]] = {}
-            if by_shard:
-                found = fan.run(
-                    lambda q: q.rows(LEADER_NAMES, ids=by_shard[q.shard]), shards=sorted(by_shard)
-                )
-                for shard_rows in found.values():
-                    for r in shard_rows:
-                        names[r["id"]] = (r["first_name"], r["region"])
         return [
             LeaderEntryView(
                 rank=rank,

@@ -1,9 +1,11 @@
 -- This shard's part of the leaderboard: learners with their points (> 0), all
 -- time (the summary rows) or since p_since and/or in one course (the ledger),
--- optionally of one region. One of three shapes, the three rounds of the
--- threshold top-N merge: p_ids given -> those learners' totals; p_min given ->
--- every learner with at least p_min points; else this shard's top p_limit.
--- Ties are ordered by the lower user id, as the merge expects.
+-- optionally of one region, with their first name. One of three shapes, the
+-- three rounds of the threshold top-N merge: p_ids given -> those learners'
+-- totals; p_min given -> every learner with at least p_min points; else this
+-- shard's top p_limit. Ties are ordered by the lower user id, as the merge
+-- expects. The all-time shapes are separate statements so that each is planned
+-- on its own index (ix_learner_points_points, the primary key).
 CREATE OR REPLACE FUNCTION get_points_leaders(
     p_since timestamptz,
     p_course_id uuid,
@@ -12,27 +14,37 @@ CREATE OR REPLACE FUNCTION get_points_leaders(
     p_min bigint,
     p_ids uuid[]
 )
-RETURNS TABLE (user_id uuid, points bigint)
+RETURNS TABLE (user_id uuid, points bigint, first_name varchar, region varchar)
 LANGUAGE plpgsql
 STABLE
 AS $$
 #variable_conflict use_column
 BEGIN
     IF p_since IS NULL AND p_course_id IS NULL THEN
-        RETURN QUERY
-        SELECT s.user_id, s.points
-        FROM learner_points s
-        JOIN users u ON u.id = s.user_id
-        WHERE s.points > 0
-          AND (p_region IS NULL OR u.region = p_region)
-          AND (p_ids IS NULL OR s.user_id = ANY (p_ids))
-          AND (p_min IS NULL OR s.points >= p_min)
-        ORDER BY s.points DESC, s.user_id
-        LIMIT CASE WHEN p_ids IS NULL AND p_min IS NULL THEN p_limit END;
+        IF p_ids IS NOT NULL THEN
+            RETURN QUERY
+            SELECT s.user_id, s.points, u.first_name, u.region
+            FROM learner_points s JOIN users u ON u.id = s.user_id
+            WHERE s.user_id = ANY (p_ids) AND s.points > 0
+              AND (p_region IS NULL OR u.region = p_region);
+        ELSIF p_min IS NOT NULL THEN
+            RETURN QUERY
+            SELECT s.user_id, s.points, u.first_name, u.region
+            FROM learner_points s JOIN users u ON u.id = s.user_id
+            WHERE s.points >= greatest(p_min, 1)
+              AND (p_region IS NULL OR u.region = p_region);
+        ELSE
+            RETURN QUERY
+            SELECT s.user_id, s.points, u.first_name, u.region
+            FROM learner_points s JOIN users u ON u.id = s.user_id
+            WHERE s.points > 0 AND (p_region IS NULL OR u.region = p_region)
+            ORDER BY s.points DESC, s.user_id
+            LIMIT p_limit;
+        END IF;
         RETURN;
     END IF;
     RETURN QUERY
-    SELECT t.user_id, t.points
+    SELECT t.user_id, t.points, u.first_name, u.region
     FROM (
         SELECT l.user_id, sum(l.points)::bigint AS points
         FROM points_ledger l
