@@ -239,29 +239,39 @@ class Gamification:
             "region": clean_region,
         }
 
+        # What the rounds returned: a learner's points live on their shard only, so the
+        # figure a shard gave in round 1 or 2 (one snapshot per shard for the whole
+        # call) is the learner's exact total, and round 3 needs no further query.
+        seen: dict[str, dict[uuid.UUID, int]] = {}
         names: dict[uuid.UUID, tuple[str, str]] = {}
 
-        def rows(q: ShardQuery, **shape: Any) -> list[tuple[uuid.UUID, int]]:
+        def rows(q: ShardQuery, **shape: Any) -> list[tuple[uuid.UUID, int, str, str]]:
             params = {"limit": None, "min": None, "ids": None, **filters, **shape}
-            found = q.rows(LEADERS, **params)
-            names.update((r["user_id"], (r["first_name"], r["region"])) for r in found)
-            return [(r["user_id"], int(r["points"])) for r in found]
+            return [
+                (r["user_id"], int(r["points"]), r["first_name"], r["region"])
+                for r in q.rows(LEADERS, **params)
+            ]
+
+        def keep(found: dict[str, list[Any]]) -> dict[str, list[tuple[uuid.UUID, int]]]:
+            for shard, shard_rows in found.items():
+                for user, points, first_name, user_region in shard_rows:
+                    seen.setdefault(shard, {})[user] = points
+                    names[user] = (first_name, user_region)
+            return {s: [(r[0], r[1]) for r in shard_rows] for s, shard_rows in found.items()}
 
         with FanOut(self._db, timeout_s=self._db.settings.analytics_timeout_s) as fan:
 
             def local_top(count: int) -> dict[str, list[tuple[uuid.UUID, int]]]:
-                return fan.run(lambda q: rows(q, limit=count))
+                return keep(fan.run(lambda q: rows(q, limit=count)))
 
             def above(threshold: int) -> dict[str, list[uuid.UUID]]:
-                found = fan.run(lambda q: rows(q, min=threshold))
+                found = keep(fan.run(lambda q: rows(q, min=threshold)))
                 return {s: [key for key, _ in found_rows] for s, found_rows in found.items()}
 
             def exact(keys: list[uuid.UUID]) -> dict[str, dict[uuid.UUID, int]]:
-                # A learner's points live on their shard only: ask each shard for its own.
-                mine = {s: [k for k in keys if self._shard(k) == s] for s in fan.shards}
-                asked = [s for s in fan.shards if mine[s]]
-                found = fan.run(lambda q: rows(q, ids=mine[q.shard]), shards=asked)
-                return {s: dict(found_rows) for s, found_rows in found.items()}
+                # Every candidate came from round 1 or 2 of its own shard (see above).
+                wanted = set(keys)
+                return {s: {k: v for k, v in got.items() if k in wanted} for s, got in seen.items()}
 
             top = threshold_top_n(n, len(fan.shards), local_top, above, exact)
         return [
