@@ -16,8 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
-from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy import select, text
 
 from elearn_data.errors import NotFound
 from elearn_data.models import Badge, BadgeAward, LearnerPoints, PointsLedgerEntry, User
@@ -33,8 +32,8 @@ _SET_POINTS = text("SELECT set_event_points(:event, :points, :at)")
 LEADERS = text(
     "SELECT user_id, points, first_name, region FROM get_points_leaders("
     "CAST(:since AS timestamptz), CAST(:course_id AS uuid), CAST(:region AS text),"
-    " CAST(:limit AS int), CAST(:min AS bigint), :ids)"
-).bindparams(bindparam("ids", type_=ARRAY(UUID(as_uuid=True))))
+    " CAST(:limit AS int), CAST(:min AS bigint))"
+)
 
 
 class GamificationRepository:

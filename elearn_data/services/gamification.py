@@ -246,7 +246,7 @@ class Gamification:
         names: dict[uuid.UUID, tuple[str, str]] = {}
 
         def rows(q: ShardQuery, **shape: Any) -> list[tuple[uuid.UUID, int, str, str]]:
-            params = {"limit": None, "min": None, "ids": None, **filters, **shape}
+            params = {"limit": None, "min": None, **filters, **shape}
             return [
                 (r["user_id"], int(r["points"]), r["first_name"], r["region"])
                 for r in q.rows(LEADERS, **params)

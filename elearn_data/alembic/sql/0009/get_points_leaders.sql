@@ -1,18 +1,18 @@
 -- This shard's part of the leaderboard: learners with their points (> 0), all
 -- time (the summary rows) or since p_since and/or in one course (the ledger),
--- optionally of one region, with their first name. One of three shapes, the
--- three rounds of the threshold top-N merge: p_ids given -> those learners'
--- totals; p_min given -> every learner with at least p_min points; else this
--- shard's top p_limit. Ties are ordered by the lower user id, as the merge
--- expects. The all-time shapes are separate statements so that each is planned
--- on its own index (ix_learner_points_points, the primary key).
+-- optionally of one region, with their first name. The two rounds of the
+-- threshold top-N merge that query: p_min given -> every learner with at least
+-- p_min points; else this shard's top p_limit (a learner's total lives on this
+-- shard only, so these figures are exact: the merge's third round needs no
+-- query). Ties are ordered by the lower user id, as the merge expects. The
+-- all-time shapes are separate statements, each planned on
+-- ix_learner_points_points.
 CREATE OR REPLACE FUNCTION get_points_leaders(
     p_since timestamptz,
     p_course_id uuid,
     p_region text,
     p_limit int,
-    p_min bigint,
-    p_ids uuid[]
+    p_min bigint
 )
 RETURNS TABLE (user_id uuid, points bigint, first_name varchar, region varchar)
 LANGUAGE plpgsql
@@ -21,13 +21,7 @@ AS $$
 #variable_conflict use_column
 BEGIN
     IF p_since IS NULL AND p_course_id IS NULL THEN
-        IF p_ids IS NOT NULL THEN
-            RETURN QUERY
-            SELECT s.user_id, s.points, u.first_name, u.region
-            FROM learner_points s JOIN users u ON u.id = s.user_id
-            WHERE s.user_id = ANY (p_ids) AND s.points > 0
-              AND (p_region IS NULL OR u.region = p_region);
-        ELSIF p_min IS NOT NULL THEN
+        IF p_min IS NOT NULL THEN
             RETURN QUERY
             SELECT s.user_id, s.points, u.first_name, u.region
             FROM learner_points s JOIN users u ON u.id = s.user_id
@@ -50,7 +44,6 @@ BEGIN
         FROM points_ledger l
         WHERE (p_since IS NULL OR l.awarded_at >= p_since)
           AND (p_course_id IS NULL OR l.course_id = p_course_id)
-          AND (p_ids IS NULL OR l.user_id = ANY (p_ids))
         GROUP BY l.user_id
     ) t
     JOIN users u ON u.id = t.user_id
@@ -58,6 +51,6 @@ BEGIN
       AND (p_region IS NULL OR u.region = p_region)
       AND (p_min IS NULL OR t.points >= p_min)
     ORDER BY t.points DESC, t.user_id
-    LIMIT CASE WHEN p_ids IS NULL AND p_min IS NULL THEN p_limit END;
+    LIMIT CASE WHEN p_min IS NULL THEN p_limit END;
 END;
 $$;
