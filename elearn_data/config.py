@@ -19,6 +19,7 @@ so no repr, log line or error message ever shows it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from decimal import Decimal
@@ -217,6 +218,23 @@ class LoginSettings(_Section):
         return self
 
 
+class GamificationSettings(_Section):
+    """Levels of the points a learner has earned (see db.gamification)."""
+
+    # The points at which each level starts: level 1 at the first (0), level k at
+    # the k-th. Strictly increasing, starting at 0.
+    level_thresholds: tuple[int, ...] = (0, 100, 250, 500, 1000, 2000, 4000, 8000, 16000)
+
+    @model_validator(mode="after")
+    def _increasing(self) -> GamificationSettings:
+        values = self.level_thresholds
+        if not values or values[0] != 0:
+            raise ValueError("gamification.level_thresholds must start at 0")
+        if any(b <= a for a, b in itertools.pairwise(values)):
+            raise ValueError(f"gamification.level_thresholds must be strictly increasing: {values}")
+        return self
+
+
 # OWASP's argon2id minimum (Password Storage Cheat Sheet): equivalent pairs of
 # memory (KiB) and passes; a configuration below every pair is refused.
 ARGON2_MINIMUM: tuple[tuple[int, int], ...] = (
@@ -363,6 +381,7 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=1, ge=1)
     argon2_allow_weak: bool = False
     login: LoginSettings = LoginSettings()
+    gamification: GamificationSettings = GamificationSettings()
     tax_rate: Decimal = Field(default=Decimal("0.10"), ge=0, le=1)
     twophase_grace_s: float = Field(default=30.0, ge=0)
     # How long a committing call keeps trying (on fresh connections, following a

@@ -28,6 +28,7 @@ from elearn_data.services.assessments import Assessments
 from elearn_data.services.billing import Payments
 from elearn_data.services.catalog import Catalog
 from elearn_data.services.content import Content, Preferences
+from elearn_data.services.gamification import Gamification
 from elearn_data.services.learning import Enrollments, Reviews
 from elearn_data.services.outbox import BATCH, apply_pending, drain_shard
 from elearn_data.services.users import Users
@@ -72,6 +73,7 @@ class Database:
         self.assessments = Assessments(self, router, content=self)
         self.content = Content(self, router, content=self, outbox=self)
         self.preferences = Preferences(self, router, content=self)
+        self.gamification = Gamification(self)
         self.analytics = Analytics(self)
         self._metrics = Metrics(self)  # after the services: it times their calls
         # Background work, never in a caller's call (see elearn_data.background):

@@ -26,6 +26,7 @@ from elearn_data.cluster.local import LocalCluster, find_free_base_port
 from elearn_data.config import Settings
 from elearn_data.database import Database
 from elearn_data.models import Base
+from elearn_data.models.gamification import DEFAULT_POINTS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,13 +53,19 @@ def make_home(prefix: str) -> Path:
 def truncate_all(cluster: LocalCluster) -> None:
     """Empty every table of every shard primary (fast per-test cleanup)."""
     state = cluster.state()
-    # shard_meta is the shard's identity (written by migrations), not data.
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name != "shard_meta")
+    # shard_meta is the shard's identity (written by migrations), not data; the point
+    # values (point_rules) are catalog rows the migration inserts: back to the defaults.
+    kept = ("shard_meta", "point_rules")
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables if t.name not in kept)
     for shard in state.shards:
         conn = cluster.admin_connect(state.primary_of(shard), dbname="elearn")
         try:
             with conn.cursor() as cur:
                 cur.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+                cur.executemany(
+                    "UPDATE point_rules SET points = %s WHERE event = %s",
+                    [(points, event) for event, points in DEFAULT_POINTS.items()],
+                )
         finally:
             conn.close()
 

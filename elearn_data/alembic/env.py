@@ -49,8 +49,13 @@ def _include_object(
 
 
 # Money rows are append-only for the application role: status changes go
-# through the owner's SECURITY DEFINER functions (revision 0005).
-APPEND_ONLY_TABLES = ("transactions", "invoices")
+# through the owner's SECURITY DEFINER functions (revision 0005). So is the
+# points ledger (revision 0009): a paid event is never changed or taken back.
+APPEND_ONLY_TABLES = ("transactions", "invoices", "points_ledger")
+# Which of the given tables exist (an append-only table of a later revision may not yet).
+_PRESENT_TABLES = text(
+    "SELECT t FROM unnest(CAST(:tables AS text[])) AS t WHERE to_regclass(t) IS NOT NULL"
+)
 # Protocol state: the application role reads it; the owner's functions write it.
 READ_ONLY_TABLES = ("twophase_decisions", "shard_meta", "alembic_version")
 # Present once revision 0005 ran; before it the money functions run as the caller.
@@ -77,7 +82,13 @@ def _grant(connection: Connection, app_role: str) -> None:
         text("SELECT to_regprocedure(:f)"), {"f": _OWNER_FUNCTIONS_MARKER}
     ).scalar()
     if owner_functions is not None:
-        for table in APPEND_ONLY_TABLES:
+        present = set(
+            connection.execute(
+                _PRESENT_TABLES,
+                {"tables": list(APPEND_ONLY_TABLES)},
+            ).scalars()
+        )
+        for table in (t for t in APPEND_ONLY_TABLES if t in present):
             statements += [
                 f"REVOKE ALL ON TABLE {table} FROM {role}",
                 f"GRANT SELECT, INSERT ON TABLE {table} TO {role}",

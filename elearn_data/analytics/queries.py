@@ -46,6 +46,21 @@ ENROLLMENTS_BY_REGION = text(
     " GROUP BY u.region"
 )
 
+# Learners with points and their points per learner region (gamification, revision 0009).
+POINTS_BY_REGION = text(
+    "SELECT u.region, count(*) AS learners, coalesce(sum(s.points), 0) AS points"
+    " FROM learner_points s JOIN users u ON u.id = s.user_id"
+    " GROUP BY u.region"
+)
+
+# Every badge of the catalog with this shard's number of awards.
+BADGE_COUNTS = text(
+    "SELECT b.id AS badge_id, b.code, b.name, b.criterion, b.threshold,"
+    " count(a.user_id) AS awarded"
+    " FROM badges b LEFT JOIN badge_awards a ON a.badge_id = b.id"
+    " GROUP BY b.id"
+)
+
 COURSE_EXISTS = text("SELECT EXISTS (SELECT 1 FROM courses WHERE id = :course_id)")
 
 # Every enrollment of the course on this shard (dropped ones too: they entered

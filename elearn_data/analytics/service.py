@@ -374,6 +374,63 @@ class Analytics:
         frame = _frame(rows, ("region", "shard", *REGION_COLUMNS), nodes)
         return frame.astype({c: "int64" for c in REGION_COLUMNS})
 
+    # --------------------------------------------------------- gamification
+
+    def points_by_region(self) -> pd.DataFrame:
+        """Return the points of each learner region (every region, zeros included).
+
+        A learner's summary lives on the learner's home shard, so each region's
+        figures come from one shard; the average is the sum over the count.
+
+        Columns: region, shard, learners (learners with any paid event), points
+        (their total), average_points (Decimal, None without learners).
+
+        Raises:
+            ShardUnavailable: a shard did not answer.
+        """
+        partials, nodes = self._everywhere(lambda q: q.rows(queries.POINTS_BY_REGION))
+        merged = group_sum(
+            (row for rows in partials.values() for row in rows),
+            ("region",),
+            ("learners", "points"),
+        )
+        rows = []
+        for region in Region:
+            figures = merged.get((region.value,), {"learners": 0, "points": 0})
+            rows.append(
+                {
+                    "region": region.value,
+                    "shard": self._db.router.shard_of_region(region),
+                    "learners": int(figures["learners"]),
+                    "points": int(figures["points"]),
+                    "average_points": average(figures["points"], figures["learners"]),
+                }
+            )
+        frame = _frame(rows, ("region", "shard", "learners", "points", "average_points"), nodes)
+        return frame.astype({"learners": "int64", "points": "int64"})
+
+    def badge_counts(self) -> pd.DataFrame:
+        """Return every badge with how many learners hold it, over every shard, by code.
+
+        Badges are catalog rows (the same on every shard, taken once); awards are
+        learner-owned, so the shards' counts add up.
+
+        Columns: badge_id, code, name, criterion, threshold, awarded.
+
+        Raises:
+            ShardUnavailable: a shard did not answer.
+        """
+        partials, nodes = self._everywhere(lambda q: q.rows(queries.BADGE_COUNTS))
+        badges: dict[Any, dict[str, Any]] = {}
+        for rows in partials.values():
+            for row in rows:
+                slot = badges.setdefault(row["badge_id"], {**row, "awarded": 0})
+                slot["awarded"] += int(row["awarded"])
+        ordered = sorted(badges.values(), key=lambda b: b["code"])
+        columns = ("badge_id", "code", "name", "criterion", "threshold", "awarded")
+        frame = _frame([{c: b[c] for c in columns} for b in ordered], columns, nodes)
+        return frame.astype({"threshold": "int64", "awarded": "int64"})
+
     # --------------------------------------------------------------- funnel
 
     def course_funnel(self, course_id: uuid.UUID) -> pd.DataFrame:

@@ -65,8 +65,12 @@ class Union:
             self.conn.close()
 
 
-def build_union(settings: Settings, schema: str) -> Union:
-    """Build the union of every shard's analyst-visible rows in the first shard's database."""
+def build_union(settings: Settings, schema: str, *, personal: bool = False) -> Union:
+    """Build the union of every shard's analyst-visible rows in the first shard's database.
+
+    ``personal=True`` copies the personal columns too (names, emails: what the
+    service API shows and analysts do not see), for baselines of service calls.
+    """
     shards = list(settings.shard_names)
     home = settings.home_shard
     target = owner_connection(settings, home)
@@ -76,7 +80,7 @@ def build_union(settings: Settings, schema: str) -> Union:
         with target.cursor() as cur:
             cur.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
             cur.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        for table in visible_tables():
+        for table in visible_tables(personal=personal):
             columns = sql.SQL(", ").join(map(sql.Identifier, table.columns))
             extra = sql.SQL(", ''::text AS {}").format(sql.Identifier(SHARD_COLUMN))
             with target.cursor() as cur:
@@ -119,7 +123,7 @@ def build_union(settings: Settings, schema: str) -> Union:
         target.commit()
         target.autocommit = True
         with target.cursor() as cur:
-            for table in visible_tables():
+            for table in visible_tables(personal=personal):
                 cur.execute(
                     sql.SQL("ANALYZE {}.{}").format(
                         sql.Identifier(schema), sql.Identifier(table.name)

@@ -34,6 +34,9 @@ ids and enrollments).
   the same two calls through the Python API in one process.
 * submit_attempt: ``db.assessments.submit`` (grading in PL/pgSQL) -- a plain
   one-shard transaction writing the same points and score.
+* leaderboard: ``db.gamification.leaderboard(limit=10)`` over the seeded
+  learners (threshold top-N over every shard's replica) -- the same top 10 on
+  one PostgreSQL database holding the union of the shards.
 """
 
 from __future__ import annotations
@@ -940,6 +943,71 @@ class CannedOnDuckDB(Workload):
         self.fan.close()
 
 
+# -------------------------------------------------------------------- leaderboard
+
+LEADERBOARD_SCHEMA = "leaderboard_union"
+LEADERBOARD_TOP_10 = (
+    "SELECT s.user_id, u.first_name, u.region, s.points"
+    " FROM learner_points s JOIN users u ON u.id = s.user_id"
+    " WHERE s.points > 0 ORDER BY s.points DESC, s.user_id LIMIT 10"
+)
+
+
+class Leaderboard(Workload):
+    """The global top 10 learners by points against the same query on one database."""
+
+    name = "leaderboard"
+    unit = "ms"
+    kind: Kind = "time"
+    target = 0.5
+    measured_label = (
+        "db.gamification.leaderboard(limit=10): threshold top-N over every shard's"
+        " replica (three parallel rounds, one snapshot per shard) and the winners' first names"
+    )
+    baseline_label = (
+        "the same top 10 (summary rows joined to users) on one PostgreSQL database holding"
+        " the union of the shards (same indexes)"
+    )
+
+    def rounds(self) -> int:
+        return self.sizes.analyst_rounds
+
+    def setup(self) -> None:
+        from elearn_data.bench.analyst import build_union, seeded  # noqa: PLC0415
+
+        scale = self.sizes.analyst_scale
+        if self.ctx.seeded_scale != scale:
+            self.detail["scale"] = seeded(self.db, scale)
+            self.ctx.seeded_scale = scale
+        else:
+            self.detail["scale"] = {"name": scale, "reused": True}
+        self.union = build_union(self.ctx.settings, LEADERBOARD_SCHEMA, personal=True)
+        self.detail["learners_with_points"] = self.union.rows.get("learner_points", 0)
+        mine = [
+            (str(e.user_id), e.first_name, e.region, e.points)
+            for e in self.db.gamification.leaderboard(limit=10)
+        ]
+        theirs = [(str(u), f, r, int(p)) for u, f, r, p in self.union.rows_of(LEADERBOARD_TOP_10)]
+        self.detail["same_answer"] = mine == theirs
+
+    def measured(self, round_no: int, chunk: int) -> Sample:
+        n = self.sizes.global_queries
+        start = time.perf_counter()
+        for _ in range(n):
+            self.db.gamification.leaderboard(limit=10)
+        return Sample(time.perf_counter() - start, n)
+
+    def baseline(self, round_no: int, chunk: int) -> Sample:
+        n = self.sizes.global_queries
+        start = time.perf_counter()
+        for _ in range(n):
+            self.union.rows_of(LEADERBOARD_TOP_10)
+        return Sample(time.perf_counter() - start, n)
+
+    def finish(self) -> None:
+        self.union.close()
+
+
 # ------------------------------------------------------------ http_enroll_and_read
 
 
@@ -1268,6 +1336,7 @@ WORKLOADS: tuple[type[Workload], ...] = (
     SubmitAttempt,
     AnalystSQLQueries,
     CannedOnDuckDB,
+    Leaderboard,
 )
 """Report order; they run in :data:`RUN_ORDER`."""
 
@@ -1282,9 +1351,10 @@ RUN_ORDER: tuple[type[Workload], ...] = (
     FanOutQuery,
     GlobalQuery,
     HttpEnrollAndRead,
-    # Last: they reseed the scratch shards at their own scale (the second reuses it).
+    # Last: they seed the scratch shards at their own scale (the later ones reuse it).
     AnalystSQLQueries,
     CannedOnDuckDB,
+    Leaderboard,
 )
 
 

@@ -16,6 +16,13 @@ from elearn_data.models.catalog import (
     CourseSeats,
 )
 from elearn_data.models.directory import EmailDirectoryEntry, GatewayChargeEntry
+from elearn_data.models.gamification import (
+    Badge,
+    BadgeAward,
+    LearnerPoints,
+    PointRule,
+    PointsLedgerEntry,
+)
 from elearn_data.models.learning import CourseReview, CourseStats, Enrollment, LessonProgress
 from elearn_data.models.system import ContentOutbox, ShardMeta, TwoPhaseDecision
 from elearn_data.models.users import LoginThrottle, User, UserProfile
@@ -25,6 +32,8 @@ __all__ = [
     "AssessmentAttempt",
     "AssessmentQuestion",
     "AttemptAnswer",
+    "Badge",
+    "BadgeAward",
     "Base",
     "ContentOutbox",
     "Course",
@@ -38,10 +47,13 @@ __all__ = [
     "Enrollment",
     "GatewayChargeEntry",
     "Invoice",
+    "LearnerPoints",
     "LessonProgress",
     "LoginThrottle",
     "PaymentMethod",
     "Placement",
+    "PointRule",
+    "PointsLedgerEntry",
     "ShardMeta",
     "Transaction",
     "TwoPhaseDecision",

@@ -218,3 +218,40 @@ class AttemptView(_View):
     submitted_at: datetime | None
     deadline_at: datetime | None = None
     graded_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BadgeAwardView(_View):
+    badge_id: uuid.UUID
+    code: str
+    name: str
+    awarded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PointsView(_View):
+    user_id: uuid.UUID
+    points: int
+    level: int
+    # The total at which the next level starts (None at the highest level).
+    next_level_points: int | None
+    streak_days: int
+    longest_streak: int
+    badges: tuple[BadgeAwardView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PointEventView(_View):
+    event: str
+    points: int
+    source_id: str
+    awarded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderEntryView(_View):
+    rank: int
+    user_id: uuid.UUID
+    first_name: str
+    region: str
+    points: int

@@ -43,7 +43,15 @@ from elearn_data.content.documents import CourseContent, UserPreferences
 from elearn_data.errors import ConfigurationError, InvalidInput, InvalidState
 from elearn_data.regions import Region
 from elearn_data.security import Passwords
-from elearn_data.seeding import assessments, billing, catalog, documents, learning, people
+from elearn_data.seeding import (
+    assessments,
+    billing,
+    catalog,
+    documents,
+    gamification,
+    learning,
+    people,
+)
 from elearn_data.seeding.bulk import ShardWriter, commit_all
 from elearn_data.seeding.columns import timestamps
 from elearn_data.seeding.fakes import build_region_pool, build_text_pool
@@ -86,7 +94,14 @@ SEEDED_TABLES: Final = (
 # --reset empties these; shard_meta (the shard's identity) and twophase_decisions
 # (which may decide an in-doubt transaction still prepared somewhere) stay.
 # login_throttles (revision 0005) references users and is never seeded.
-RESET_TABLES: Final = (*SEEDED_TABLES, "login_throttles", "content_outbox")
+# The gamification tables (revision 0009) are derived from the seeded activity at the end.
+RESET_TABLES: Final = (
+    *SEEDED_TABLES,
+    *gamification.DERIVED_TABLES,
+    "badges",
+    "login_throttles",
+    "content_outbox",
+)
 
 _COURSE_STATS = """
 WITH written AS (
@@ -171,6 +186,7 @@ CHECKS: Final[dict[str, str]] = {
                 OR t.passed IS DISTINCT FROM CASE
                     WHEN x.waiting = 0 THEN t.percent >= a.passing_percent END))
     """,
+    **gamification.CHECKS,
 }
 
 
@@ -479,7 +495,7 @@ def _prepare_tables(
     writers: dict[str, ShardWriter], reset: bool, deferred: tuple[str, ...]
 ) -> None:
     for writer in writers.values():
-        for table in SEEDED_TABLES:
+        for table in (*SEEDED_TABLES, *gamification.DERIVED_TABLES):
             writer.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
         if reset:
             writer.execute(f"TRUNCATE {', '.join(RESET_TABLES)} RESTART IDENTITY")
@@ -509,7 +525,8 @@ def _prepare_tables(
 def _finish(writers: dict[str, ShardWriter], world: World, tracker: _Progress) -> dict[str, int]:
     """Compute the partials, move the invoice sequences, verify, re-enable the triggers."""
     # Steps per shard: the partials, each check, and each table's triggers + ANALYZE.
-    tracker.start("finish", len(writers) * (1 + len(CHECKS) + len(SEEDED_TABLES)))
+    finished = (*SEEDED_TABLES, *gamification.DERIVED_TABLES)
+    tracker.start("finish", len(writers) * (2 + len(CHECKS) + len(finished)))
     step = tracker.step("finish")
     stamp = str(timestamps(np.array([WORLD_NOW_MS - DAY_MS]))[0])
     stats = {s: w.query(_COURSE_STATS, (stamp,)) for s, w in writers.items()}
@@ -517,6 +534,12 @@ def _finish(writers: dict[str, ShardWriter], world: World, tracker: _Progress) -
         writer.notify(step)
         used = world.invoice_counters.get(shard, 0)
         writer.execute("SELECT setval('invoice_number_seq', %s, %s)", (max(used, 1), used > 0))
+    for writer in writers.values():
+        # What the (disabled) gamification triggers would have paid for the seeded activity.
+        writer.execute(gamification.LEDGER)
+        writer.execute(gamification.SUMMARIES)
+        writer.execute(gamification.AWARDS)
+        writer.notify(step)
     checks: dict[tuple[str, str], Any] = {}
     for shard, writer in writers.items():
         for name, sql in CHECKS.items():
@@ -530,7 +553,7 @@ def _finish(writers: dict[str, ShardWriter], world: World, tracker: _Progress) -
                 "with the raw rows (a bug in the generator; nothing was committed)"
             )
     for writer in writers.values():
-        for table in SEEDED_TABLES:
+        for table in finished:
             writer.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
             writer.execute(f"ANALYZE {table}")
             writer.notify(step)

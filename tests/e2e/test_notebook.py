@@ -74,8 +74,9 @@ def test_the_analytics_notebook_runs_without_errors_and_draws_its_plots(
     home, cwd = notebook.cells[3].outputs[0]["text"].split()
     assert (Path(home), Path(cwd)) == (project / ".elearn", project / "examples")
     images = [out for out in outputs if "image/png" in out.get("data", {})]
-    # regions, revenue by month, the top course's funnel, classmates across regions
-    assert len(images) >= 4
+    # regions, revenue by month, the top course's funnel, the leaderboard, classmates
+    # across regions
+    assert len(images) >= 5
     html = "".join(out.get("data", {}).get("text/html", "") for out in outputs)
     for column in (
         "published_courses",
@@ -84,6 +85,8 @@ def test_the_analytics_notebook_runs_without_errors_and_draws_its_plots(
         "learners",
         "retained_pct",
         "classmate_region",
+        "average_points",
+        "awarded",
     ):
         assert column in html
     # The platform table shows the merged figures the raw rows give.

@@ -57,6 +57,7 @@ SERVICES = (
     "reviews",
     "payments",
     "assessments",
+    "gamification",
     "content",
     "preferences",
 )
@@ -735,6 +736,7 @@ def plans(w: World) -> dict[str, st.SearchStrategy[Any]]:
         "preferences.record_viewed": call(user, course),
         # assessments
         **assessment_plans(w, course, enrollment),
+        **gamification_plans(user, course),
     }
 
 
@@ -821,6 +823,42 @@ def assessment_plans(w: World, course: Arg, enrollment: Arg) -> dict[str, st.Sea
     }
 
 
+def gamification_plans(user: Arg, course: Arg) -> dict[str, st.SearchStrategy[Any]]:
+    criteria = (
+        "lessons_completed",
+        "courses_completed",
+        "assessments_passed",
+        "reviews_written",
+        "streak_days",
+        "points",
+    )
+    return {
+        "gamification.summary": call(user),
+        "gamification.history": call(user, optional={"limit": int_arg(1, 1000)}),
+        "gamification.badges": call(user),
+        "gamification.create_badge": call(
+            text_arg("FUZZ-BADGE", "ab"),
+            name=text_arg("Fuzz badge"),
+            criterion=choice_arg(criteria),
+            threshold=int_arg(0, 1000),
+            optional={"description": text_arg("Earned by fuzzing").optional()},
+        ),
+        "gamification.leaderboard": call(
+            optional={
+                "limit": int_arg(1, 1000),
+                "period": choice_arg(("all", "month", "week")),
+                "region": region_arg().optional(),
+                "course_id": course.optional(),
+            }
+        ),
+        # The valid value is the default: other tests of the session keep their points.
+        "gamification.set_points": call(
+            choice_arg(("streak_day",)),
+            Arg(st.just(5), int_arg(0, 1_000_000).bad),
+        ),
+    }
+
+
 def public_methods(db: Database) -> list[str]:
     names = []
     for service in SERVICES:
@@ -888,6 +926,12 @@ METHODS = [
     "enrollments.issue_certificate",
     "enrollments.progress",
     "enrollments.reset_lesson",
+    "gamification.badges",
+    "gamification.create_badge",
+    "gamification.history",
+    "gamification.leaderboard",
+    "gamification.set_points",
+    "gamification.summary",
     "payments.add_method",
     "payments.complete",
     "payments.create_transaction",

@@ -12,7 +12,7 @@ grants of revision 0007 (personal columns included). Without the role, nothing
 is granted (logged).
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-02 01:20:00.000000
 """
 
@@ -25,7 +25,7 @@ from alembic import context, op
 from elearn_data.analytics.grants import grant_analyst, migration_role
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,5 @@
-"""Revisions 0002/0003/0005/0008/0011 on a scratch database: downgrade removes their objects."""
+"""Revisions 0002, 0003, 0005, 0008, 0009 and 0011 on a scratch database: downgrade removes
+their objects."""
 
 from __future__ import annotations
 
@@ -37,15 +38,16 @@ def _revision(path: Path) -> ModuleType:
 
 
 def _declared() -> set[str]:
-    """Every object revisions 0002, 0003, 0005, 0008 and 0011 say they create."""
+    """Every object revisions 0002, 0003, 0005, 0008, 0009 and 0011 say they create."""
     functions = _revision(VERSIONS / "0002_functions.py")
     triggers = _revision(VERSIONS / "0003_triggers.py")
     assessments = _revision(VERSIONS / "0008_assessments.py")
     names = {f"{kind} {name}" for kind, name in functions.OBJECTS}
-    for revision in (triggers, assessments):
+    for revision in (triggers, assessments, _GAMIFICATION):
         names |= {f"function {name}" for name in revision.FUNCTIONS}
         names |= {f"trigger {name}" for name, _ in revision.TRIGGERS}
-        names |= {f"trigger trg_{table}_updated_at" for table, _ in revision.UPDATED_AT_TABLES}
+        for table, _ in getattr(revision, "UPDATED_AT_TABLES", ()):
+            names.add(f"trigger trg_{table}_updated_at")
     security = _revision(VERSIONS / "0005_security.py")
     names |= {f"function {name}" for name, _ in security.FUNCTIONS}
     names |= {f"function {name}" for name in _CODES.FUNCTIONS}
@@ -54,6 +56,7 @@ def _declared() -> set[str]:
 
 _SECURITY = _revision(VERSIONS / "0005_security.py")
 _CODES = _revision(VERSIONS / "0011_id_code_table.py")
+_GAMIFICATION = _revision(VERSIONS / "0009_gamification.py")
 
 
 def _objects(cluster: LocalCluster, settings: Settings) -> dict[str, set[str]]:
@@ -74,9 +77,9 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
 ) -> None:
     declared = _declared()
     # 0002: 38 functions; 0003: 8 + 14 triggers; 0005: 5 functions; 0008: 15 functions,
-    # 4 + 4 triggers; 0011: 1 function.
-    assert len([o for o in declared if o.startswith("function ")]) == 61 + 5 + 1
-    assert len([o for o in declared if o.startswith("trigger ")]) == 30
+    # 4 + 4 triggers; 0009: 11 functions, 5 + 2 triggers; 0011: 1 function.
+    assert len([o for o in declared if o.startswith("function ")]) == 61 + 5 + 11 + 1
+    assert len([o for o in declared if o.startswith("trigger ")]) == 30 + 5 + 2
     migrations.upgrade(scratch)
     at_head = _objects(cluster, scratch)
     assert all(objects == declared | SCHEMA_SEQUENCES for objects in at_head.values())
@@ -91,6 +94,9 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
     without_0005 -= {f"function {name}" for name in assessments.FUNCTIONS}
     without_0005 -= {f"trigger {name}" for name, _ in assessments.TRIGGERS}
     without_0005 -= {f"trigger trg_{t}_updated_at" for t, _ in assessments.UPDATED_AT_TABLES}
+    without_0005 -= {f"function {name}" for name in _GAMIFICATION.FUNCTIONS}
+    without_0005 -= {f"trigger {name}" for name, _ in _GAMIFICATION.TRIGGERS}
+    without_0005 -= {f"trigger trg_{t}_updated_at" for t, _ in _GAMIFICATION.UPDATED_AT_TABLES}
     without_0005 -= {f"function {name}" for name in _CODES.FUNCTIONS}
     assert all(
         objects == without_0005 | SCHEMA_SEQUENCES

@@ -46,7 +46,7 @@ def test_every_table_with_updated_at_has_an_updated_at_trigger(db: Database) -> 
         )
     }
     assert found == wanted
-    assert len(wanted) == 18  # 14 of revision 0003, 4 of 0008 (assessments)
+    assert len(wanted) == 20  # 14 of revision 0003, 4 of 0008 (assessments), 2 of 0009
 
 
 def test_updated_at_is_stamped_on_update_unless_the_statement_sets_it(db: Database) -> None:

@@ -6,6 +6,7 @@ import re
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, date, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,6 +15,7 @@ from elearn_data import ids
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.content.documents import CourseContent
 from elearn_data.database import Database
+from elearn_data.models.gamification import DEFAULT_POINTS
 from elearn_data.regions import Region
 from elearn_data.security import EmailHasher, normalise_email
 from elearn_data.seeding import SEED_PASSWORD, SeedReport, seed
@@ -550,3 +552,81 @@ def test_the_platform_keeps_working_on_seeded_data(
     before = db.enrollments.get(enrollment_id).progress
     db.enrollments.complete_lesson(enrollment_id, lesson_id)
     assert db.enrollments.get(enrollment_id).progress > before
+
+
+def _streaks(days: set[date]) -> tuple[int, int, date | None]:
+    """(run ending at the last day, longest run, last day) of a set of UTC days."""
+    longest = current = 0
+    previous: date | None = None
+    for day in sorted(days):
+        current = current + 1 if previous is not None and day == previous + timedelta(1) else 1
+        longest = max(longest, current)
+        previous = day
+    return current, longest, previous
+
+
+def test_points_and_streaks_equal_a_recomputation_from_the_seeded_activity(
+    seeded: SeedReport, cluster: LocalCluster
+) -> None:
+    for shard in shards(cluster):
+        lessons = rows(
+            cluster,
+            shard,
+            "SELECT DISTINCT e.user_id, lp.lesson_id FROM lesson_progress lp"
+            " JOIN enrollments e ON e.id = lp.enrollment_id WHERE lp.completed",
+        )
+        courses = rows(
+            cluster,
+            shard,
+            "SELECT DISTINCT user_id, course_id FROM enrollments WHERE status = 'completed'",
+        )
+        passed = rows(
+            cluster,
+            shard,
+            "SELECT DISTINCT e.user_id, a.assessment_id FROM assessment_attempts a"
+            " JOIN enrollments e ON e.id = a.enrollment_id WHERE a.passed",
+        )
+        reviews = rows(cluster, shard, "SELECT DISTINCT user_id, course_id FROM course_reviews")
+        moments = rows(
+            cluster,
+            shard,
+            "SELECT e.user_id, lp.completed_at FROM lesson_progress lp"
+            " JOIN enrollments e ON e.id = lp.enrollment_id WHERE lp.completed"
+            " UNION ALL SELECT e.user_id, a.submitted_at FROM assessment_attempts a"
+            " JOIN enrollments e ON e.id = a.enrollment_id WHERE a.submitted_at IS NOT NULL",
+        )
+        expected: dict[uuid.UUID, list[int]] = {}
+        for index, (pairs, event) in enumerate(
+            (
+                (lessons, "lesson_completed"),
+                (courses, "course_completed"),
+                (passed, "assessment_passed"),
+                (reviews, "review_written"),
+            )
+        ):
+            for user_id, _source in pairs:
+                slot = expected.setdefault(user_id, [0, 0, 0, 0, 0])
+                slot[0] += DEFAULT_POINTS[event]
+                slot[1 + index] += 1
+        days: dict[uuid.UUID, set[date]] = {}
+        for user_id, at in moments:
+            days.setdefault(user_id, set()).add(at.astimezone(UTC).date())
+        for user_id, active in days.items():
+            expected.setdefault(user_id, [0, 0, 0, 0, 0])[0] += DEFAULT_POINTS["streak_day"] * len(
+                active
+            )
+        found = {
+            r[0]: r[1:]
+            for r in rows(
+                cluster,
+                shard,
+                "SELECT user_id, points, lessons_completed, courses_completed,"
+                " assessments_passed, reviews_written, streak_days, longest_streak,"
+                " last_active_day FROM learner_points",
+            )
+        }
+        assert len(found) > 0
+        assert set(found) == set(expected)
+        for user_id, figures in expected.items():
+            streak = _streaks(days.get(user_id, set()))
+            assert tuple(found[user_id]) == (*figures, *streak), user_id

@@ -1,0 +1,119 @@
+"""Gamification: point values and badges (catalog writes), a learner's points (their shard).
+
+Catalog writes (``set_event_points``, ``create_badge``) run the same PL/pgSQL
+function with the same values on every shard, in sorted shard order, inside one
+unit of work -- the catalog writer's two-phase commit. ``create_badge``
+backfills each shard's learners who already meet the badge in the same
+statement. A learner's summary, history and badges are read on their shard;
+the leaderboard's per-shard rounds are :data:`LEADERS` (see
+:mod:`elearn_data.services.gamification`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+
+from elearn_data.errors import NotFound
+from elearn_data.models import Badge, BadgeAward, LearnerPoints, PointsLedgerEntry, User
+from elearn_data.repositories.views import BadgeAwardView, PointEventView
+from elearn_data.sharding.unit_of_work import UnitOfWork
+
+_CREATE_BADGE = text(
+    "SELECT create_badge(:id, :code, :name, :description, :criterion, :threshold, :at)"
+)
+_SET_POINTS = text("SELECT set_event_points(:event, :points, :at)")
+
+# One shard's round of the leaderboard (get_points_leaders, revision 0009).
+LEADERS = text(
+    "SELECT user_id, points, first_name, region FROM get_points_leaders("
+    "CAST(:since AS timestamptz), CAST(:course_id AS uuid), CAST(:region AS text),"
+    " CAST(:limit AS int), CAST(:min AS bigint))"
+)
+
+
+class GamificationRepository:
+    """Every statement of ``db.gamification``, inside the caller's unit of work."""
+
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.uow = uow
+
+    def _everywhere(self, statement: Any, params: Mapping[str, Any]) -> list[Any]:
+        return [
+            self.uow.execute(statement, params, shard=shard).scalar()
+            for shard in self.uow.router.shards
+        ]
+
+    # ------------------------------------------------------------ catalog writes
+
+    def create_badge(self, values: Mapping[str, Any], at: datetime) -> int:
+        """Create a badge on every shard and award it there; return how many learners got it."""
+        return sum(int(n or 0) for n in self._everywhere(_CREATE_BADGE, {**values, "at": at}))
+
+    def set_points(self, event: str, points: int, at: datetime) -> None:
+        """Set what an event pays, on every shard."""
+        self._everywhere(_SET_POINTS, {"event": event, "points": points, "at": at})
+
+    # ------------------------------------------------------------ a learner's reads
+
+    def _shard(self, user_id: uuid.UUID) -> str:
+        return self.uow.router.shard_of_owner(user_id)
+
+    def require_user(self, user_id: uuid.UUID) -> None:
+        """Raise NotFound unless the user exists (on their shard)."""
+        found = self.uow.execute(
+            select(User.id).where(User.id == user_id), shard=self._shard(user_id)
+        ).first()
+        if found is None:
+            raise NotFound(f"user {user_id} not found")
+
+    def summary(self, user_id: uuid.UUID) -> dict[str, Any] | None:
+        """Return the learner's summary row (None before their first paid event)."""
+        row = (
+            self.uow.execute(
+                select(
+                    LearnerPoints.points,
+                    LearnerPoints.streak_days,
+                    LearnerPoints.longest_streak,
+                ).where(LearnerPoints.user_id == user_id),
+                shard=self._shard(user_id),
+            )
+            .mappings()
+            .first()
+        )
+        return None if row is None else dict(row)
+
+    def history(self, user_id: uuid.UUID, limit: int) -> list[PointEventView]:
+        """Return the learner's paid events, newest first."""
+        rows = self.uow.execute(
+            select(
+                PointsLedgerEntry.event,
+                PointsLedgerEntry.points,
+                PointsLedgerEntry.source_id,
+                PointsLedgerEntry.awarded_at,
+            )
+            .where(PointsLedgerEntry.user_id == user_id)
+            .order_by(
+                PointsLedgerEntry.awarded_at.desc(),
+                PointsLedgerEntry.event,
+                PointsLedgerEntry.source_id,
+            )
+            .limit(limit),
+            shard=self._shard(user_id),
+        ).mappings()
+        return [PointEventView(**dict(r)) for r in rows]
+
+    def badges(self, user_id: uuid.UUID) -> list[BadgeAwardView]:
+        """Return the learner's badges, oldest award first."""
+        rows = self.uow.execute(
+            select(BadgeAward.badge_id, Badge.code, Badge.name, BadgeAward.awarded_at)
+            .join(Badge, Badge.id == BadgeAward.badge_id)
+            .where(BadgeAward.user_id == user_id)
+            .order_by(BadgeAward.awarded_at, Badge.code),
+            shard=self._shard(user_id),
+        ).mappings()
+        return [BadgeAwardView(**dict(r)) for r in rows]
