@@ -89,6 +89,7 @@ def threshold_top_n(
     exact: Callable[[list[K]], Mapping[str, Mapping[K, int]]],
     *,
     fill: Callable[[list[K], int], Sequence[K]] | None = None,
+    shards_per_key: int | None = None,
 ) -> TopN[K]:
     """Return the global top ``n`` keys by their total over shards (TPUT, three rounds).
 
@@ -112,6 +113,12 @@ def threshold_top_n(
     3. every shard sends its exact counts of the candidates (``exact(keys)``);
        their totals are exact, and the top ``n`` of them is the answer.
 
+    When a key's count lives on fewer shards than there are (``shards_per_key``:
+    1 for a learner's points, which only their own shard holds), the same
+    argument over that many shards gives a higher cut,
+    ``t = ceil(tau / shards_per_key)``: with one shard per key, phase 2 sends
+    just the keys that tie or beat ``tau``.
+
     Only keys with a positive total are ranked (``t`` is at least 1); when fewer
     than ``n`` keys have any count, every one of them is returned, followed by
     what ``fill`` adds (with a total of 0), if given. Ties are broken by the
@@ -126,6 +133,8 @@ def threshold_top_n(
         fill: ``fill(ranked keys, missing)`` returns up to ``missing`` keys with no
             count anywhere, best first, to complete a list shorter than ``n``
             (called only then).
+        shards_per_key: at most how many shards hold a count of one key
+            (default ``num_shards``).
 
     Raises:
         ValueError: ``n`` is below 1.
@@ -139,7 +148,10 @@ def threshold_top_n(
                 partial[key] = partial.get(key, 0) + int(count)
     sums = sorted(partial.values(), reverse=True)
     tau = sums[n - 1] if len(sums) >= n else 0
-    threshold = max(1, math.ceil(tau / num_shards))
+    spread = num_shards if shards_per_key is None else min(num_shards, shards_per_key)
+    if spread < 1:
+        raise ValueError(f"shards_per_key must be at least 1, not {shards_per_key}")
+    threshold = max(1, math.ceil(tau / spread))
     candidates: set[K] = set(partial)
     for keys in above(threshold).values():
         candidates.update(keys)

@@ -278,7 +278,9 @@ class Gamification:
                 wanted = set(keys)
                 return {s: {k: v for k, v in got.items() if k in wanted} for s, got in seen.items()}
 
-            top = threshold_top_n(n, len(fan.shards), local_top, above, exact)
+            # A learner's points live on their own shard only: one shard per key,
+            # so phase 2 asks only for the learners who tie or beat tau.
+            top = threshold_top_n(n, len(fan.shards), local_top, above, exact, shards_per_key=1)
         return [
             LeaderEntryView(
                 rank=rank,

@@ -152,3 +152,38 @@ def test_the_threshold_algorithm_fetches_few_candidates_when_counts_are_skewed()
 def test_n_below_one_is_refused(n: int) -> None:
     with pytest.raises(ValueError, match="at least 1"):
         Rounds([{1: 1}]).top(n)
+
+
+def _disjoint(shards: list[dict[int, int]]) -> list[dict[int, int]]:
+    """Keep each key on the first shard that has it (a learner's points: one shard)."""
+    seen: set[int] = set()
+    kept: list[dict[int, int]] = []
+    for counts in shards:
+        kept.append({k: c for k, c in counts.items() if k not in seen})
+        seen |= set(counts)
+    return kept
+
+
+@settings(max_examples=500)
+@given(shards=st.one_of(per_shard_counts, tied_counts), n=st.integers(1, 15))
+def test_one_shard_per_key_cuts_at_tau_and_still_equals_the_brute_force_top_n(
+    shards: list[dict[int, int]], n: int
+) -> None:
+    disjoint = _disjoint(shards)
+    rounds = Rounds(disjoint)
+    result = threshold_top_n(
+        n, len(disjoint), rounds.local_top, rounds.above, rounds.exact, shards_per_key=1
+    )
+    assert result.ranked == brute_force(disjoint, n)
+    assert result.threshold == max(1, result.lower_bound)
+    # Phase 2 adds only the keys that tie or beat tau to round 1's.
+    cut = max(1, result.lower_bound)
+    strong = {k for counts in disjoint for k, c in counts.items() if c >= cut}
+    first = {k for rows in rounds.local_top(n).values() for k, c in rows if c > 0}
+    assert result.candidates == len(strong | first)
+
+
+def test_shards_per_key_below_one_is_refused() -> None:
+    rounds = Rounds([{1: 2}])
+    with pytest.raises(ValueError, match="shards_per_key"):
+        threshold_top_n(1, 1, rounds.local_top, rounds.above, rounds.exact, shards_per_key=0)
