@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from elearn_data.analytics import Analytics
 from elearn_data.config import Settings, load_settings
@@ -242,35 +242,41 @@ class Database:
             return None
         return self.router.resolve(region_or_shard)
 
-    @contextmanager
-    def writer(self, region_or_shard: object | None = None) -> Iterator[UnitOfWork]:
+    def writer(self, region_or_shard: object | None = None) -> UnitOfWork:
         """A unit of work on primaries; commits on success (atomically across shards).
 
-        With a region or shard it is scoped to that shard; without, it is global
-        (statements are routed by their criteria; see docs/api.md).
+        Use it as ``with db.writer(...) as uow:``. With a region or shard it is
+        scoped to that shard; without, it is global (statements are routed by
+        their criteria; see docs/api.md). The commit's causal token merges into
+        this object's (or the current causal scope's) token.
         """
-        uow = UnitOfWork(self.cluster, "writer", self._shard(region_or_shard))
-        with uow.scope():
-            yield uow
-        self._token_store().merge(uow.committed_token)
+        return UnitOfWork(
+            self.cluster,
+            "writer",
+            self._shard(region_or_shard),
+            on_commit=self._token_store().merge,
+        )
 
-    @contextmanager
     def reader(
         self,
         region_or_shard: object | None = None,
         *,
         token: CausalToken | None = None,
         snapshot: bool = False,
-    ) -> Iterator[UnitOfWork]:
+    ) -> UnitOfWork:
         """A unit of work on replicas that have replayed ``token`` (default: this object's).
 
-        With a region or shard it is scoped to that shard; without, it is global:
-        statements are routed by their criteria, and SELECTs over every shard are
-        merged exactly (or raise CrossShardQuery).
+        Use it as ``with db.reader(...) as uow:``. With a region or shard it is
+        scoped to that shard; without, it is global: statements are routed by
+        their criteria, and SELECTs over every shard are merged exactly (or
+        raise CrossShardQuery). ``snapshot=True``: one read-only REPEATABLE
+        READ snapshot per shard. A pooled connection found lost is replaced
+        and the read run again on a new one, once per shard.
         """
-        uow = self._reader_uow(region_or_shard, token=token, snapshot=snapshot)
-        with uow.scope():
-            yield uow
+        effective = self.token if token is None else token
+        return UnitOfWork(
+            self.cluster, "reader", self._shard(region_or_shard), token=effective, snapshot=snapshot
+        )
 
     # ------------------------------------------------- one call = one UoW
 
@@ -297,34 +303,6 @@ class Database:
             except ConcurrencyConflict:
                 if attempt > CONFLICT_RETRIES:
                     raise
-
-    def _reader_uow(
-        self,
-        region_or_shard: object | None,
-        *,
-        token: CausalToken | None = None,
-        snapshot: bool = False,
-    ) -> UnitOfWork:
-        effective = self.token if token is None else token
-        return UnitOfWork(
-            self.cluster, "reader", self._shard(region_or_shard), token=effective, snapshot=snapshot
-        )
-
-    def read(self, shard: object | None, fn: Callable[[UnitOfWork], T], **kw: Any) -> T:
-        """Run ``fn`` in a reader unit of work; a replica that fails mid-read is retried."""
-        # The hottest path of the API: what ``with self.reader(shard, **kw) as uow``
-        # does, without two generator-based context managers per call.
-        uow = self._reader_uow(shard, **kw)
-        try:
-            return uow.run(fn)
-        except ShardUnavailable as exc:
-            if not is_disconnect(exc.__cause__ or exc):
-                raise
-            for choice in uow.choices.values():
-                if choice.node.role == "replica":
-                    choice.node.health.mark_down(str(exc), self.settings.replica.retry_down_after_s)
-            log.info("retrying a read after a dropped connection: %s", exc)
-        return self._reader_uow(shard, **kw).run(fn)
 
 
 def connect(settings: Settings | None = None) -> Database:

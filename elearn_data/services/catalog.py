@@ -313,7 +313,8 @@ class Catalog:
             NotFound: no such course.
         """
         course = catalog_id("course_id", course_id)
-        return self._db.read(None, lambda uow: CatalogRepository(uow).view(course))
+        with self._db.reader() as uow:
+            return CatalogRepository(uow).view(course)
 
     def curriculum(self, course_id: uuid.UUID) -> list[ModuleView]:
         """Return the course's modules and lessons, in order.
@@ -322,7 +323,8 @@ class Catalog:
             NotFound: no such course.
         """
         course = catalog_id("course_id", course_id)
-        return self._db.read(None, lambda uow: CatalogRepository(uow).curriculum(course))
+        with self._db.reader() as uow:
+            return CatalogRepository(uow).curriculum(course)
 
     def search(
         self,
@@ -368,7 +370,8 @@ class Catalog:
                 found = [c for c in found if c.rating is not None and c.rating >= rating_floor]
             return found[:clean_limit]
 
-        return self._db.read(None, work)
+        with self._db.reader() as uow:
+            return work(uow)
 
     def popular(self, limit: int = 10) -> list[CourseView]:
         """Return published courses by global enrollments (merged over shards), most first.
@@ -381,4 +384,5 @@ class Catalog:
         ranked = [
             uuid.UUID(str(c)) for c in self._db.analytics.popular_courses(clean_limit)["course_id"]
         ]
-        return self._db.read(None, lambda uow: CatalogRepository(uow).views(ranked))
+        with self._db.reader() as uow:
+            return CatalogRepository(uow).views(ranked)

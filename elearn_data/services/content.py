@@ -104,7 +104,8 @@ class Content:
                 select(CourseLesson.course_id).where(CourseLesson.id == lesson_id)
             ).first()
 
-        row = self._db.read(None, work)
+        with self._db.reader() as uow:
+            row = work(uow)
         if row is None:
             raise NotFound(f"lesson {lesson_id} not found")
         if row[0] != course_id:
@@ -201,7 +202,8 @@ class Content:
             )
             return [(r[0], r[1], r[2]) for r in rows]
 
-        current = self._db.read(None, lessons)
+        with self._db.reader() as uow:
+            current = lessons(uow)
         present = self._store.exists([content for _, content, _ in current])
         ready = [
             lid for lid, content, status in current if content in present and status != "ready"
@@ -236,13 +238,16 @@ class Preferences:
         def work(uow: UnitOfWork) -> bool:
             return uow.execute(select(User.id).where(User.id == user_id)).first() is not None
 
-        return self._db.read(self._db.router.shard_of_owner(user_id), work)
+        with self._db.reader(self._db.router.shard_of_owner(user_id)) as uow:
+            return work(uow)
 
     def _course_exists(self, course_id: uuid.UUID) -> None:
         def work(uow: UnitOfWork) -> bool:
             return uow.execute(select(Course.id).where(Course.id == course_id)).first() is not None
 
-        if not self._db.read(None, work):
+        with self._db.reader() as uow:
+            exists = work(uow)
+        if not exists:
             raise NotFound(f"course {course_id} not found")
 
     def _with_document(self, user_id: object, action: Callable[[uuid.UUID], T]) -> T:

@@ -128,7 +128,8 @@ class Users:
         """
         uid = validation.identifier("user_id", user_id)
         shard = self._db.router.shard_of_owner(uid)
-        return self._db.read(shard, lambda uow: UsersRepository(uow).get(uid, shard=shard))
+        with self._db.reader(shard) as uow:
+            return UsersRepository(uow).get(uid, shard=shard)
 
     def find_by_email(self, email: str) -> UserView | None:
         """Return the user with this email, in any region, or None."""
@@ -137,7 +138,8 @@ class Users:
         except InvalidInput:
             return None
         digest = self._emails.digest(normalised)
-        located = self._db.read(None, lambda uow: UsersRepository(uow).locate(digest))
+        with self._db.reader() as uow:
+            located = UsersRepository(uow).locate(digest)
         if located is None:
             return None
         uid = located[0]
@@ -149,11 +151,8 @@ class Users:
             # row is committed only after its user row's decision (the user's shard
             # coordinates registration), so the home primary has the row now.
             try:
-                return self._db.read(
-                    shard,
-                    lambda uow: UsersRepository(uow).get(uid, shard=shard),
-                    token=_primary(shard),
-                )
+                with self._db.reader(shard, token=_primary(shard)) as uow:
+                    return UsersRepository(uow).get(uid, shard=shard)
             except NotFound:
                 return None  # erased between the two reads
 
@@ -176,7 +175,8 @@ class Users:
             self._passwords.verify(None, password)
             return None
         digest = self._emails.digest(normalised)
-        located = self._db.read(None, lambda uow: UsersRepository(uow).locate(digest))
+        with self._db.reader() as uow:
+            located = UsersRepository(uow).locate(digest)
         if located is None:
             self._passwords.verify(None, password)
             return None
