@@ -356,16 +356,25 @@ class UnitOfWork:
             log.debug("closing a lost connection failed: %s", error)
         return self.connection(shard)
 
-    def on_shard(self, shard: str, run: Callable[[Connection], T]) -> T:
+    def on_shard(
+        self,
+        shard: str,
+        run: Callable[[Connection], T],
+        release: Callable[[], None] | None = None,
+    ) -> T:
         """Return ``run(connection to shard)``; a reader's lost connection is replaced once.
 
-        Driver errors are left to the caller (SQLAlchemy's, untranslated).
+        ``release``: what lets go of the lost connection before the new one is
+        used (the ORM session's transaction). Driver errors are left to the
+        caller (SQLAlchemy's, untranslated).
         """
         try:
             result = run(self.connection(shard))
         except DBAPIError as exc:
             if not self.may_reconnect(shard, exc):
                 raise
+            if release is not None:
+                release()
             result = run(self.reconnect(shard, exc))
         if self.snapshot:
             self._answered.add(shard)
