@@ -271,6 +271,7 @@ class EngineMap:
         self.settings = settings
         self._primaries: dict[str, Node] = {}
         self._replicas: dict[str, list[Node]] = {}
+        self._shards = settings.shard_names  # the settings are immutable once validated
         for shard in settings.shard_names:
             cfg = settings.shards[shard]
             password = settings.shard_password(shard)
@@ -301,7 +302,7 @@ class EngineMap:
 
     @property
     def shards(self) -> tuple[str, ...]:
-        return self.settings.shard_names
+        return self._shards
 
     def _check(self, shard: str) -> None:
         if shard not in self._primaries:
