@@ -59,9 +59,10 @@ def current_lsn(conn: Connection) -> int:
     (SQLAlchemy's ``isolation_level="AUTOCOMMIT"``), so it opens no transaction
     of its own, and the pool restores the connection's level at check-in.
     """
-    autocommit = conn.execution_options(isolation_level="AUTOCOMMIT")
-    lsn = int(autocommit.exec_driver_sql(CURRENT_LSN_SQL).scalar_one())
-    autocommit.commit()  # ends SQLAlchemy's autobegun (server-side no-op) transaction
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    lsn = int(conn.exec_driver_sql(CURRENT_LSN_SQL).scalar_one())
+    conn.commit()  # ends SQLAlchemy's autobegun (server-side no-op) transaction
     return lsn
 
 

@@ -200,11 +200,8 @@ def _route_orm_execute(ctx: ORMExecuteState) -> Any:
         ctx.bind_arguments["shard_id"] = shards[0]
         if session._uow.role != "reader":
             return None
-        # A reader runs it here, to replace a lost pooled connection once (as
-        # uow.execute); the session's transaction first lets go of the lost one.
-        return session._uow.on_shard(
-            shards[0], lambda _: ctx.invoke_statement(), release=session.rollback
-        )
+        # A reader runs it here, to replace a lost pooled connection once (as uow.execute).
+        return session._uow.on_shard(shards[0], lambda _: ctx.invoke_statement())
     if ctx.is_select:
         return crossshard.execute_orm(ctx, shards)
     if ctx.is_insert:

@@ -300,7 +300,7 @@ class UnitOfWork:
         round trip), and always ended by :meth:`close`. Switching the isolation
         level through SQLAlchemy instead costs two ``SET`` round trips per
         snapshot (psycopg2 restores the session defaults whenever it leaves
-        autocommit). The engines' check-in hook rolls back a transaction a
+        autocommit). The engines' ``reset`` hook rolls back a transaction a
         connection would otherwise take back into the pool.
 
         A pooled connection found lost here (nothing was read yet) is replaced
@@ -345,9 +345,16 @@ class UnitOfWork:
         )
 
     def reconnect(self, shard: str, exc: DBAPIError) -> Connection:
-        """Replace the lost connection to ``shard`` by a new one chosen for the same token."""
+        """Replace the lost connection to ``shard`` by a new one chosen for the same token.
+
+        The ORM session (if any) first lets go of the lost connection: its
+        transaction is rolled back (a reader's session holds nothing to keep;
+        loaded objects are expired and reload on access).
+        """
         log.info("shard %s: connection lost, reading on a new one: %s", shard, exc)
         self._replaced.add(shard)
+        if self._session is not None:
+            self._session.rollback()
         conn = self._connections.pop(shard)
         self.choices.pop(shard, None)
         try:
@@ -356,25 +363,16 @@ class UnitOfWork:
             log.debug("closing a lost connection failed: %s", error)
         return self.connection(shard)
 
-    def on_shard(
-        self,
-        shard: str,
-        run: Callable[[Connection], T],
-        release: Callable[[], None] | None = None,
-    ) -> T:
+    def on_shard(self, shard: str, run: Callable[[Connection], T]) -> T:
         """Return ``run(connection to shard)``; a reader's lost connection is replaced once.
 
-        ``release``: what lets go of the lost connection before the new one is
-        used (the ORM session's transaction). Driver errors are left to the
-        caller (SQLAlchemy's, untranslated).
+        Driver errors are left to the caller (SQLAlchemy's, untranslated).
         """
         try:
             result = run(self.connection(shard))
         except DBAPIError as exc:
             if not self.may_reconnect(shard, exc):
                 raise
-            if release is not None:
-                release()
             result = run(self.reconnect(shard, exc))
         if self.snapshot:
             self._answered.add(shard)

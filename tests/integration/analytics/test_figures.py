@@ -235,8 +235,10 @@ def test_every_analytics_call_reads_replicas_of_all_shards_and_pulls_aggregates_
                         "rollback",
                         "select pg_wal_lsn_diff",
                         "select exists",
-                        # The replica's lag check (revision 0005's owner function).
+                        # The replica's lag check (revision 0005's owner function,
+                        # after asking whether the node is still a standby).
                         "select replay_lsn, pending_bytes, receiver_status",
+                        "select pg_is_in_recovery()",
                     )
                 )
                 or "from users where id" in lowered
