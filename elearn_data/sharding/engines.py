@@ -4,8 +4,12 @@ Every shard has one primary engine and zero or more replica engines, built from
 :class:`~elearn_data.config.Settings`. The primary URL may list several hosts
 with ``target_session_attrs=read-write``: libpq then finds whichever host
 accepts writes, so a promotion is followed without restarting the process
-(stale pooled connections fail once on use; SQLAlchemy then invalidates the
-pool and the next checkout reconnects through libpq's host walk).
+(a stale pooled connection is replaced at checkout when the server ended it,
+or fails once on use; SQLAlchemy then invalidates the pool and the next
+checkout reconnects through libpq's host walk). Replica engines are
+autocommit engines (SQLAlchemy's ``isolation_level="AUTOCOMMIT"``). Stale
+connections are handled by SQLAlchemy's public hooks only (see
+:func:`_handle_stale_connections`).
 
 Connections are made by psycopg2 from the libpq URI itself (``creator=``), so
 every libpq feature the URI names keeps working; the password, the connect
