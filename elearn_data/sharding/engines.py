@@ -183,7 +183,7 @@ def build_engine(
             query_cache_size=1200,
             **options,
         )
-    _handle_stale_connections(engine)
+    _handle_stale_connections(engine, autocommit=autocommit)
     return engine
 
 
@@ -205,7 +205,7 @@ def ends_session(exc: BaseException) -> bool:
     return isinstance(code, str) and code.startswith(_SESSION_ENDED)
 
 
-def _handle_stale_connections(engine: Engine) -> None:
+def _handle_stale_connections(engine: Engine, *, autocommit: bool) -> None:
     """Replace connections the server ended, through SQLAlchemy's public hooks.
 
     * ``handle_error``: a statement that fails because the server ended the
@@ -222,10 +222,11 @@ def _handle_stale_connections(engine: Engine) -> None:
       transaction open on the server (a snapshot reader's explicit ``BEGIN``
       that nothing ended) is rolled back first; if that fails, the pool
       discards it. libpq knows the state locally: no round trip otherwise.
-    * ``checkin``: a connection whose isolation level SQLAlchemy restored
-      (after ``execution_options(isolation_level=...)``) goes back to psycopg2's
-      server default rather than an explicit READ COMMITTED, which psycopg2
-      would undo with a ``SET`` round trip at the next switch to autocommit.
+    * ``checkin`` (engines not in autocommit): a connection whose isolation
+      level SQLAlchemy restored (after ``execution_options(isolation_level=...)``)
+      goes back to psycopg2's server default rather than an explicit READ
+      COMMITTED, which psycopg2 would undo with a ``SET`` round trip at the next
+      switch to autocommit.
     """
 
     def on_error(context: ExceptionContext) -> None:
@@ -262,7 +263,8 @@ def _handle_stale_connections(engine: Engine) -> None:
     event.listen(engine, "handle_error", on_error)
     event.listen(engine, "reset", on_reset)
     event.listen(engine, "checkout", on_checkout)
-    event.listen(engine, "checkin", on_checkin)
+    if not autocommit:  # an autocommit engine's connections are never switched back
+        event.listen(engine, "checkin", on_checkin)
 
 
 class EngineMap:

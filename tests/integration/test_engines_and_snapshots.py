@@ -42,10 +42,10 @@ _LOST = "connection lost, reading on a new one"
 
 
 def _replica_reader(db: Database, **kw: Any) -> UnitOfWork:
-    """A reader of ``eu`` whose connection is on the replica (waits for it after a drill)."""
+    """A reader of ``eu`` on the replica, with ``db``'s token (waits for it after a drill)."""
     deadline = time.monotonic() + 15
     while True:
-        uow = db.reader(Region.EUROPE, token=CausalToken(), **kw)
+        uow = db.reader(Region.EUROPE, **kw)
         uow.connection("eu")
         if uow.choices["eu"].node.role == "replica":
             return uow
