@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from elearn_data import retry
 from elearn_data.analytics import Analytics
@@ -278,37 +278,61 @@ class Database:
             return None
         return self.router.resolve(region_or_shard)
 
-    @contextmanager
-    def writer(self, region_or_shard: object | None = None) -> Iterator[UnitOfWork]:
+    def writer(self, region_or_shard: object | None = None) -> UnitOfWork:
         """A unit of work on primaries; commits on success (atomically across shards).
 
-        With a region or shard it is scoped to that shard; without, it is global
-        (statements are routed by their criteria; see docs/api.md).
+        Use it as ``with db.writer(...) as uow:``. With a region or shard it is
+        scoped to that shard; without, it is global (statements are routed by
+        their criteria; see docs/api.md). The commit's causal token merges into
+        this object's (or the current causal scope's) token.
         """
-        uow = UnitOfWork(self.cluster, "writer", self._shard(region_or_shard))
-        with uow.scope():
-            yield uow
-        self._token_store().merge(uow.committed_token)
+        return UnitOfWork(
+            self.cluster,
+            "writer",
+            self._shard(region_or_shard),
+            on_commit=self._token_store().merge,
+        )
 
-    @contextmanager
     def reader(
         self,
         region_or_shard: object | None = None,
         *,
         token: CausalToken | None = None,
         snapshot: bool = False,
-    ) -> Iterator[UnitOfWork]:
+    ) -> UnitOfWork:
         """A unit of work on replicas that have replayed ``token`` (default: this object's).
 
-        With a region or shard it is scoped to that shard; without, it is global:
-        statements are routed by their criteria, and SELECTs over every shard are
-        merged exactly (or raise CrossShardQuery).
+        Use it as ``with db.reader(...) as uow:``. With a region or shard it is
+        scoped to that shard; without, it is global: statements are routed by
+        their criteria, and SELECTs over every shard are merged exactly (or
+        raise CrossShardQuery). ``snapshot=True``: one read-only REPEATABLE
+        READ snapshot per shard. A pooled connection found lost is replaced
+        and the read run again on a new one, once per shard.
         """
-        uow = self._reader_uow(region_or_shard, token=token, snapshot=snapshot)
-        with uow.scope():
-            yield uow
+        effective = self.token if token is None else token
+        return UnitOfWork(
+            self.cluster, "reader", self._shard(region_or_shard), token=effective, snapshot=snapshot
+        )
 
     # ------------------------------------------------- one call = one UoW
+
+    def read(
+        self,
+        shard: object | None,
+        fn: Callable[[UnitOfWork], T],
+        *,
+        token: CausalToken | None = None,
+        snapshot: bool = False,
+    ) -> T:
+        """Run ``fn`` in one :meth:`reader` unit of work and return its result.
+
+        The callable form of ``reader`` (as :meth:`write` is of ``writer``), the
+        services' "one call = one unit of work". No retry loop of its own: the
+        unit of work replaces a lost pooled connection and reruns the statement
+        itself (once per shard).
+        """
+        with self.reader(shard, token=token, snapshot=snapshot) as uow:
+            return fn(uow)
 
     def write(self, shard: object | None, fn: Callable[[UnitOfWork], T]) -> T:
         """Run ``fn`` in a writer unit of work, retrying what provably wrote nothing.
@@ -328,33 +352,6 @@ class Database:
             work,
             down_after_s=self.settings.replica.retry_down_after_s,
             what="a write",
-        )
-
-    def _reader_uow(
-        self,
-        region_or_shard: object | None,
-        *,
-        token: CausalToken | None = None,
-        snapshot: bool = False,
-    ) -> UnitOfWork:
-        effective = self.token if token is None else token
-        return UnitOfWork(
-            self.cluster, "reader", self._shard(region_or_shard), token=effective, snapshot=snapshot
-        )
-
-    def read(self, shard: object | None, fn: Callable[[UnitOfWork], T], **kw: Any) -> T:
-        """Run ``fn`` in a reader unit of work; a replica that fails mid-read is retried.
-
-        ``retry.READS``: after a dropped connection the replicas that served the
-        read are marked down and the read runs once more (on another node).
-        """
-        # The hottest path of the API: what ``with self.reader(shard, **kw) as uow``
-        # does, without two generator-based context managers per call.
-        return retry.run(
-            retry.READS,
-            lambda attempt: attempt.track(self._reader_uow(shard, **kw)).run(fn),
-            down_after_s=self.settings.replica.retry_down_after_s,
-            what="a read",
         )
 
 

@@ -29,9 +29,8 @@ from sqlalchemy import Executable
 from sqlalchemy.exc import SQLAlchemyError
 
 from elearn_data import retry
-from elearn_data.analytics.queries import BEGIN_SNAPSHOT, END_SNAPSHOT
 from elearn_data.dberrors import translate
-from elearn_data.errors import ElearnDataError, ShardUnavailable
+from elearn_data.errors import ShardUnavailable
 from elearn_data.sharding.unit_of_work import UnitOfWork
 
 if TYPE_CHECKING:
@@ -74,14 +73,7 @@ class ShardQuery:
         return self._uow.execute(statement, params or None, shard=self.shard).scalar()
 
     def close(self) -> None:
-        """End the snapshot and return the connection (a broken one is discarded)."""
-        if self.shard in self._uow.shards_touched:
-            try:
-                self._uow.execute(END_SNAPSHOT, shard=self.shard)
-            except ElearnDataError:
-                # The snapshot's state is unknown: the connection must never go
-                # back to the pool with a transaction open.
-                self._uow.connection(self.shard).invalidate()
+        """End the snapshot and return the connection (the unit of work discards a broken one)."""
         self._uow.close()
 
 
@@ -186,19 +178,28 @@ class FanOut:
     def _open(self, shard: str) -> ShardQuery:
         """Open the shard's snapshot on a replica (or the primary), retrying a stale connection.
 
-        The reader's connection is in autocommit mode; the snapshot is an
-        explicit read-only REPEATABLE READ transaction, begun together with its
-        statement timeout in one round trip, and always ended by ``close``.
+        The snapshot is the unit of work's own (``snapshot=True``): read-only
+        REPEATABLE READ, begun together with its statement timeout in one round
+        trip, and always ended by ``close``.
         """
 
         def attempt_open(attempt: retry.Attempt) -> ShardQuery:
             # A pooled connection to a node restarted since it was pooled fails
             # on first use; nothing was read, so retry.READS runs this once more.
-            uow = attempt.track(UnitOfWork(self._db.cluster, "reader", shard, token=self._db.token))
-            query = ShardQuery(shard, uow)
             budget_ms = max(1, math.ceil(self.remaining() * 1000))
+            uow = attempt.track(
+                UnitOfWork(
+                    self._db.cluster,
+                    "reader",
+                    shard,
+                    token=self._db.token,
+                    snapshot=True,
+                    statement_timeout_ms=budget_ms,
+                )
+            )
+            query = ShardQuery(shard, uow)
             try:
-                uow.execute(BEGIN_SNAPSHOT, {"ms": str(budget_ms)}, shard=shard)
+                uow.connection(shard)
             except BaseException:
                 query.close()
                 raise

@@ -14,16 +14,6 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-# One read-only REPEATABLE READ snapshot per shard for the whole call, opened in one
-# round trip; the timeout stops the server's work when the caller has stopped
-# waiting for it. set_config(..., true) is SET LOCAL with a bind parameter: it ends
-# with the transaction, so the pooled connection keeps its usual statement_timeout.
-BEGIN_SNAPSHOT = text(
-    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
-    " SELECT set_config('statement_timeout', :ms, true)"
-)
-END_SNAPSHOT = text("ROLLBACK")
-
 PLATFORM_STATS = text("SELECT * FROM get_platform_stats()")
 
 INSTRUCTOR_STATS = text("SELECT * FROM get_instructor_stats(:instructor_id)")

@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import psycopg2
@@ -184,7 +183,8 @@ def wait_for_replicas(db: Database, timeout_s: float = 120.0) -> None:
         if not db.cluster.engines.replicas(shard):
             continue
         while True:
-            reason = db.read(shard, partial(_reason, shard=shard))
+            with db.reader(shard) as uow:
+                reason = _reason(uow, shard=shard)
             if reason.startswith("replica"):
                 break
             if time.monotonic() > deadline:

@@ -358,9 +358,8 @@ class PointRead(Workload):
     def setup(self) -> None:
         shard = _home_shard(self.ctx)
         probe = self.ctx.read_ids[0]
-        choice = self.db.read(
-            shard, lambda uow: (UsersRepository(uow).get(probe), uow.choices[shard])[1]
-        )
+        with self.db.reader(shard) as uow:
+            choice = (UsersRepository(uow).get(probe), uow.choices[shard])[1]
         node = choice.node
         self.detail["node"] = node.label
         self.raw = psycopg2.connect(
@@ -711,9 +710,11 @@ class CausalRead(Workload):
 
             start = time.perf_counter()
             if token is None:
-                view, reason = db.read(self.shard, read)
+                with db.reader(self.shard) as uow:
+                    view, reason = read(uow)
             else:
-                view, reason = db.read(self.shard, read, token=token)
+                with db.reader(self.shard, token=token) as uow:
+                    view, reason = read(uow)
             total += time.perf_counter() - start
             if record:
                 self.reasons[reason] += 1

@@ -94,12 +94,25 @@ class Instruments:
             registry=registry,
         )
 
+        # Labelled series, made on first use and kept: ``labels()`` validates and
+        # looks its arguments up on every call, a cost the per-call path need not pay.
+        self._unit_series: dict[tuple[str, int], Any] = {}
+        self._checkout_series: dict[tuple[str, str], Any] = {}
+
     def unit_closed(self, role: str, shards: int) -> None:
-        kind = "none" if shards == 0 else "single_shard" if shards == 1 else "multi_shard"
-        self.units.labels(role, kind).inc()
+        key = (role, min(shards, 2))
+        series = self._unit_series.get(key)
+        if series is None:
+            kind = "none" if shards == 0 else "single_shard" if shards == 1 else "multi_shard"
+            series = self._unit_series[key] = self.units.labels(role, kind)
+        series.inc()
 
     def checked_out(self, shard: str, role: str, seconds: float) -> None:
-        self.checkout_seconds.labels(shard, role).observe(seconds)
+        key = (shard, role)
+        series = self._checkout_series.get(key)
+        if series is None:
+            series = self._checkout_series[key] = self.checkout_seconds.labels(shard, role)
+        series.observe(seconds)
 
 
 class Observed(Protocol):

@@ -34,13 +34,11 @@ from elearn_data.errors import ElearnDataError
 from elearn_data.seeding.columns import BINARY_HEADER, BINARY_TRAILER
 from elearn_data.seeding.plan import Batch
 from elearn_data.sharding import twophase
-from elearn_data.sharding.consistency import PRIMARY_ONLY, CausalToken
+from elearn_data.sharding.consistency import PRIMARY_ONLY, CausalToken, current_lsn
 from elearn_data.sharding.engines import build_engine
 
 COPY_CHUNK: Final = 1 << 20
 QUEUE_DEPTH: Final = 4
-
-_CURRENT_LSN: Final = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
 
 # Indexes of the given tables that back no constraint (plain and partial unique indexes).
 _PLAIN_INDEXES: Final = """
@@ -304,8 +302,7 @@ def commit_all(writers: dict[str, ShardWriter], coordinator: str, gid: str) -> C
     for shard in result.committed:
         connection = writers[shard].connection
         try:
-            lsns[shard] = int(connection.exec_driver_sql(_CURRENT_LSN).scalar_one())
-            connection.rollback()
+            lsns[shard] = current_lsn(connection)
         except Exception:  # committed, position unknown: readers use the primary
             lsns[shard] = PRIMARY_ONLY
     return CausalToken(lsns)

@@ -48,7 +48,7 @@ class Units(Protocol):
     ) -> T:
         """Run ``fn`` on replicas that have replayed ``token`` (default: the caller's writes).
 
-        ``snapshot=True`` reads each shard in one REPEATABLE READ snapshot.
+        ``snapshot=True`` reads each shard in one read-only REPEATABLE READ snapshot.
         """
         ...
 

@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -47,6 +46,24 @@ _STANDBY_STATE = text(
 )
 # A token position no replica ever reaches: the shard is read from its primary.
 PRIMARY_ONLY = 2**63 - 1
+# The primary's WAL position as a number (bytes since 0/0), what a token holds.
+CURRENT_LSN_SQL = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+
+
+def current_lsn(conn: Connection) -> int:
+    """Return the WAL position of the primary ``conn`` is connected to (one round trip).
+
+    The one implementation of the causal token's "current LSN" query (units of
+    work after a commit, the two-phase protocol, the seeding bulk path). Called
+    after the connection's transaction committed: the query runs in autocommit
+    (SQLAlchemy's ``isolation_level="AUTOCOMMIT"``), so it opens no transaction
+    of its own, and the pool restores the connection's level at check-in.
+    """
+    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+    lsn = int(conn.exec_driver_sql(CURRENT_LSN_SQL).scalar_one())
+    conn.commit()  # ends SQLAlchemy's autobegun (server-side no-op) transaction
+    return lsn
 
 
 @dataclass(frozen=True)
@@ -94,33 +111,6 @@ class ReadChoice:
     reason: str  # "replica", "replica-caught-up", "primary-fallback", "primary-only"
 
 
-def replica_autocommit(conn: Connection) -> Connection:
-    """Put a replica connection in autocommit mode at the driver level, and leave it there.
-
-    Switching through SQLAlchemy (``isolation_level="AUTOCOMMIT"``) makes the
-    pool restore READ COMMITTED at every check-in, and psycopg2 then sends
-    ``SET default_transaction_isolation TO DEFAULT`` the next time it leaves
-    autocommit: one extra round trip per read, as much as the read itself
-    (found by ``scripts/profile_bench.py point_read``). Replicas serve readers
-    only, and every reader wants autocommit, so their connections keep it
-    across check-ins; only a snapshot reader changes it (through SQLAlchemy,
-    which restores it at check-in; the next reader switches back here, which
-    costs no round trip).
-    """
-    dbapi_connection: Any = conn.connection.dbapi_connection
-    if not dbapi_connection.autocommit:
-        error = conn.dialect.loaded_dbapi.Error
-        try:
-            dbapi_connection.autocommit = True
-        except error as exc:  # closed under our feet: no round trip is involved
-            conn.invalidate(exc)
-            conn.close()
-            raise DBAPIError.instance(
-                None, None, exc, error, connection_invalidated=True, dialect=conn.dialect
-            ) from exc
-    return conn
-
-
 class ReplicaSelector:
     """Picks, per shard, a replica that satisfies a token, or the primary."""
 
@@ -163,10 +153,11 @@ class ReplicaSelector:
         connection to REPEATABLE READ before its first statement. Falls back to
         the primary; only a failure of the primary raises.
 
-        A replica's pooled connections stay in autocommit at the driver level
-        (see :func:`replica_autocommit`); a primary's are shared with writers, so
-        the primary fallback switches through SQLAlchemy, which restores the
-        isolation level when the connection goes back to the pool.
+        A replica's engine is an autocommit engine (``isolation_level="AUTOCOMMIT"``,
+        see :func:`~elearn_data.sharding.engines.build_engine`); a primary's
+        connections are shared with writers, so the primary fallback switches
+        through ``execution_options``, and SQLAlchemy restores the level when
+        the connection goes back to the pool.
         """
         known = self._replicas.get(shard)
         replicas = [
@@ -194,7 +185,7 @@ class ReplicaSelector:
 
     def _try_replica(self, replica: Node, lsn: int | None) -> Connection | None:
         try:
-            conn = replica_autocommit(replica.engine.connect())
+            conn = replica.engine.connect()
         except (DBAPIError, PoolTimeout) as exc:
             self._mark_down(replica, exc)
             return None

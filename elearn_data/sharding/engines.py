@@ -4,8 +4,12 @@ Every shard has one primary engine and zero or more replica engines, built from
 :class:`~elearn_data.config.Settings`. The primary URL may list several hosts
 with ``target_session_attrs=read-write``: libpq then finds whichever host
 accepts writes, so a promotion is followed without restarting the process
-(stale pooled connections fail once on use; SQLAlchemy then invalidates the
-pool and the next checkout reconnects through libpq's host walk).
+(a stale pooled connection is replaced at checkout when the server ended it,
+or fails once on use; SQLAlchemy then invalidates the pool and the next
+checkout reconnects through libpq's host walk). Replica engines are
+autocommit engines (SQLAlchemy's ``isolation_level="AUTOCOMMIT"``). Stale
+connections are handled by SQLAlchemy's public hooks only (see
+:func:`_handle_stale_connections`).
 
 Connections are made by psycopg2 from the libpq URI itself (``creator=``), so
 every libpq feature the URI names keeps working; the password, the connect
@@ -16,8 +20,8 @@ bound parameters from their log lines and error messages (``hide_parameters``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -25,9 +29,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import psycopg2
+import psycopg2.extensions
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.pool import ConnectionPoolEntry, NullPool, PoolProxiedConnection, QueuePool
+from sqlalchemy.pool import (
+    ConnectionPoolEntry,
+    NullPool,
+    PoolProxiedConnection,
+    PoolResetState,
+    QueuePool,
+)
 
 from elearn_data.config import Settings, redact, url_hosts
 from elearn_data.errors import InvalidInput
@@ -120,72 +132,129 @@ def build_engine(
     password: str | None,
     application: str = "elearn_data",
     pooled: bool = True,
+    autocommit: bool = False,
 ) -> Engine:
-    """Return an engine that connects with psycopg2 to the libpq URI ``url``."""
+    """Return an engine that connects with psycopg2 to the libpq URI ``url``.
+
+    ``autocommit``: the engine's connections are in autocommit (SQLAlchemy's
+    ``isolation_level="AUTOCOMMIT"``, set once when a connection is made): a
+    replica's engine, whose connections serve single-statement reads.
+    """
     kwargs = _connect_kwargs(settings, password, application)
 
     def creator() -> Any:
         return psycopg2.connect(url, **kwargs)
 
-    if not pooled:
-        return create_engine(
-            "postgresql+psycopg2://", creator=creator, poolclass=NullPool, hide_parameters=True
-        )
-    pool = settings.pool
-    engine = create_engine(
-        "postgresql+psycopg2://",
-        creator=creator,
-        poolclass=QueuePool,
-        pool_size=pool.size,
-        max_overflow=pool.max_overflow,
-        pool_timeout=pool.timeout_s,
-        pool_recycle=pool.recycle_s,
-        pool_pre_ping=pool.pre_ping,
-        # Statements are compiled once per process and reused.
-        query_cache_size=1200,
+    options: dict[str, Any] = {
         # Bound values (names, phones, password hashes) never reach a log line or
         # an exception's text: "[SQL parameters hidden due to hide_parameters=True]".
-        hide_parameters=True,
-    )
-    _tolerate_dead_connections(engine)
+        "hide_parameters": True,
+        # A connection in autocommit has no transaction to roll back at check-in.
+        "skip_autocommit_rollback": True,
+    }
+    if autocommit:
+        options["isolation_level"] = "AUTOCOMMIT"
+    if not pooled:
+        engine = create_engine(
+            "postgresql+psycopg2://", creator=creator, poolclass=NullPool, **options
+        )
+    else:
+        pool = settings.pool
+        engine = create_engine(
+            "postgresql+psycopg2://",
+            creator=creator,
+            poolclass=QueuePool,
+            pool_size=pool.size,
+            max_overflow=pool.max_overflow,
+            pool_timeout=pool.timeout_s,
+            pool_recycle=pool.recycle_s,
+            pool_pre_ping=pool.pre_ping,
+            # Statements are compiled once per process and reused.
+            query_cache_size=1200,
+            **options,
+        )
+    _handle_stale_connections(engine, autocommit=autocommit)
     return engine
 
 
-def _tolerate_dead_connections(engine: Engine) -> None:
-    """Keep a connection the server dropped from failing a call that already succeeded.
+# SQLSTATEs that end the session, not just the statement: connection exceptions
+# (class 08) and the server's operator interventions (terminated by an
+# administrator or a shutdown, crash shutdown, cannot connect now).
+_SESSION_ENDED = ("08", "57P01", "57P02", "57P03")
+_READ_COMMITTED = psycopg2.extensions.ISOLATION_LEVEL_READ_COMMITTED
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 
-    Found by the replica-stop drill (tests/integration/reliability/test_fault_drills.py):
-    readers switch pooled connections to AUTOCOMMIT, and SQLAlchemy restores the
-    isolation level when the connection goes back to the pool -- outside its own
-    error handling. If the server went away in between (a replica stopped
-    right after answering), ``Connection.close()`` raised a raw
-    ``psycopg2.OperationalError`` out of a read whose result was already in hand.
 
-    * A failed reset on a connection is logged and the connection closed, not raised.
-    * On checkout, a connection libpq already knows to be closed or broken
-      (``closed != 0``, no round trip) is replaced by the pool (DisconnectionError
-      is the pool's documented "discard and reconnect" signal).
+def ends_session(exc: BaseException) -> bool:
+    """True when the driver error ``exc`` means the connection is gone, by SQLSTATE.
+
+    SQLAlchemy's psycopg2 dialect recognises a lost connection by libpq's
+    message texts; the SQLSTATE says it in any server language.
     """
-    dialect = engine.dialect
-    reset = dialect.reset_isolation_level
+    code = getattr(exc, "pgcode", None)
+    return isinstance(code, str) and code.startswith(_SESSION_ENDED)
 
-    def reset_isolation_level(dbapi_connection: Any) -> None:
-        try:
-            reset(dbapi_connection)
-        except psycopg2.Error as exc:
-            log.info("connection lost before it was returned to the pool: %s", exc)
-            with contextlib.suppress(psycopg2.Error):
-                dbapi_connection.close()
 
-    dialect.reset_isolation_level = reset_isolation_level  # type: ignore[method-assign]
+def _handle_stale_connections(engine: Engine, *, autocommit: bool) -> None:
+    """Replace connections the server ended, through SQLAlchemy's public hooks.
 
-    def replace_broken(
+    * ``handle_error``: a statement that fails because the server ended the
+      session (by SQLSTATE, see :func:`ends_session`) is a disconnect, so
+      SQLAlchemy invalidates the connection and the rest of the pool (every
+      connection made before the failure is replaced at its next checkout).
+    * ``checkout``: a pooled connection libpq already knows to be closed, or
+      whose socket has something to read while idle -- the server's farewell
+      after ``pg_terminate_backend``, a shutdown or a restart -- is replaced
+      before it is used (``DisconnectionError`` is the pool's documented
+      "discard and reconnect" signal). No round trip: an idle connection
+      receives nothing from a live server.
+    * ``reset``: a connection in autocommit that goes back to the pool with a
+      transaction open on the server (a snapshot reader's explicit ``BEGIN``
+      that nothing ended) is rolled back first; if that fails, the pool
+      discards it. libpq knows the state locally: no round trip otherwise.
+    * ``checkin`` (engines not in autocommit): a connection whose isolation
+      level SQLAlchemy restored (after ``execution_options(isolation_level=...)``)
+      goes back to psycopg2's server default rather than an explicit READ
+      COMMITTED, which psycopg2 would undo with a ``SET`` round trip at the next
+      switch to autocommit.
+    """
+
+    def on_error(context: ExceptionContext) -> None:
+        if not context.is_disconnect and ends_session(context.original_exception):
+            context.is_disconnect = True
+
+    def on_checkout(
         dbapi_connection: Any, record: ConnectionPoolEntry, proxy: PoolProxiedConnection
     ) -> None:
-        if getattr(dbapi_connection, "closed", 0):
+        if dbapi_connection.closed:
             raise DisconnectionError("pooled connection was closed; reconnecting")
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+        if readable:
+            raise DisconnectionError("the server ended the pooled connection; reconnecting")
 
-    event.listen(engine, "checkout", replace_broken)
+    def on_checkin(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        if (
+            dbapi_connection is not None
+            and not dbapi_connection.closed
+            and not dbapi_connection.autocommit
+            and dbapi_connection.isolation_level == _READ_COMMITTED
+        ):
+            dbapi_connection.set_session(isolation_level="DEFAULT")
+
+    def on_reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+        if (
+            not state.terminate_only
+            and dbapi_connection.autocommit
+            and dbapi_connection.info.transaction_status != _IDLE
+        ):
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("ROLLBACK")
+
+    event.listen(engine, "handle_error", on_error)
+    event.listen(engine, "reset", on_reset)
+    event.listen(engine, "checkout", on_checkout)
+    if not autocommit:  # an autocommit engine's connections are never switched back
+        event.listen(engine, "checkin", on_checkin)
 
 
 class EngineMap:
@@ -198,6 +267,7 @@ class EngineMap:
         self.settings = settings
         self._primaries: dict[str, Node] = {}
         self._replicas: dict[str, list[Node]] = {}
+        self._shards = settings.shard_names  # the settings are immutable once validated
         for shard in settings.shard_names:
             cfg = settings.shards[shard]
             password = settings.shard_password(shard)
@@ -216,7 +286,11 @@ class EngineMap:
                     "replica",
                     url,
                     build_engine(
-                        url, settings=settings, password=password, application=application
+                        url,
+                        settings=settings,
+                        password=password,
+                        application=application,
+                        autocommit=True,
                     ),
                 )
                 for url in cfg.replicas
@@ -224,7 +298,7 @@ class EngineMap:
 
     @property
     def shards(self) -> tuple[str, ...]:
-        return self.settings.shard_names
+        return self._shards
 
     def _check(self, shard: str) -> None:
         if shard not in self._primaries:

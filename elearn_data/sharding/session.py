@@ -198,7 +198,10 @@ def _route_orm_execute(ctx: ORMExecuteState) -> Any:
         # Pinned, ShardedSession's own hook (next in line) runs it on that shard:
         # one execution, not a nested one.
         ctx.bind_arguments["shard_id"] = shards[0]
-        return None
+        if session._uow.role != "reader":
+            return None
+        # A reader runs it here, to replace a lost pooled connection once (as uow.execute).
+        return session._uow.on_shard(shards[0], lambda _: ctx.invoke_statement())
     if ctx.is_select:
         return crossshard.execute_orm(ctx, shards)
     if ctx.is_insert:

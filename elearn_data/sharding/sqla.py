@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Result, Select
+from sqlalchemy import Connection, Result, Select
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.sql.dml import Insert
 
@@ -88,3 +88,30 @@ def insert_from_select(statement: Insert) -> bool:
 def rows_result(keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> Result[Any]:
     """Return a Result over rows computed in Python (keys: the column names)."""
     return IteratorResult(SimpleResultMetaData(list(keys)), iter([tuple(r) for r in rows]))
+
+
+def observed(conn: Connection) -> bool:
+    """True when something listens to this connection's statements (events, echo).
+
+    SQLAlchemy has no public "does anything listen?" question: the connection's
+    echo flag, its and its engine's event flags and the listener collections
+    answer it. The prepared-read fast path asks before it bypasses SQLAlchemy's
+    execution (listeners must see every statement).
+    """
+    if conn._echo:
+        return True
+    # The engine's flag says whether any connection event was ever registered
+    # (it stays set after a removal: the listener collections then decide).
+    if conn._has_events or conn.engine._has_events:
+        dispatch: Any = conn.dispatch
+        if (
+            dispatch.before_cursor_execute
+            or dispatch.after_cursor_execute
+            or dispatch.before_execute
+            or dispatch.after_execute
+        ):
+            return True
+    # handle_error listeners (ours included) are served by the fast path's own
+    # error handling; a do_execute listener must see the statement.
+    dialect_dispatch: Any = conn.dialect.dispatch
+    return bool(dialect_dispatch.do_execute)

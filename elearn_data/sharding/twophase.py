@@ -65,6 +65,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from elearn_data.errors import AbortedByRecovery, CommitPending, OutcomeUnknown
 from elearn_data.retry import Backoff
+from elearn_data.sharding.consistency import current_lsn
 from elearn_data.sharding.engines import EngineMap
 from elearn_data.sharding.locks import advisory_lock
 
@@ -102,7 +103,6 @@ _ALL_OURS = text(
 )
 # DELETE of decisions older than :age seconds whose gid is not in :keep; returns the count.
 _FORGET = text("SELECT elearn_twophase_forget(:age, :keep)")
-_CURRENT_LSN = text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
 # SQLSTATEs: the decision row exists already (a recoverer claimed an abort), and
 # COMMIT PREPARED of a gid that is no longer prepared (recovery finished it).
 _UNIQUE_VIOLATION = "23505"
@@ -326,7 +326,7 @@ def finish(engines: EngineMap, shard: str, gid: str, *, resolve_s: float) -> int
                     if _pgcode(exc) != _UNDEFINED_OBJECT:
                         raise
                     log.info("%s on shard %s was committed by recovery already", gid, shard)
-                return int(conn.execute(_CURRENT_LSN).scalar_one())
+                return current_lsn(conn)
         except SQLAlchemyError as exc:
             pause = next(pauses, None)
             if pause is None:

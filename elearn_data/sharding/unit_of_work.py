@@ -28,9 +28,9 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from sqlalchemy import CompoundSelect, Connection, Executable, Insert, Result, Select, text
@@ -43,14 +43,15 @@ from elearn_data.config import Settings
 from elearn_data.dberrors import translate
 from elearn_data.errors import RoutingError, ShardUnavailable
 from elearn_data.monitoring.metrics import Instruments
-from elearn_data.sharding import crossshard, twophase
+from elearn_data.sharding import crossshard, sqla, twophase
 from elearn_data.sharding.consistency import (
     PRIMARY_ONLY,
     CausalToken,
     ReadChoice,
     ReplicaSelector,
+    current_lsn,
 )
-from elearn_data.sharding.engines import EngineMap
+from elearn_data.sharding.engines import EngineMap, ends_session
 from elearn_data.sharding.routing import Router, refuse_catalog_write
 from elearn_data.sharding.session import RoutedSession
 
@@ -63,8 +64,16 @@ AnyResult: TypeAlias = Result[*tuple[Any, ...]]
 
 # Tokens are immutable: one empty token serves every unit of work that has none.
 _NO_TOKEN = CausalToken()
-_CURRENT_LSN_SQL = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
-_CURRENT_LSN = text(_CURRENT_LSN_SQL)
+# A reader's snapshot (see UnitOfWork._begin_snapshot), and its end. The timeout
+# stops the server's work when the caller has stopped waiting for it;
+# set_config(..., true) is SET LOCAL with a bind parameter: it ends with the
+# transaction, so the pooled connection keeps its usual statement_timeout.
+_BEGIN_SNAPSHOT = text("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+_BEGIN_SNAPSHOT_WITH_TIMEOUT = text(
+    "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;"
+    " SELECT set_config('statement_timeout', :ms, true)"
+)
+_END_SNAPSHOT = text("ROLLBACK")
 
 
 # SQLSTATEs of a server that lost (26000) or already has (42P05) a prepared statement.
@@ -121,25 +130,6 @@ class PreparedRead:
         self.prepare_and_execute_sql = f"{self.prepare_sql}; {self.execute_sql}"
 
 
-def _observed(conn: Connection) -> bool:
-    """True when something listens to this connection's statements (events, echo)."""
-    if conn._echo:
-        return True
-    # The engine's flag says whether any connection event was ever registered
-    # (it stays set after a removal: the listener collections then decide).
-    if conn._has_events or conn.engine._has_events:
-        dispatch: Any = conn.dispatch
-        if (
-            dispatch.before_cursor_execute
-            or dispatch.after_cursor_execute
-            or dispatch.before_execute
-            or dispatch.after_execute
-        ):
-            return True
-    dialect_dispatch: Any = conn.dialect.dispatch
-    return bool(dialect_dispatch.handle_error or dialect_dispatch.do_execute)
-
-
 def _fetch_prepared(
     conn: Connection, fairy: Any, query: PreparedRead, args: Sequence[Any]
 ) -> tuple[Any, ...] | None:
@@ -177,55 +167,12 @@ def _fetch_prepared(
         cursor.close()
         return row
     except error as exc:
-        disconnect = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
+        # What SQLAlchemy's execution and the engine's handle_error hook decide.
+        disconnect = conn.dialect.is_disconnect(exc, dbapi_connection, cursor) or ends_session(exc)
         if disconnect:
             conn.invalidate(exc)
         raise DBAPIError.instance(
             sql, args, exc, error, connection_invalidated=disconnect, dialect=conn.dialect
-        ) from exc
-
-
-def _current_lsn(conn: Connection) -> int:
-    """Return the WAL position of a primary whose transaction just committed (one round trip).
-
-    The query must not open a transaction of its own, so it runs in autocommit.
-    Switching through SQLAlchemy (``isolation_level="AUTOCOMMIT"``) would make
-    the pool restore the level at check-in, which costs psycopg2 a ``SET`` round
-    trip at the next switch; flipping the driver's flag and back costs none
-    while the connection's level is the server default (made so once here).
-    """
-    if _observed(conn):
-        conn.execution_options(isolation_level="AUTOCOMMIT")
-        lsn = int(conn.execute(_CURRENT_LSN).scalar_one())
-        conn.commit()
-        return lsn
-    dbapi_connection: Any = conn.connection.dbapi_connection
-    error = conn.dialect.loaded_dbapi.Error
-    cursor = None
-    try:
-        dbapi_connection.autocommit = True
-        try:
-            if dbapi_connection.isolation_level is not None:
-                # Left explicit by an earlier SQLAlchemy switch: back to the default.
-                dbapi_connection.set_session(isolation_level="DEFAULT")
-            cursor = dbapi_connection.cursor()
-            cursor.execute(_CURRENT_LSN_SQL)
-            row = cursor.fetchone()
-            cursor.close()
-        finally:
-            dbapi_connection.autocommit = False
-        return int(row[0])
-    except error as exc:
-        disconnect = conn.dialect.is_disconnect(exc, dbapi_connection, cursor)
-        if disconnect:
-            conn.invalidate(exc)
-        raise DBAPIError.instance(
-            _CURRENT_LSN_SQL,
-            None,
-            exc,
-            error,
-            connection_invalidated=disconnect,
-            dialect=conn.dialect,
         ) from exc
 
 
@@ -252,7 +199,11 @@ class Cluster:
 
 
 class UnitOfWork:
-    """One transaction per shard touched, committed together."""
+    """One transaction per shard touched, committed together (a context manager).
+
+    ``with uow:`` commits on success and rolls back on error, translating driver
+    errors; a writer then hands its causal token to ``on_commit``.
+    """
 
     def __init__(
         self,
@@ -262,6 +213,8 @@ class UnitOfWork:
         *,
         token: CausalToken | None = None,
         snapshot: bool = False,
+        statement_timeout_ms: int | None = None,
+        on_commit: Callable[[CausalToken], None] | None = None,
     ) -> None:
         self.cluster = cluster
         self.router = cluster.router
@@ -273,12 +226,23 @@ class UnitOfWork:
         self.default_shard = default_shard
         self.token = token if token is not None else _NO_TOKEN
         self.snapshot = snapshot
+        # A snapshot's statement timeout (the analytics fan-out's budget), or None.
+        self.statement_timeout_ms = statement_timeout_ms
+        # Shards whose connection holds an open snapshot (ended by close()).
+        self._snapshots: set[str] = set()
         self.choices: dict[str, ReadChoice] = {}
         self._connections: dict[str, Connection] = {}
         self._participants: dict[str, twophase.Participant] = {}
         self._gid = twophase.new_gid(default_shard) if role == "writer" else ""
         self._session: RoutedSession | None = None
         self._closed = False
+        self._on_commit = on_commit
+        # Reader connections are in autocommit unless they hold a snapshot.
+        self._autocommit = role == "reader" and not snapshot
+        # Shards whose connection was replaced after a lost connection (once each),
+        # and, for a snapshot, shards that answered a statement already.
+        self._replaced: set[str] = set()
+        self._answered: set[str] = set()
         self.commit_started = False
         # The token of the last commit (what a reader must see to read these writes).
         self.committed_token = _NO_TOKEN
@@ -326,29 +290,99 @@ class UnitOfWork:
         self._connections[shard] = conn
         return conn
 
-    @staticmethod
-    def _begin_snapshot(shard: str, conn: Connection) -> Connection:
-        """Switch a reader's connection to one REPEATABLE READ snapshot.
+    def _begin_snapshot(self, shard: str, conn: Connection) -> Connection:
+        """Begin one read-only REPEATABLE READ snapshot on a reader's autocommit connection.
 
-        Setting the isolation level talks to the driver outside SQLAlchemy's
-        error handling: a pooled connection that went stale (a restarted node)
-        fails there with a raw driver error. It is invalidated, never returned to
-        the pool, and reported as the shard being unavailable.
+        The one snapshot mechanism of the package (readers with ``snapshot=True``
+        and the analytics fan-out): the connection stays in autocommit and the
+        snapshot is an explicit ``BEGIN ISOLATION LEVEL REPEATABLE READ, READ
+        ONLY``, sent together with the statement timeout when there is one (one
+        round trip), and always ended by :meth:`close`. Switching the isolation
+        level through SQLAlchemy instead costs two ``SET`` round trips per
+        snapshot (psycopg2 restores the session defaults whenever it leaves
+        autocommit). The engines' ``reset`` hook rolls back a transaction a
+        connection would otherwise take back into the pool.
+
+        A pooled connection found lost here (nothing was read yet) is replaced
+        once, like a reader's first statement.
+        """
+        if self.statement_timeout_ms is None:
+            begin: Any = _BEGIN_SNAPSHOT
+            params: Any = None
+        else:
+            begin = _BEGIN_SNAPSHOT_WITH_TIMEOUT
+            params = {"ms": str(self.statement_timeout_ms)}
+        try:
+            conn.execute(begin, params)
+        except DBAPIError as exc:
+            conn.close()
+            if not exc.connection_invalidated or shard in self._replaced:
+                raise
+            self._replaced.add(shard)
+            log.info("shard %s: connection lost, reading on a new one: %s", shard, exc)
+            conn, self.choices[shard] = self.cluster.selector.connect(shard, self.token.get(shard))
+            try:
+                conn.execute(begin, params)
+            except DBAPIError:
+                conn.close()
+                raise
+        self._snapshots.add(shard)
+        return conn
+
+    def may_reconnect(self, shard: str, exc: DBAPIError) -> bool:
+        """True when a reader may run the failed statement again on a new connection.
+
+        The connection was lost (SQLAlchemy invalidated it: a stale pooled
+        connection, or a node that went away) and nothing depends on it: an
+        autocommit read leaves nothing behind, and a snapshot that answered no
+        statement yet has read nothing. Once per shard and unit of work.
+        """
+        return (
+            self.role == "reader"
+            and exc.connection_invalidated
+            and shard not in self._replaced
+            and (self._autocommit or shard not in self._answered)
+        )
+
+    def reconnect(self, shard: str, exc: DBAPIError) -> Connection:
+        """Replace the lost connection to ``shard`` by a new one chosen for the same token.
+
+        The ORM session (if any) first lets go of the lost connection: its
+        transaction is rolled back (a reader's session holds nothing to keep;
+        loaded objects are expired and reload on access).
+        """
+        log.info("shard %s: connection lost, reading on a new one: %s", shard, exc)
+        self._replaced.add(shard)
+        if self._session is not None:
+            self._session.rollback()
+        conn = self._connections.pop(shard)
+        self.choices.pop(shard, None)
+        try:
+            conn.close()
+        except SQLAlchemyError as error:
+            log.debug("closing a lost connection failed: %s", error)
+        return self.connection(shard)
+
+    def on_shard(self, shard: str, run: Callable[[Connection], T]) -> T:
+        """Return ``run(connection to shard)``; a reader's lost connection is replaced once.
+
+        Driver errors are left to the caller (SQLAlchemy's, untranslated).
         """
         try:
-            snapshot = conn.execution_options(isolation_level="REPEATABLE READ")
-            snapshot.begin()
-        except (DBAPIError, PoolTimeout):
-            conn.invalidate()
-            conn.close()
-            raise
-        except conn.dialect.loaded_dbapi.Error as exc:
-            conn.invalidate()
-            conn.close()
-            raise ShardUnavailable(
-                shard, f"connection lost: {exc}".strip(), disconnect=True
-            ) from exc
-        return snapshot
+            result = run(self.connection(shard))
+        except DBAPIError as exc:
+            if not self.may_reconnect(shard, exc):
+                raise
+            result = run(self.reconnect(shard, exc))
+        if self.snapshot:
+            self._answered.add(shard)
+        return result
+
+    def _on_shard(self, shard: str, statement: Any, params: Any) -> AnyResult:
+        try:
+            return self.on_shard(shard, lambda conn: conn.execute(statement, params))
+        except SQLAlchemyError as exc:
+            raise translate(exc, shard) from exc
 
     def execute(
         self, statement: Executable, params: Any = None, *, shard: str | None = None
@@ -361,7 +395,8 @@ class UnitOfWork:
         runs on them in parallel and is merged exactly
         (:mod:`~elearn_data.sharding.crossshard`). ``shard`` names the shard
         explicitly (the repositories' path); a write of catalog rows is refused
-        either way.
+        either way. A reader whose pooled connection turns out to be lost runs
+        the statement again on a new connection (see :meth:`may_reconnect`).
 
         Raises:
             RoutingError: the statement cannot be placed, leaves the scope, or
@@ -373,15 +408,10 @@ class UnitOfWork:
         if shard is not None:
             if isinstance(statement, UpdateBase):
                 refuse_catalog_write(statement)
-            targets: tuple[str, ...] = (shard,)
-        else:
-            targets = self.router.route(statement, params, self.scoped_to)
+            return self._on_shard(shard, statement, params)
+        targets = self.router.route(statement, params, self.scoped_to)
         if len(targets) == 1:
-            target = targets[0]
-            try:
-                return self.connection(target).execute(statement, params)
-            except SQLAlchemyError as exc:
-                raise translate(exc, target) from exc
+            return self._on_shard(targets[0], statement, params)
         if isinstance(statement, Select | CompoundSelect):
             return crossshard.execute_core(self, statement, params, targets)
         return self._write_on(statement, params, targets)
@@ -424,21 +454,28 @@ class UnitOfWork:
         autocommit readers. A connection inside a transaction (a writer, a
         snapshot reader) or one that something observes (engine events, echo)
         runs the same statement through SQLAlchemy instead, so listeners see
-        every statement and a transaction never meets a PREPARE error.
+        every statement and a transaction never meets a PREPARE error. A lost
+        pooled connection is replaced once, as in :meth:`execute`.
         """
         target = shard or self.scoped_to
         if target is None:
             raise RoutingError(
                 f"prepared read {query.name}: pass shard=... in a global unit of work"
             )
-        try:
-            conn = self.connection(target)
-            fairy: Any = conn.connection
-            if fairy.dbapi_connection.autocommit and not _observed(conn):
-                return _fetch_prepared(conn, fairy, query, args)
-            row = conn.execute(query.statement, dict(zip(query.params, args, strict=True)))
-            first = row.first()
+        if not self._autocommit:
+            first = self._on_shard(
+                target, query.statement, dict(zip(query.params, args, strict=True))
+            ).first()
             return None if first is None else tuple(first)
+        if sqla.observed(self.connection(target)):
+            first = self._on_shard(
+                target, query.statement, dict(zip(query.params, args, strict=True))
+            ).first()
+            return None if first is None else tuple(first)
+        try:
+            return self.on_shard(
+                target, lambda conn: _fetch_prepared(conn, conn.connection, query, args)
+            )
         except SQLAlchemyError as exc:
             raise translate(exc, target) from exc
 
@@ -501,7 +538,7 @@ class UnitOfWork:
         for shard in shards:
             conn = self._connections[shard]
             try:
-                lsns[shard] = _current_lsn(conn)
+                lsns[shard] = current_lsn(conn)
             except SQLAlchemyError as exc:
                 log.warning("could not read the WAL position of shard %s: %s", shard, exc)
                 lsns[shard] = self._fresh_position(shard)
@@ -509,15 +546,18 @@ class UnitOfWork:
 
     def _fresh_position(self, shard: str) -> int:
         try:
-            with self.cluster.engines.primary(shard).engine.connect() as raw:
-                conn = raw.execution_options(isolation_level="AUTOCOMMIT")
-                return int(conn.execute(_CURRENT_LSN).scalar_one())
+            with self.cluster.engines.primary(shard).engine.connect() as conn:
+                return current_lsn(conn)
         except SQLAlchemyError as exc:
             log.warning("shard %s pinned to its primary for this token: %s", shard, exc)
             return PRIMARY_ONLY
 
     def rollback(self) -> None:
-        """Roll back every shard touched (idempotent)."""
+        """Roll back every shard touched (idempotent).
+
+        A connection whose transaction could not be ended is invalidated: it
+        never goes back to the pool with a transaction (a snapshot) open.
+        """
         if self._session is not None:
             try:
                 self._session.rollback()
@@ -532,6 +572,8 @@ class UnitOfWork:
                     conn.rollback()
             except SQLAlchemyError as exc:
                 log.debug("rollback on shard %s failed: %s", shard, exc)
+                if not conn.invalidated and not conn.closed:
+                    conn.invalidate(exc)
         self.close()
 
     def close(self) -> None:
@@ -542,47 +584,49 @@ class UnitOfWork:
         self.cluster.instruments.unit_closed(self.role, len(self._connections))
         if self._session is not None:
             self._session.close()
-        for conn in self._connections.values():
+        for shard, conn in self._connections.items():
+            if shard in self._snapshots:
+                self._end_snapshot(shard, conn)
             try:
                 conn.close()
             except SQLAlchemyError as exc:
                 log.debug("closing a connection failed: %s", exc)
 
-    def run(self, fn: Callable[[UnitOfWork], T]) -> T:
-        """Return ``fn(self)`` and commit; roll back on error (``scope()`` for one call).
-
-        The same outcome as ``with uow.scope(): return fn(uow)``, without the
-        generator machinery of a context manager on the per-call path.
-        """
+    @staticmethod
+    def _end_snapshot(shard: str, conn: Connection) -> None:
+        """End a snapshot; a connection whose snapshot state is unknown is discarded."""
+        if conn.invalidated or conn.closed:
+            return
         try:
-            result = fn(self)
+            conn.execute(_END_SNAPSHOT)
+            conn.commit()  # SQLAlchemy's autobegun (server-side no-op) transaction
         except SQLAlchemyError as exc:
-            self.rollback()
-            raise translate(exc, self.default_shard) from exc
-        except BaseException:
-            self.rollback()
-            raise
-        try:
-            self.commit()
-        except SQLAlchemyError as exc:
-            self.rollback()
-            raise translate(exc, self.default_shard) from exc
-        return result
+            log.debug("ending the snapshot on shard %s failed: %s", shard, exc)
+            if not conn.invalidated and not conn.closed:
+                conn.invalidate(exc)
 
-    @contextmanager
-    def scope(self) -> Iterator[UnitOfWork]:
+    def __enter__(self) -> UnitOfWork:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         """Commit on success, roll back on error, translate driver errors."""
-        try:
-            yield self
-        except SQLAlchemyError as exc:
+        if exc is not None:
             self.rollback()
-            raise translate(exc, self.default_shard) from exc
+            if isinstance(exc, SQLAlchemyError):
+                raise translate(exc, self.default_shard) from exc
+            return
+        try:
+            token = self.commit()
+        except SQLAlchemyError as error:
+            self.rollback()
+            raise translate(error, self.default_shard) from error
         except BaseException:
             self.rollback()
             raise
-        else:
-            try:
-                self.commit()
-            except SQLAlchemyError as exc:
-                self.rollback()
-                raise translate(exc, self.default_shard) from exc
+        if self._on_commit is not None:
+            self._on_commit(token)

@@ -76,7 +76,8 @@ def own_progress(state: WorkerState, who: Principal, enrollment_id: uuid.UUID) -
             raise forbidden("the enrollment belongs to another learner")
         return repo.progress(eid)
 
-    return state.db.read(state.db.router.shard_of_owner(eid), read)
+    with state.db.reader(state.db.router.shard_of_owner(eid)) as uow:
+        return read(uow)
 
 
 def own_enrollment(state: WorkerState, who: Principal, enrollment_id: uuid.UUID) -> EnrollmentView:

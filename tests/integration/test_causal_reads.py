@@ -72,11 +72,8 @@ def test_a_stopped_replica_is_skipped_and_reads_keep_succeeding(
     try:
         with recording(clean, cluster) as seen:
             for _ in range(20):
-                got = clean.read(
-                    None,
-                    lambda uow: uow.session.scalar(select(User.region).where(User.id == user_id)),
-                    token=CausalToken(),
-                )
+                with clean.reader(token=CausalToken()) as uow:
+                    got = uow.session.scalar(select(User.region).where(User.id == user_id))
                 assert got == "africa"
         assert ("eu", "primary") in seen.nodes()
     finally:
@@ -91,8 +88,12 @@ def test_a_snapshot_read_on_a_stale_pooled_connection_is_retried(
     clean: Database, cluster: LocalCluster
 ) -> None:
     user_id = add_user(clean, Region.EUROPE)
-    read = lambda uow: uow.session.scalar(select(User.region).where(User.id == user_id))  # noqa: E731
-    assert clean.read(None, read, snapshot=True, token=clean.token) == "europe"
+
+    def read() -> object:
+        with clean.reader(snapshot=True, token=clean.token) as uow:
+            return uow.session.scalar(select(User.region).where(User.id == user_id))
+
+    assert read() == "europe"
     # Kill every application connection on eu's replica: the pool now holds dead ones.
     replica = cluster.state().replicas_of("eu")[0]
     conn = cluster.admin_connect(replica)
@@ -102,5 +103,5 @@ def test_a_snapshot_read_on_a_stale_pooled_connection_is_retried(
         )
     conn.close()
     for _ in range(3):
-        assert clean.read(None, read, snapshot=True, token=clean.token) == "europe"
-    forget_failures(clean, "eu")  # the retry marked the replica down: back in rotation
+        assert read() == "europe"
+    forget_failures(clean, "eu")  # in case a failed attempt marked the replica down

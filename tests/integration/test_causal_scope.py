@@ -55,7 +55,8 @@ def test_a_scope_follows_the_caller_into_a_worker_thread(clean: Database) -> Non
             def fn(uow: Any) -> Any:
                 return UsersRepository(uow).get(user).city, uow.token
 
-            seen.append(db.read("eu", fn))
+            with db.reader("eu") as uow:
+                seen.append(fn(uow))
 
         thread = threading.Thread(target=ctx.run, args=(read,))
         thread.start()

@@ -160,12 +160,14 @@ def test_a_prepared_read_refuses_a_statement_it_cannot_run_raw() -> None:
         PreparedRead("elearn_x", USER_BY_ID, ("id",))
 
 
-def test_a_unit_of_work_runs_a_function_like_its_scope(clean: Database) -> None:
+def test_a_unit_of_work_is_its_own_context_manager(clean: Database) -> None:
     user_id = add_user(clean, Region.EUROPE)
     uow = UnitOfWork(clean.cluster, "reader", "eu", token=CausalToken())
-    assert uow.run(lambda u: u.session.get(User, user_id)) is not None
+    with uow:
+        found = uow.session.get(User, user_id)
+    assert found is not None
     with pytest.raises(RuntimeError):
         uow.connection("na")  # finished: no new connection
     failing = UnitOfWork(clean.cluster, "reader", "eu", token=CausalToken())
-    with pytest.raises(NotFound):
-        failing.run(lambda u: u.router.shard_of_owner(uuid.uuid4()))
+    with pytest.raises(NotFound), failing:
+        failing.router.shard_of_owner(uuid.uuid4())

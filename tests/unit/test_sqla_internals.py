@@ -6,9 +6,10 @@ If an upgrade of SQLAlchemy renames or reshapes one of them, this fails here
 
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import version
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, create_engine, event, func, insert, select
 from sqlalchemy.ext.horizontal_shard import ShardedSession
 
 from elearn_data.models import Enrollment, User
@@ -69,3 +70,26 @@ def test_sharded_session_takes_the_public_hooks_we_pass() -> None:
     params = inspect.signature(ShardedSession.__init__).parameters
     for name in ("shard_chooser", "identity_chooser", "execute_chooser", "shards", "query_cls"):
         assert name in params
+
+
+def test_observed_reads_the_listener_flags_sqlalchemy_keeps() -> None:
+    """``sqla.observed``: the echo flag, the event flags and the listener collections."""
+
+    def listener(*args: object) -> None:
+        return None
+
+    engine = create_engine("postgresql+psycopg2://")  # never connects
+    assert engine._has_events is False and Connection._has_events is False
+    assert "self._echo = " in inspect.getsource(Connection.__init__)
+    event.listen(engine, "before_cursor_execute", listener)
+    assert engine._has_events and engine.dispatch.before_cursor_execute
+    event.remove(engine, "before_cursor_execute", listener)
+    # The flag stays set after a removal: the collections decide.
+    assert engine._has_events and not engine.dispatch.before_cursor_execute
+    for name in ("after_cursor_execute", "before_execute", "after_execute"):
+        assert not getattr(engine.dispatch, name)
+    # handle_error and do_execute are dialect events, registered through the engine.
+    event.listen(engine, "handle_error", listener)
+    assert engine.dialect.dispatch.handle_error and not engine.dialect.dispatch.do_execute
+    event.listen(engine, "do_execute", listener)
+    assert engine.dialect.dispatch.do_execute

@@ -47,12 +47,10 @@ def test_a_course_second_on_every_shard_is_found_although_no_shard_ranks_it_firs
     # Per-shard top 1 lists merged naively miss the winner (the data is adversarial).
     per_shard: list[tuple[uuid.UUID, int]] = []
     for shard in db.router.shards:
-        rows = db.read(
-            shard,
-            lambda uow, s=shard: uow.execute(
-                text("SELECT course_id, enrollment_count FROM get_popular_courses(1)"), shard=s
-            ).all(),
-        )
+        with db.reader(shard) as uow:
+            rows = uow.execute(
+                text("SELECT course_id, enrollment_count FROM get_popular_courses(1)"), shard=shard
+            ).all()
         per_shard.extend((r[0], r[1]) for r in rows)
     naive = sorted(per_shard, key=lambda item: item[1], reverse=True)[:1]
     assert naive[0][0] != courses["everywhere"]

@@ -101,13 +101,8 @@ def test_a_replica_stopped_under_read_load_fails_no_read_and_is_reported_down(
                 if i % 2:
                     assert db.users.get(user_id).id == user_id
                 else:
-                    region = db.read(
-                        "eu",
-                        lambda uow, u=user_id: uow.session.scalar(
-                            select(User.region).where(User.id == u)
-                        ),
-                        token=CausalToken(),
-                    )
+                    with db.reader("eu", token=CausalToken()) as uow:
+                        region = uow.session.scalar(select(User.region).where(User.id == user_id))
                     assert region == "europe"
             except BaseException as exc:
                 with lock:
