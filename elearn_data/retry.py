@@ -11,9 +11,11 @@ error itself:
   restart or a failover, a node that went away): nothing was written unless
   the commit had started.
 
-Every loop that runs a unit of work again -- ``Database.write``,
-``Database.read`` and the analytics fan-out -- calls :func:`run` with its
+Every loop that runs a unit of work again -- ``Database.write`` and the
+analytics fan-out's snapshot opening -- calls :func:`run` with its
 :class:`RetryPolicy` (:data:`WRITES` or :data:`READS`); no other code decides.
+(A reader unit of work replaces a lost connection itself and reruns the
+statement, once per shard: :meth:`~elearn_data.sharding.unit_of_work.UnitOfWork.reconnect`.)
 The rules:
 
 * a conflict runs the call again while ``attempt <= policy.conflicts``;
