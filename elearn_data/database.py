@@ -93,7 +93,10 @@ class Database:
         )
 
     def _relay_pass(self, shard: str, retry_failed: bool) -> int | None:
-        return drain_shard(self, shard, wait=False, retry_failed=retry_failed)
+        # The relay's own causal scope: its reads and stamps of outbox rows are not
+        # this object's callers' writes, so they never make the callers' reads wait.
+        with self.causal_scope():
+            return drain_shard(self, shard, wait=False, retry_failed=retry_failed)
 
     def _recover_quietly(self) -> None:
         """Settle in-doubt two-phase transactions left by a crashed process (background)."""

@@ -18,6 +18,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from elearn_data.config import Settings
 from elearn_data.database import Database
 from elearn_data.models import Base
 from elearn_data.models.gamification import DEFAULT_POINTS
+
+# The migration's time of the default point values (revision 0009).
+DEFAULT_POINTS_AT = datetime(2026, 12, 2, tzinfo=UTC)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,9 +66,13 @@ def truncate_all(cluster: LocalCluster) -> None:
         try:
             with conn.cursor() as cur:
                 cur.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+                # One timestamp on every shard: catalog rows are identical everywhere.
                 cur.executemany(
-                    "UPDATE point_rules SET points = %s WHERE event = %s",
-                    [(points, event) for event, points in DEFAULT_POINTS.items()],
+                    "UPDATE point_rules SET points = %s, updated_at = %s WHERE event = %s",
+                    [
+                        (points, DEFAULT_POINTS_AT, event)
+                        for event, points in DEFAULT_POINTS.items()
+                    ],
                 )
         finally:
             conn.close()

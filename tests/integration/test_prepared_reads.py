@@ -162,7 +162,7 @@ def test_a_prepared_read_refuses_a_statement_it_cannot_run_raw() -> None:
 
 def test_a_unit_of_work_is_its_own_context_manager(clean: Database) -> None:
     user_id = add_user(clean, Region.EUROPE)
-    uow = UnitOfWork(clean.cluster, "reader", "eu", token=CausalToken())
+    uow = UnitOfWork(clean.cluster, "reader", "eu", token=clean.token)  # sees the user
     with uow:
         found = uow.session.get(User, user_id)
     assert found is not None

@@ -25,6 +25,7 @@ Create Date: 2026-12-02 01:00:00.000000
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -73,6 +74,8 @@ DEFAULT_POINTS = {
     "review_written": 5,
     "streak_day": 5,
 }
+# When the default point values took effect: the same on every shard.
+DEFAULT_POINTS_AT = datetime(2026, 12, 2, tzinfo=UTC)
 
 
 def _execute(sql: str) -> None:
@@ -98,7 +101,15 @@ def _tables() -> None:
         sa.CheckConstraint("points >= 0", name=op.f("ck_point_rules_points_not_negative")),
         sa.PrimaryKeyConstraint("event", name=op.f("pk_point_rules")),
     )
-    op.bulk_insert(rules, [{"event": e, "points": p} for e, p in DEFAULT_POINTS.items()])
+    # Catalog rows are identical on every shard, to the timestamp (the restore
+    # drill's invariant check compares whole rows): one fixed time, not now().
+    op.bulk_insert(
+        rules,
+        [
+            {"event": e, "points": p, "updated_at": DEFAULT_POINTS_AT}
+            for e, p in DEFAULT_POINTS.items()
+        ],
+    )
 
     op.create_table(
         "badges",
