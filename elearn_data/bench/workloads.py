@@ -194,6 +194,22 @@ class Workload(ABC):
     def finish(self) -> None:  # noqa: B027 - optional hook
         """Diagnostics after the rounds, and cleanup (not timed)."""
 
+    def seed_analyst_scale(self) -> None:
+        """Seed the scratch shards at the profile's ``analyst_scale``, once per run.
+
+        The rows that need sample data at that scale (analyst SQL, the canned
+        analytics on DuckDB, the leaderboard) run last; the first seeds, the
+        later ones reuse it.
+        """
+        from elearn_data.bench.analyst import seeded  # noqa: PLC0415 - seeding is heavy
+
+        scale = self.sizes.analyst_scale
+        if self.ctx.seeded_scale == scale:
+            self.detail["scale"] = {"name": scale, "reused": True}
+            return
+        self.detail["scale"] = seeded(self.db, scale)
+        self.ctx.seeded_scale = scale
+
 
 def _home_shard(ctx: Context) -> str:
     return ctx.db.router.shard_of_region(HOME_REGION)
@@ -791,10 +807,9 @@ class AnalystSQLQueries(Workload):
 
     def setup(self) -> None:
         # Imported here: the other benchmarks do not need the seeding machinery.
-        from elearn_data.bench.analyst import build_union, seeded  # noqa: PLC0415
+        from elearn_data.bench.analyst import build_union  # noqa: PLC0415
 
-        self.detail["scale"] = seeded(self.db, self.sizes.analyst_scale)
-        self.ctx.seeded_scale = self.sizes.analyst_scale
+        self.seed_analyst_scale()
         self.union = build_union(self.ctx.settings, ANALYST_SCHEMA)
         self.detail["union_rows"] = self.union.rows
         self.analytics = Analytics(self.db)
@@ -873,14 +888,8 @@ class CannedOnDuckDB(Workload):
 
     def setup(self) -> None:
         from elearn_data.analytics.on_duckdb import ON_DUCKDB, exact_form  # noqa: PLC0415
-        from elearn_data.bench.analyst import seeded  # noqa: PLC0415
 
-        scale = self.sizes.analyst_scale
-        if self.ctx.seeded_scale != scale:
-            self.detail["scale"] = seeded(self.db, scale)
-            self.ctx.seeded_scale = scale
-        else:
-            self.detail["scale"] = {"name": scale, "reused": True}
+        self.seed_analyst_scale()
         self.duck = Analytics(self.db, canned="duckdb")
         self.fan = Analytics(self.db, canned="fanout")
         top = self.fan.popular_courses(1)
@@ -963,7 +972,7 @@ class Leaderboard(Workload):
     target = 0.5
     measured_label = (
         "db.gamification.leaderboard(limit=10): threshold top-N over every shard's"
-        " replica (three parallel rounds, one snapshot per shard) and the winners' first names"
+        " replica (parallel rounds, one snapshot per shard) and the winners' first names"
     )
     baseline_label = (
         "the same top 10 (summary rows joined to users) on one PostgreSQL database holding"
@@ -974,14 +983,9 @@ class Leaderboard(Workload):
         return self.sizes.analyst_rounds
 
     def setup(self) -> None:
-        from elearn_data.bench.analyst import build_union, seeded  # noqa: PLC0415
+        from elearn_data.bench.analyst import build_union  # noqa: PLC0415
 
-        scale = self.sizes.analyst_scale
-        if self.ctx.seeded_scale != scale:
-            self.detail["scale"] = seeded(self.db, scale)
-            self.ctx.seeded_scale = scale
-        else:
-            self.detail["scale"] = {"name": scale, "reused": True}
+        self.seed_analyst_scale()
         self.union = build_union(self.ctx.settings, LEADERBOARD_SCHEMA, personal=True)
         self.detail["learners_with_points"] = self.union.rows.get("learner_points", 0)
         mine = [
