@@ -319,24 +319,6 @@ class Database:
 
     # ------------------------------------------------- one call = one UoW
 
-    def read(
-        self,
-        shard: object | None,
-        fn: Callable[[UnitOfWork], T],
-        *,
-        token: CausalToken | None = None,
-        snapshot: bool = False,
-    ) -> T:
-        """Run ``fn`` in one :meth:`reader` unit of work and return its result.
-
-        The callable form of ``reader`` (as :meth:`write` is of ``writer``), the
-        services' "one call = one unit of work". No retry loop of its own: the
-        unit of work replaces a lost pooled connection and reruns the statement
-        itself (once per shard).
-        """
-        with self.reader(shard, token=token, snapshot=snapshot) as uow:
-            return fn(uow)
-
     def write(self, shard: object | None, fn: Callable[[UnitOfWork], T]) -> T:
         """Run ``fn`` in a writer unit of work, retrying what provably wrote nothing.
 

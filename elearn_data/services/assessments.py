@@ -410,12 +410,14 @@ class Assessments:
             NotFound: no such assessment.
         """
         aid = catalog_id("assessment_id", assessment_id)
-        return self._units.read(None, lambda uow: AssessmentRepository(uow).get(aid))
+        with self._units.reader() as uow:
+            return AssessmentRepository(uow).get(aid)
 
     def for_course(self, course_id: uuid.UUID) -> list[AssessmentView]:
         """Return a course's assessments (drafts included), oldest first."""
         course = catalog_id("course_id", course_id)
-        return self._units.read(None, lambda uow: AssessmentRepository(uow).for_course(course))
+        with self._units.reader() as uow:
+            return AssessmentRepository(uow).for_course(course)
 
     # --------------------------------------------------------------- attempts
 
@@ -509,13 +511,11 @@ class Assessments:
         """
         eid = owned_id("enrollment_id", enrollment_id)
         aid = None if assessment_id is None else catalog_id("assessment_id", assessment_id)
-        return self._units.read(
-            self._shard(eid), lambda uow: AssessmentRepository(uow).attempts(eid, aid)
-        )
+        with self._units.reader(self._shard(eid)) as uow:
+            return AssessmentRepository(uow).attempts(eid, aid)
 
     def attempt(self, attempt_id: uuid.UUID) -> AttemptView:
         """Return one attempt. Raises NotFound."""
         tid = owned_id("attempt_id", attempt_id)
-        return self._units.read(
-            self._shard(tid), lambda uow: AssessmentRepository(uow).attempt(tid)
-        )
+        with self._units.reader(self._shard(tid)) as uow:
+            return AssessmentRepository(uow).attempt(tid)

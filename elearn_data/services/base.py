@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 
 class Units(Protocol):
-    """Run one call as one unit of work (``Database.write`` / ``Database.read``).
+    """Run one call as one unit of work (``Database.write`` / ``Database.reader``).
 
     ``shard`` is a region or shard name (a scoped unit of work) or None (a
     global one, routed by each statement's criteria).
@@ -38,17 +38,17 @@ class Units(Protocol):
         """Run ``fn`` on primaries, commit atomically across shards; retry what wrote nothing."""
         ...
 
-    def read(
+    def reader(
         self,
-        shard: object | None,
-        fn: Callable[[UnitOfWork], T],
+        region_or_shard: object | None = None,
         *,
         token: CausalToken | None = None,
         snapshot: bool = False,
-    ) -> T:
-        """Run ``fn`` on replicas that have replayed ``token`` (default: the caller's writes).
-
-        ``snapshot=True`` reads each shard in one read-only REPEATABLE READ snapshot.
+    ) -> UnitOfWork:
+        """A reader unit of work (``with ... as uow:``) on replicas that have replayed
+        ``token`` (default: the caller's writes); ``snapshot=True`` reads each shard
+        in one read-only REPEATABLE READ snapshot. A lost connection is replaced
+        and the statement run again by the unit of work itself, once per shard.
         """
         ...
 

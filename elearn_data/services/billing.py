@@ -79,7 +79,8 @@ class Payments:
     def methods(self, user_id: uuid.UUID) -> list[PaymentMethodView]:
         """Return the user's payment methods, default first."""
         user = owned_id("user_id", user_id)
-        return self._units.read(self._shard(user), lambda uow: BillingRepository(uow).methods(user))
+        with self._units.reader(self._shard(user)) as uow:
+            return BillingRepository(uow).methods(user)
 
     def create_transaction(
         self,
@@ -164,19 +165,18 @@ class Payments:
     def get(self, transaction_id: uuid.UUID) -> TransactionView:
         """Return one transaction. Raises NotFound."""
         tid = owned_id("transaction_id", transaction_id)
-        return self._units.read(
-            self._shard(tid), lambda uow: BillingRepository(uow).transaction(tid)
-        )
+        with self._units.reader(self._shard(tid)) as uow:
+            return BillingRepository(uow).transaction(tid)
 
     def history(self, user_id: uuid.UUID, limit: int = 50) -> list[TransactionView]:
         """Return the user's transactions, newest first."""
         user = owned_id("user_id", user_id)
         clean_limit = validation.required_integer("limit", limit, minimum=1, maximum=1000)
-        return self._units.read(
-            self._shard(user), lambda uow: BillingRepository(uow).history(user, clean_limit)
-        )
+        with self._units.reader(self._shard(user)) as uow:
+            return BillingRepository(uow).history(user, clean_limit)
 
     def invoice(self, transaction_id: uuid.UUID) -> InvoiceView:
         """Return the invoice of a transaction. Raises NotFound."""
         tid = owned_id("transaction_id", transaction_id)
-        return self._units.read(self._shard(tid), lambda uow: BillingRepository(uow).invoice(tid))
+        with self._units.reader(self._shard(tid)) as uow:
+            return BillingRepository(uow).invoice(tid)

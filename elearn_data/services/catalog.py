@@ -323,7 +323,8 @@ class Catalog:
             NotFound: no such course.
         """
         course = catalog_id("course_id", course_id)
-        return self._units.read(None, lambda uow: CatalogRepository(uow).view(course))
+        with self._units.reader() as uow:
+            return CatalogRepository(uow).view(course)
 
     def curriculum(self, course_id: uuid.UUID) -> list[ModuleView]:
         """Return the course's modules and lessons, in order.
@@ -332,7 +333,8 @@ class Catalog:
             NotFound: no such course.
         """
         course = catalog_id("course_id", course_id)
-        return self._units.read(None, lambda uow: CatalogRepository(uow).curriculum(course))
+        with self._units.reader() as uow:
+            return CatalogRepository(uow).curriculum(course)
 
     def search(
         self,
@@ -378,7 +380,8 @@ class Catalog:
                 found = [c for c in found if c.rating is not None and c.rating >= rating_floor]
             return found[:clean_limit]
 
-        return self._units.read(None, work)
+        with self._units.reader() as uow:
+            return work(uow)
 
     def popular(self, limit: int = 10) -> list[CourseView]:
         """Return published courses by global enrollments (merged over shards), most first.
@@ -408,7 +411,8 @@ class Catalog:
             )
             return repo.views([course for course, _ in top.ranked])
 
-        return self._units.read(None, work, snapshot=True)
+        with self._units.reader(None, snapshot=True) as uow:
+            return work(uow)
 
     # ---------------------------------------------------------------- helpers
 

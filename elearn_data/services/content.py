@@ -108,7 +108,8 @@ class Content:
         return self._content.content_store.content
 
     def _check_lesson(self, course_id: uuid.UUID, lesson_id: uuid.UUID) -> None:
-        found = self._units.read(None, lambda uow: CatalogRepository(uow).lesson_course(lesson_id))
+        with self._units.reader() as uow:
+            found = CatalogRepository(uow).lesson_course(lesson_id)
         if found is None:
             raise NotFound(f"lesson {lesson_id} not found")
         if found != course_id:
@@ -193,7 +194,8 @@ class Content:
         """Recompute ready/pending for a course's lessons from the content store; return changes."""
         course = catalog_id("course_id", course_id)
 
-        current = self._units.read(None, lambda uow: CatalogRepository(uow).content_lessons(course))
+        with self._units.reader() as uow:
+            current = CatalogRepository(uow).content_lessons(course)
         present = self._store.exists([content for _, content, _ in current])
         ready = [
             lid for lid, content, status in current if content in present and status != "ready"
@@ -233,14 +235,13 @@ class Preferences:
         return self._content.content_store.preferences
 
     def _user_exists(self, user_id: uuid.UUID) -> bool:
-        return self._units.read(
-            self._router.shard_of_owner(user_id), lambda uow: UsersRepository(uow).exists(user_id)
-        )
+        with self._units.reader(self._router.shard_of_owner(user_id)) as uow:
+            return UsersRepository(uow).exists(user_id)
 
     def _course_exists(self, course_id: uuid.UUID) -> None:
-        if not self._units.read(
-            None, lambda uow: bool(CatalogRepository(uow).course_rows([course_id]))
-        ):
+        with self._units.reader() as uow:
+            found = bool(CatalogRepository(uow).course_rows([course_id]))
+        if not found:
             raise NotFound(f"course {course_id} not found")
 
     def _with_document(self, user_id: object, action: Callable[[uuid.UUID], T]) -> T:

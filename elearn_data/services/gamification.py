@@ -178,7 +178,8 @@ class Gamification:
                 badges=tuple(badges),
             )
 
-        return self._db.read(self._shard(user), work)
+        with self._db.reader(self._shard(user)) as uow:
+            return work(uow)
 
     def history(self, user_id: uuid.UUID, limit: int = 50) -> list[PointEventView]:
         """Return a learner's paid events, newest first.
@@ -195,7 +196,8 @@ class Gamification:
             repo.require_user(user)
             return repo.history(user, clean_limit)
 
-        return self._db.read(self._shard(user), work)
+        with self._db.reader(self._shard(user)) as uow:
+            return work(uow)
 
     def badges(self, user_id: uuid.UUID) -> list[BadgeAwardView]:
         """Return a learner's badges, first awarded first.
@@ -210,7 +212,8 @@ class Gamification:
             repo.require_user(user)
             return repo.badges(user)
 
-        return self._db.read(self._shard(user), work)
+        with self._db.reader(self._shard(user)) as uow:
+            return work(uow)
 
     # ------------------------------------------------------------ leaderboard
 

@@ -54,16 +54,16 @@ class Enrollments:
     def get(self, enrollment_id: uuid.UUID) -> EnrollmentView:
         """Return an enrollment. Raises NotFound."""
         eid = owned_id("enrollment_id", enrollment_id)
-        return self._units.read(self._shard(eid), lambda uow: LearningRepository(uow).get(eid))
+        with self._units.reader(self._shard(eid)) as uow:
+            return LearningRepository(uow).get(eid)
 
     def for_user(self, user_id: uuid.UUID, status: str | None = None) -> list[EnrollmentView]:
         """Return the learner's enrollments, newest first (optionally of one status)."""
         user = owned_id("user_id", user_id)
         if status is not None:
             validation.choice("status", status, ENROLLMENT_STATUSES)
-        return self._units.read(
-            self._shard(user), lambda uow: LearningRepository(uow).for_user(user, status)
-        )
+        with self._units.reader(self._shard(user)) as uow:
+            return LearningRepository(uow).for_user(user, status)
 
     def complete_lesson(
         self, enrollment_id: uuid.UUID, lesson_id: uuid.UUID, *, time_spent_minutes: int = 0
@@ -96,7 +96,8 @@ class Enrollments:
     def progress(self, enrollment_id: uuid.UUID) -> ProgressView:
         """Return the enrollment's progress, lesson by lesson. Raises NotFound."""
         eid = owned_id("enrollment_id", enrollment_id)
-        return self._units.read(self._shard(eid), lambda uow: LearningRepository(uow).progress(eid))
+        with self._units.reader(self._shard(eid)) as uow:
+            return LearningRepository(uow).progress(eid)
 
     def drop(self, enrollment_id: uuid.UUID) -> None:
         """Drop the enrollment and free its seat.
@@ -160,6 +161,5 @@ class Reviews:
         """Return a course's reviews from every region, newest first."""
         course = catalog_id("course_id", course_id)
         clean_limit = validation.required_integer("limit", limit, minimum=1, maximum=1000)
-        return self._units.read(
-            None, lambda uow: LearningRepository(uow).reviews_for_course(course, clean_limit)
-        )
+        with self._units.reader() as uow:
+            return LearningRepository(uow).reviews_for_course(course, clean_limit)

@@ -140,7 +140,8 @@ class Users:
         """
         uid = validation.identifier("user_id", user_id)
         shard = self._router.shard_of_owner(uid)
-        return self._units.read(shard, lambda uow: UsersRepository(uow).get(uid, shard=shard))
+        with self._units.reader(shard) as uow:
+            return UsersRepository(uow).get(uid, shard=shard)
 
     def find_by_email(self, email: str) -> UserView | None:
         """Return the user with this email, in any region, or None."""
@@ -149,7 +150,8 @@ class Users:
         except InvalidInput:
             return None
         digest = self._emails.digest(normalised)
-        located = self._units.read(None, lambda uow: UsersRepository(uow).locate(digest))
+        with self._units.reader() as uow:
+            located = UsersRepository(uow).locate(digest)
         if located is None:
             return None
         uid = located[0]
@@ -161,11 +163,8 @@ class Users:
             # row is committed only after its user row's decision (the user's shard
             # coordinates registration), so the home primary has the row now.
             try:
-                return self._units.read(
-                    shard,
-                    lambda uow: UsersRepository(uow).get(uid, shard=shard),
-                    token=_primary(shard),
-                )
+                with self._units.reader(shard, token=_primary(shard)) as uow:
+                    return UsersRepository(uow).get(uid, shard=shard)
             except NotFound:
                 return None  # erased between the two reads
 
@@ -188,7 +187,8 @@ class Users:
             self._passwords.verify(None, password)
             return None
         digest = self._emails.digest(normalised)
-        located = self._units.read(None, lambda uow: UsersRepository(uow).locate(digest))
+        with self._units.reader() as uow:
+            located = UsersRepository(uow).locate(digest)
         if located is None:
             self._passwords.verify(None, password)
             return None

@@ -15,7 +15,7 @@ the statement, not by the check -- the case the policy is for.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg2
 import pytest
@@ -96,12 +96,13 @@ def test_a_read_whose_pooled_replica_connection_was_killed_is_answered_by_the_re
         calls.append(True)
         return bool(uow.execute(IN_RECOVERY, shard="eu").scalar_one())
 
-    assert own.read("eu", where) is True  # a replica served it; its connection is pooled
+    with own.reader("eu") as uow:  # a replica served it; its connection is pooled
+        assert where(uow) is True
     replica = own.cluster.engines.replicas("eu")[0]
     assert terminate_ours(cluster, cluster.state().replicas_of("eu")[0]) >= 1
     calls.clear()
-    with caplog.at_level(logging.INFO, logger="elearn_data.retry"):
-        assert own.read("eu", where) is True
+    with caplog.at_level(logging.INFO, logger="elearn_data.retry"), own.reader("eu") as uow:
+        assert where(uow) is True
     assert len(calls) == 1
     assert not replica.health.is_down()
     assert retry_messages(caplog) == []
@@ -161,7 +162,11 @@ def test_a_programming_error_is_raised_unchanged_and_never_rerun(
         calls.append(1)
         uow.execute(text("SELECT :missing"), {}, shard="eu")
 
-    run = own.read if call == "read" else own.write
+    def read(shard: str, fn: Callable[[UnitOfWork], None]) -> None:
+        with own.reader(shard) as uow:
+            fn(uow)
+
+    run = read if call == "read" else own.write
     with caplog.at_level(logging.DEBUG, logger="elearn_data.retry"):
         with pytest.raises(ProgrammingError) as server_side:
             run("eu", unknown_column)
@@ -173,4 +178,5 @@ def test_a_programming_error_is_raised_unchanged_and_never_rerun(
     assert calls == [1, 1]
     assert retry_messages(caplog) == []
     # The connections stay usable: the next call works at the first attempt.
-    assert own.read("eu", lambda uow: uow.execute(text("SELECT 1"), shard="eu").scalar_one()) == 1
+    with own.reader("eu") as uow:
+        assert uow.execute(text("SELECT 1"), shard="eu").scalar_one() == 1
