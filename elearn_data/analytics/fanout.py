@@ -1,12 +1,15 @@
 """Parallel fan-out of one analytics call over every shard.
 
 ShardedSession runs the shards of a statement one after another; analytics
-needs every shard at once. :class:`FanOut` gives each shard its own worker
-thread and its own reader unit of work: a replica that has replayed the
-caller's causal token (or the primary when no replica can serve), in one
-read-only REPEATABLE READ snapshot that lasts for the whole call. A call that needs
-several rounds (the top-N algorithm) therefore sees each shard's data as of one
-instant, and every round runs on all shards in parallel.
+needs every shard at once. :class:`FanOut` runs each shard's part on a worker
+thread of one process-wide pool (threads outlive calls: a call pays a hand-off,
+not a thread's start and join), with its own reader unit of work per shard: a
+replica that has replayed the caller's causal token (or the primary when no
+replica can serve), in one read-only REPEATABLE READ snapshot that lasts for
+the whole call. A call that needs several rounds (the top-N algorithm)
+therefore sees each shard's data as of one instant, and every round runs on all
+shards in parallel. One shard's statements run one after another (a connection
+is never used by two threads at once), whichever pool thread runs them.
 
 Each shard has ``timeout_s`` for the whole call: the server is told the same
 budget (``SET LOCAL statement_timeout``), so a query nobody waits for any more
@@ -18,8 +21,10 @@ waited for).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -43,6 +48,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 THREAD_PREFIX = "elearn-analytics"
+# Shared by every fan-out of the process. A worker still busy with a statement
+# its call stopped waiting for (past the deadline) holds its thread until the
+# server's statement timeout ends it; further calls queue for the others.
+POOL_THREADS = 32
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL  # noqa: PLW0603 -- one pool per process, created on first use
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(POOL_THREADS, thread_name_prefix=THREAD_PREFIX)
+        return _POOL
 
 
 class ShardQuery:
@@ -80,8 +99,10 @@ class ShardQuery:
 class FanOut:
     """Per-shard workers and snapshots for one analytics call (a context manager).
 
-    ``run(work)`` calls ``work(query)`` for every shard at once, each on its
-    shard's own thread, and returns ``{shard: result}`` in shard order.
+    ``run(work)`` calls ``work(query)`` for every shard at once, on pool
+    threads, and returns ``{shard: result}`` in shard order. After a shard
+    failed or was late, the fan-out is finished: ``run`` refuses further rounds
+    (a late shard's worker may still be using its connection).
     """
 
     def __init__(
@@ -90,17 +111,16 @@ class FanOut:
         self._db = db
         self.timeout_s = timeout_s
         self.shards: tuple[str, ...] = tuple(shards or db.router.shards)
-        self._executors: dict[str, ThreadPoolExecutor] = {}
         self._queries: dict[str, ShardQuery] = {}
+        # Each shard's last submitted work: the next one for the shard starts after it.
+        self._last: dict[str, Future[Any]] = {}
         self._deadline = 0.0
+        self._open_block = False
         self._abandoned = False
 
     def __enter__(self) -> FanOut:
         self._deadline = time.monotonic() + self.timeout_s
-        self._executors = {
-            shard: ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{THREAD_PREFIX}-{shard}")
-            for shard in self.shards
-        }
+        self._open_block = True
         return self
 
     def __exit__(
@@ -109,16 +129,21 @@ class FanOut:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        for shard, executor in self._executors.items():
-            # Closing runs on the shard's own worker, after whatever it is still
-            # doing -- including a snapshot it is still opening when another
-            # shard's failure ended the call: a connection is never used by two
-            # threads at once, and never left behind with its transaction open.
-            executor.submit(self._close, shard)
-            # A worker stuck past the deadline is not waited for: its statement
-            # times out on the server and the worker then closes and exits.
-            executor.shutdown(wait=not self._abandoned)
-        self._executors = {}
+        self._open_block = False
+        closing: list[Future[None]] = []
+        for shard, last in self._last.items():
+            if last.done():
+                closing.append(_pool().submit(self._close, shard))
+            else:
+                # Still running (a late shard, or one still opening its snapshot
+                # when another shard's failure ended the call): it is closed by
+                # the thread that finishes it, so a connection is never used by
+                # two threads at once and never left with its transaction open.
+                # It is not waited for: its statement times out on the server.
+                last.add_done_callback(functools.partial(self._close_after, shard))
+        self._last = {}
+        if not self._abandoned:
+            wait(closing)
 
     @property
     def nodes(self) -> dict[str, str]:
@@ -137,12 +162,16 @@ class FanOut:
         Raises:
             ShardUnavailable: a shard failed or did not answer in time (names the shard).
         """
-        if not self._executors:
+        if not self._open_block:
             raise RuntimeError("FanOut.run() outside its `with` block")
+        if self._abandoned:
+            raise RuntimeError("this fan-out ended with an unavailable shard; open a new one")
         targets = tuple(shards or self.shards)
+        pool = _pool()
         futures: dict[str, Future[T]] = {
-            shard: self._executors[shard].submit(self._call, shard, work) for shard in targets
+            shard: pool.submit(self._call, shard, work) for shard in targets
         }
+        self._last.update(futures)
         done, pending = wait(
             futures.values(), timeout=self.remaining(), return_when=FIRST_EXCEPTION
         )
@@ -213,6 +242,9 @@ class FanOut:
         )
         self._queries[shard] = query
         return query
+
+    def _close_after(self, shard: str, _done: Future[Any]) -> None:
+        self._close(shard)
 
     def _close(self, shard: str) -> None:
         query = self._queries.pop(shard, None)

@@ -78,15 +78,15 @@ class TopN(Generic[K]):
     ranked: list[tuple[K, int]]  # (key, exact global total), best first
     lower_bound: int  # tau: the N-th highest partial sum after phase 1
     threshold: int  # per-shard cut of phase 2: ceil(tau / number of shards), at least 1
-    candidates: int  # keys whose exact totals were fetched in phase 3
+    candidates: int  # keys whose exact totals were fetched in phase 3 (0 without it)
 
 
 def threshold_top_n(
     n: int,
     num_shards: int,
     local_top: Callable[[int], Mapping[str, Sequence[tuple[K, int]]]],
-    above: Callable[[int], Mapping[str, Iterable[K]]],
-    exact: Callable[[list[K]], Mapping[str, Mapping[K, int]]],
+    above: Callable[[int], Mapping[str, Iterable[K]]] | None = None,
+    exact: Callable[[list[K]], Mapping[str, Mapping[K, int]]] | None = None,
     *,
     fill: Callable[[list[K], int], Sequence[K]] | None = None,
     shards_per_key: int | None = None,
@@ -113,11 +113,16 @@ def threshold_top_n(
     3. every shard sends its exact counts of the candidates (``exact(keys)``);
        their totals are exact, and the top ``n`` of them is the answer.
 
-    When a key's count lives on fewer shards than there are (``shards_per_key``:
-    1 for a learner's points, which only their own shard holds), the same
-    argument over that many shards gives a higher cut,
-    ``t = ceil(tau / shards_per_key)``: with one shard per key, phase 2 sends
-    just the keys that tie or beat ``tau``.
+    When a key's count lives on fewer shards than there are (``shards_per_key``),
+    the same argument over that many shards gives a higher cut,
+    ``t = ceil(tau / shards_per_key)``. With one shard per key (a learner's
+    points, which only their own shard holds) phase 1 is already exact and the
+    call ends there (``above`` and ``exact`` are not called, and may be None):
+    each count received is the key's total, and every key of the global top
+    ``n`` is in its shard's top ``n`` -- the keys ranked before it on its shard
+    (a higher count, or the same count and a lower key) rank before it globally
+    too, and there are fewer than ``n`` of those. This needs each shard's list
+    in the global order: count descending, then key ascending.
 
     Only keys with a positive total are ranked (``t`` is at least 1); when fewer
     than ``n`` keys have any count, every one of them is returned, followed by
@@ -128,8 +133,10 @@ def threshold_top_n(
         n: how many keys to return (>= 1).
         num_shards: how many shards answer each phase.
         local_top: phase 1, ``{shard: [(key, count), ...]}`` of each shard's top ``n``.
-        above: phase 2, ``{shard: keys}`` whose count on the shard is ``>= t``.
-        exact: phase 3, ``{shard: {key: count}}`` for the given candidate keys.
+        above: phase 2, ``{shard: keys}`` whose count on the shard is ``>= t``
+            (required unless ``shards_per_key`` is 1).
+        exact: phase 3, ``{shard: {key: count}}`` for the given candidate keys
+            (required unless ``shards_per_key`` is 1).
         fill: ``fill(ranked keys, missing)`` returns up to ``missing`` keys with no
             count anywhere, best first, to complete a list shorter than ``n``
             (called only then).
@@ -137,10 +144,16 @@ def threshold_top_n(
             (default ``num_shards``).
 
     Raises:
-        ValueError: ``n`` is below 1.
+        ValueError: ``n`` is below 1, ``shards_per_key`` below 1, or a round
+            needed is missing.
     """
     if n < 1:
         raise ValueError(f"n must be at least 1, not {n}")
+    spread = num_shards if shards_per_key is None else min(num_shards, shards_per_key)
+    if spread < 1:
+        raise ValueError(f"shards_per_key must be at least 1, not {shards_per_key}")
+    if spread > 1 and (above is None or exact is None):
+        raise ValueError("above and exact are needed when a key may live on several shards")
     partial: dict[K, int] = {}
     for rows in local_top(n).values():
         for key, count in rows:
@@ -148,20 +161,23 @@ def threshold_top_n(
                 partial[key] = partial.get(key, 0) + int(count)
     sums = sorted(partial.values(), reverse=True)
     tau = sums[n - 1] if len(sums) >= n else 0
-    spread = num_shards if shards_per_key is None else min(num_shards, shards_per_key)
-    if spread < 1:
-        raise ValueError(f"shards_per_key must be at least 1, not {shards_per_key}")
     threshold = max(1, math.ceil(tau / spread))
-    candidates: set[K] = set(partial)
-    for keys in above(threshold).values():
-        candidates.update(keys)
-    ordered = sorted(candidates)
-    totals: dict[K, int] = dict.fromkeys(ordered, 0)
-    if ordered:
-        for counts in exact(ordered).values():
-            for key, count in counts.items():
-                if key in totals:
-                    totals[key] += int(count)
+    if spread == 1:  # one shard per key: phase 1 is exact (see above)
+        totals = partial
+        fetched = 0
+    else:
+        assert above is not None and exact is not None
+        candidates: set[K] = set(partial)
+        for keys in above(threshold).values():
+            candidates.update(keys)
+        ordered = sorted(candidates)
+        fetched = len(ordered)
+        totals = dict.fromkeys(ordered, 0)
+        if ordered:
+            for counts in exact(ordered).values():
+                for key, count in counts.items():
+                    if key in totals:
+                        totals[key] += int(count)
     ranked = sorted(
         ((key, total) for key, total in totals.items() if total > 0),
         key=lambda item: (-item[1], item[0]),
@@ -173,4 +189,4 @@ def threshold_top_n(
             if key not in present and len(ranked) < n:
                 present.add(key)
                 ranked.append((key, 0))
-    return TopN(ranked, tau, threshold, len(ordered))
+    return TopN(ranked, tau, threshold, fetched)

@@ -172,6 +172,66 @@ def load_population(
     return per_shard
 
 
+# A deterministic, skewed score per learner from its id (many ties low down,
+# few at the top, as on a real leaderboard): 1 + 20000 * u**4 for u uniform in
+# [0, 1) taken from the id's md5. The badge trigger is off for the load only
+# (inside its transaction, so nothing else ever sees it off): it would award
+# nothing to these learners and cost a function call per row.
+_GIVE_POINTS = (
+    "INSERT INTO learner_points (user_id, points)"
+    " SELECT u.id, 1 + floor(20000 * power(('x' || substr(md5(u.id::text), 1, 8))::bit(32)::bigint"
+    " / 4294967296.0, 4))::bigint"
+    " FROM users u WHERE u.role = 'student'"
+    " AND NOT EXISTS (SELECT 1 FROM learner_points p WHERE p.user_id = u.id)"
+)
+
+
+def learners_of(db: Database) -> dict[str, int]:
+    """Return how many learners (role student) each shard's primary holds."""
+    counts: dict[str, int] = {}
+    for shard in db.router.shards:
+        conn = owner_connection(db.settings, shard)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM users WHERE role = 'student'")
+                row = cur.fetchone()
+                assert row is not None
+                counts[shard] = int(row[0])
+        finally:
+            conn.close()
+    return counts
+
+
+def give_points(db: Database) -> dict[str, int]:
+    """Give every learner without a points summary one (see ``_GIVE_POINTS``); return counts.
+
+    Set-based on each primary as the schema owner, then analyzed, and waited
+    for on the replicas. Only the summary rows are written (what the all-time
+    leaderboard reads), not ledger entries.
+    """
+    given: dict[str, int] = {}
+    for shard in db.router.shards:
+        conn = owner_connection(db.settings, shard)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("ALTER TABLE learner_points DISABLE TRIGGER trg_learner_points_badges")
+                cur.execute(_GIVE_POINTS)
+                given[shard] = cur.rowcount
+                cur.execute("ALTER TABLE learner_points ENABLE TRIGGER trg_learner_points_badges")
+            conn.commit()
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("VACUUM (ANALYZE) learner_points")
+                cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+                row = cur.fetchone()
+                assert row is not None
+                db.observe(CausalToken({shard: int(row[0])}))
+        finally:
+            conn.close()
+    wait_for_replicas(db)
+    return given
+
+
 def wait_for_replicas(db: Database, timeout_s: float = 120.0) -> None:
     """Wait until a reader of every shard is served by a replica holding this Database's writes.
 

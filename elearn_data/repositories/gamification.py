@@ -16,23 +16,36 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import BigInteger, String, Uuid, column, select, text
 
 from elearn_data.errors import NotFound
 from elearn_data.models import Badge, BadgeAward, LearnerPoints, PointsLedgerEntry, User
 from elearn_data.repositories.views import BadgeAwardView, PointEventView
-from elearn_data.sharding.unit_of_work import UnitOfWork
+from elearn_data.sharding.unit_of_work import PreparedRead, UnitOfWork
 
 _CREATE_BADGE = text(
     "SELECT create_badge(:id, :code, :name, :description, :criterion, :threshold, :at)"
 )
 _SET_POINTS = text("SELECT set_event_points(:event, :points, :at)")
 
-# One shard's round of the leaderboard (get_points_leaders, revision 0009).
-LEADERS = text(
-    "SELECT user_id, points, first_name, region FROM get_points_leaders("
-    "CAST(:since AS timestamptz), CAST(:course_id AS uuid), CAST(:region AS text),"
-    " CAST(:limit AS int), CAST(:min AS bigint))"
+# One shard's part of the leaderboard (get_points_leaders, revision 0009): its
+# top :limit learners by points, ties by user id (:min, the threshold round of
+# a merge over shards that share keys, is never needed: a learner's points live
+# on one shard).
+# Prepared once per pooled replica connection (a leaderboard is a hot read).
+LEADERS = PreparedRead(
+    "elearn_points_leaders",
+    text(
+        "SELECT user_id, points, first_name, region FROM get_points_leaders("
+        "CAST(:since AS timestamptz), CAST(:course_id AS uuid), CAST(:region AS text),"
+        " CAST(:limit AS int), CAST(:min AS bigint))"
+    ).columns(
+        column("user_id", Uuid),
+        column("points", BigInteger),
+        column("first_name", String),
+        column("region", String),
+    ),
+    ("since", "course_id", "region", "limit", "min"),
 )
 
 
@@ -57,6 +70,23 @@ class GamificationRepository:
     def set_points(self, event: str, points: int, at: datetime) -> None:
         """Set what an event pays, on every shard."""
         self._everywhere(_SET_POINTS, {"event": event, "points": points, "at": at})
+
+    # ------------------------------------------------------------ leaderboard
+
+    def leaders(
+        self, filters: Mapping[str, Any], limit: int
+    ) -> dict[str, list[tuple[uuid.UUID, int, str, str]]]:
+        """Return each shard's top ``limit`` learners as (user id, points, first name, region).
+
+        ``filters``: since (timestamptz or None), course_id, region. Every shard
+        is asked at once; each list is in the merge's order (points descending,
+        then user id).
+        """
+        args = (filters["since"], filters["course_id"], filters["region"], limit, None)
+        return {
+            shard: [(user, int(points), name, region) for user, points, name, region in rows]
+            for shard, rows in self.uow.fetch_prepared_on_shards(LEADERS, args).items()
+        }
 
     # ------------------------------------------------------------ a learner's reads
 

@@ -15,7 +15,9 @@ in the badge's two-phase commit.
 
 The leaderboard is exact over every shard: the threshold top-N merge of
 :func:`elearn_data.analytics.merge.threshold_top_n` (the one ``popular_courses``
-uses) over each shard's per-learner totals, all rounds in one snapshot per shard.
+uses) over each shard's per-learner totals. A learner's total lives on one
+shard, so the merge's first round -- every shard's own top N, asked at once --
+is exact and the last.
 """
 
 from __future__ import annotations
@@ -28,12 +30,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from elearn_data import ids, validation
-from elearn_data.analytics.fanout import FanOut, ShardQuery
 from elearn_data.analytics.merge import threshold_top_n
 from elearn_data.errors import InvalidInput
 from elearn_data.models.gamification import BADGE_CRITERIA, POINT_EVENTS
 from elearn_data.regions import REGION_NAMES
-from elearn_data.repositories.gamification import LEADERS, GamificationRepository
+from elearn_data.repositories.gamification import GamificationRepository
 from elearn_data.repositories.views import (
     BadgeAwardView,
     LeaderEntryView,
@@ -48,8 +49,7 @@ PERIODS = ("all", "month", "week")
 
 
 class GamificationHost(Units, CausalCluster, Protocol):
-    """What the service uses: units of work, and the router, settings and replicas
-    (with the caller's causal token) that the leaderboard's fan-out reads."""
+    """What the service uses: units of work, and the router and settings."""
 
 
 BADGE_CODE = re.compile(r"[A-Z0-9][A-Z0-9_.-]{1,31}", re.ASCII)
@@ -247,43 +247,22 @@ class Gamification:
             "region": clean_region,
         }
 
-        # What the rounds returned: a learner's points live on their shard only, so the
-        # figure a shard gave in round 1 or 2 (one snapshot per shard for the whole
-        # call) is the learner's exact total, and round 3 needs no further query.
-        seen: dict[str, dict[uuid.UUID, int]] = {}
+        # A learner's points live on their own shard only: each shard's top n is
+        # exact, and the merge's first round is its last (threshold_top_n,
+        # shards_per_key=1). One statement per shard, all at once, on the
+        # replicas of a global reader.
         names: dict[uuid.UUID, tuple[str, str]] = {}
-
-        def rows(q: ShardQuery, **shape: Any) -> list[tuple[uuid.UUID, int, str, str]]:
-            params = {"limit": None, "min": None, **filters, **shape}
-            return [
-                (r["user_id"], int(r["points"]), r["first_name"], r["region"])
-                for r in q.rows(LEADERS, **params)
-            ]
-
-        def keep(found: dict[str, list[Any]]) -> dict[str, list[tuple[uuid.UUID, int]]]:
-            for shard, shard_rows in found.items():
-                for user, points, first_name, user_region in shard_rows:
-                    seen.setdefault(shard, {})[user] = points
-                    names[user] = (first_name, user_region)
-            return {s: [(r[0], r[1]) for r in shard_rows] for s, shard_rows in found.items()}
-
-        with FanOut(self._db, timeout_s=self._db.settings.analytics_timeout_s) as fan:
+        with self._db.reader() as uow:
+            repo = GamificationRepository(uow)
 
             def local_top(count: int) -> dict[str, list[tuple[uuid.UUID, int]]]:
-                return keep(fan.run(lambda q: rows(q, limit=count)))
+                found = repo.leaders(filters, count)
+                for rows in found.values():
+                    for user, _, first_name, user_region in rows:
+                        names[user] = (first_name, user_region)
+                return {shard: [(r[0], r[1]) for r in rows] for shard, rows in found.items()}
 
-            def above(threshold: int) -> dict[str, list[uuid.UUID]]:
-                found = keep(fan.run(lambda q: rows(q, min=threshold)))
-                return {s: [key for key, _ in found_rows] for s, found_rows in found.items()}
-
-            def exact(keys: list[uuid.UUID]) -> dict[str, dict[uuid.UUID, int]]:
-                # Every candidate came from round 1 or 2 of its own shard (see above).
-                wanted = set(keys)
-                return {s: {k: v for k, v in got.items() if k in wanted} for s, got in seen.items()}
-
-            # A learner's points live on their own shard only: one shard per key,
-            # so phase 2 asks only for the learners who tie or beat tau.
-            top = threshold_top_n(n, len(fan.shards), local_top, above, exact, shards_per_key=1)
+            top = threshold_top_n(n, len(uow.router.shards), local_top, shards_per_key=1)
         return [
             LeaderEntryView(
                 rank=rank,

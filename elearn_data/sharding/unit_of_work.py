@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.selectable import TextualSelect
 
 from elearn_data.config import Settings
 from elearn_data.dberrors import translate
@@ -97,12 +98,16 @@ class PreparedRead:
 
     Args:
         name: the server-side name (a lower-case SQL identifier, unique per statement).
-        statement: a Core SELECT whose parameters are all ``bindparam(name)``.
+        statement: a Core SELECT whose parameters are all ``bindparam(name)``, or a
+            ``text(...).columns(...)`` whose parameters are all ``:name``.
         params: the names of those parameters, in the order ``fetch_prepared`` takes them.
     """
 
     def __init__(
-        self, name: str, statement: Select[*tuple[Any, ...]], params: Sequence[str]
+        self,
+        name: str,
+        statement: Select[*tuple[Any, ...]] | TextualSelect,
+        params: Sequence[str],
     ) -> None:
         if not _NAME.match(name):
             raise ValueError(f"not a prepared statement name: {name!r}")
@@ -132,10 +137,10 @@ class PreparedRead:
 
 def _fetch_prepared(
     conn: Connection, fairy: Any, query: PreparedRead, args: Sequence[Any]
-) -> tuple[Any, ...] | None:
+) -> list[tuple[Any, ...]]:
     """Run ``query`` on the driver connection of ``conn`` (``fairy``: its pooled connection).
 
-    Returns the first row or None. Driver errors become SQLAlchemy's
+    Returns its rows. Driver errors become SQLAlchemy's
     ``DBAPIError``, and a lost connection is invalidated, exactly as
     SQLAlchemy's own execution would do.
     """
@@ -163,9 +168,9 @@ def _fetch_prepared(
             else:
                 raise
         prepared.add(query.name)
-        row: tuple[Any, ...] | None = cursor.fetchone()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
         cursor.close()
-        return row
+        return rows
     except error as exc:
         # What SQLAlchemy's execution and the engine's handle_error hook decide.
         disconnect = conn.dialect.is_disconnect(exc, dbapi_connection, cursor) or ends_session(exc)
@@ -450,6 +455,16 @@ class UnitOfWork:
     ) -> tuple[Any, ...] | None:
         """Return the first row of a prepared read on one shard (None when there is none).
 
+        See :meth:`fetch_prepared_rows`.
+        """
+        rows = self.fetch_prepared_rows(query, args, shard=shard)
+        return rows[0] if rows else None
+
+    def fetch_prepared_rows(
+        self, query: PreparedRead, args: Sequence[Any], *, shard: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """Return the rows of a prepared read on one shard.
+
         The fast path (server-side prepared statement, driver cursor) serves
         autocommit readers. A connection inside a transaction (a writer, a
         snapshot reader) or one that something observes (engine events, echo)
@@ -462,22 +477,40 @@ class UnitOfWork:
             raise RoutingError(
                 f"prepared read {query.name}: pass shard=... in a global unit of work"
             )
-        if not self._autocommit:
-            first = self._on_shard(
-                target, query.statement, dict(zip(query.params, args, strict=True))
-            ).first()
-            return None if first is None else tuple(first)
-        if sqla.observed(self.connection(target)):
-            first = self._on_shard(
-                target, query.statement, dict(zip(query.params, args, strict=True))
-            ).first()
-            return None if first is None else tuple(first)
+        if not self._autocommit or sqla.observed(self.connection(target)):
+            params = dict(zip(query.params, args, strict=True))
+            return [tuple(row) for row in self._on_shard(target, query.statement, params)]
         try:
             return self.on_shard(
                 target, lambda conn: _fetch_prepared(conn, conn.connection, query, args)
             )
         except SQLAlchemyError as exc:
             raise translate(exc, target) from exc
+
+    def fetch_prepared_on_shards(
+        self, query: PreparedRead, args: Sequence[Any], shards: Sequence[str] | None = None
+    ) -> dict[str, list[tuple[Any, ...]]]:
+        """Run a prepared read on each of ``shards`` (default: every shard) at once.
+
+        A reader's path for a statement each shard answers about its own rows
+        (a round of a per-shard top-N merge): the shards are asked in parallel
+        (:func:`~elearn_data.sharding.crossshard.in_parallel`, the first in the
+        calling thread), each on this unit of work's connection to it, as
+        :meth:`fetch_prepared_rows` runs it. Returns ``{shard: rows}`` in the
+        order of ``shards``.
+
+        Raises:
+            RuntimeError: called on a writer (writes go shard by shard, in order).
+            ShardUnavailable: a node cannot be reached (the first failing shard).
+        """
+        if self.role != "reader":
+            raise RuntimeError("a fan-out of reads runs on a reader unit of work")
+        targets = list(self.router.shards if shards is None else shards)
+
+        def run(shard: str) -> list[tuple[Any, ...]]:
+            return self.fetch_prepared_rows(query, args, shard=shard)
+
+        return dict(zip(targets, crossshard.in_parallel(run, targets), strict=True))
 
     # ------------------------------------------------------------ completion
 

@@ -150,4 +150,12 @@ def test_services_issue_no_statements_of_their_own() -> None:
     assert offenders == {}
 
 
-STATEMENT_RUNNERS = {"execute", "execute_on_every_shard", "session", "fetch_prepared", "scalars"}
+STATEMENT_RUNNERS = {
+    "execute",
+    "execute_on_every_shard",
+    "session",
+    "fetch_prepared",
+    "fetch_prepared_rows",
+    "fetch_prepared_on_shards",
+    "scalars",
+}

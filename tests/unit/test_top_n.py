@@ -166,7 +166,7 @@ def _disjoint(shards: list[dict[int, int]]) -> list[dict[int, int]]:
 
 @settings(max_examples=500)
 @given(shards=st.one_of(per_shard_counts, tied_counts), n=st.integers(1, 15))
-def test_one_shard_per_key_cuts_at_tau_and_still_equals_the_brute_force_top_n(
+def test_one_shard_per_key_is_exact_after_the_first_round(
     shards: list[dict[int, int]], n: int
 ) -> None:
     disjoint = _disjoint(shards)
@@ -175,12 +175,25 @@ def test_one_shard_per_key_cuts_at_tau_and_still_equals_the_brute_force_top_n(
         n, len(disjoint), rounds.local_top, rounds.above, rounds.exact, shards_per_key=1
     )
     assert result.ranked == brute_force(disjoint, n)
+    # Each shard's own top n holds every winner of that shard: no further round.
+    assert rounds.calls == ["local_top"]
+    assert result.candidates == 0
     assert result.threshold == max(1, result.lower_bound)
-    # Phase 2 adds only the keys that tie or beat tau to round 1's.
-    cut = max(1, result.lower_bound)
-    strong = {k for counts in disjoint for k, c in counts.items() if c >= cut}
-    first = {k for rows in rounds.local_top(n).values() for k, c in rows if c > 0}
-    assert result.candidates == len(strong | first)
+
+
+@settings(max_examples=200)
+@given(shards=st.one_of(per_shard_counts, tied_counts), n=st.integers(1, 15))
+def test_one_shard_per_key_needs_no_later_rounds(shards: list[dict[int, int]], n: int) -> None:
+    disjoint = _disjoint(shards)
+    rounds = Rounds(disjoint)
+    result = threshold_top_n(n, len(disjoint), rounds.local_top, shards_per_key=1)
+    assert result.ranked == brute_force(disjoint, n)
+
+
+def test_keys_on_several_shards_need_every_round() -> None:
+    rounds = Rounds([{1: 2}, {1: 3}])
+    with pytest.raises(ValueError, match="above and exact"):
+        threshold_top_n(1, 2, rounds.local_top)
 
 
 def test_shards_per_key_below_one_is_refused() -> None:
