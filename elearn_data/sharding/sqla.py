@@ -90,6 +90,18 @@ def rows_result(keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> Result[An
     return IteratorResult(SimpleResultMetaData(list(keys)), iter([tuple(r) for r in rows]))
 
 
+def invalidate_pool(conn: Connection, fairy: Any, exc: BaseException) -> None:
+    """Invalidate the pool of ``conn`` after a disconnect seen outside SQLAlchemy's execution.
+
+    What SQLAlchemy's own execution does on a disconnect (``handle_error``
+    decided one): every connection the pool made before now is replaced at its
+    next checkout -- a server restart ended them all, and a replacement taken
+    from the pool must not be another dead one. The prepared-read fast path
+    calls it; SQLAlchemy has no public form of it (``Pool._invalidate``).
+    """
+    conn.engine.pool._invalidate(fairy, exc)
+
+
 def observed(conn: Connection) -> bool:
     """True when something listens to this connection's statements (events, echo).
 

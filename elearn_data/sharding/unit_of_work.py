@@ -175,6 +175,7 @@ def _fetch_prepared(
         # What SQLAlchemy's execution and the engine's handle_error hook decide.
         disconnect = conn.dialect.is_disconnect(exc, dbapi_connection, cursor) or ends_session(exc)
         if disconnect:
+            sqla.invalidate_pool(conn, fairy, exc)
             conn.invalidate(exc)
         raise DBAPIError.instance(
             sql, args, exc, error, connection_invalidated=disconnect, dialect=conn.dialect

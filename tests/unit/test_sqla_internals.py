@@ -11,6 +11,7 @@ from importlib.metadata import version
 
 from sqlalchemy import Connection, create_engine, event, func, insert, select
 from sqlalchemy.ext.horizontal_shard import ShardedSession
+from sqlalchemy.pool import Pool
 
 from elearn_data.models import Enrollment, User
 from elearn_data.sharding import sqla
@@ -93,3 +94,12 @@ def test_observed_reads_the_listener_flags_sqlalchemy_keeps() -> None:
     assert engine.dialect.dispatch.handle_error and not engine.dialect.dispatch.do_execute
     event.listen(engine, "do_execute", listener)
     assert engine.dialect.dispatch.do_execute
+
+
+def test_invalidate_pool_is_what_sqlalchemy_does_on_a_disconnect() -> None:
+    """``sqla.invalidate_pool``: ``Pool._invalidate``, as Connection's error handling calls it."""
+    assert "pool._invalidate(" in inspect.getsource(Connection._handle_dbapi_exception)
+    params = inspect.signature(Pool._invalidate).parameters
+    assert list(params)[:3] == ["self", "connection", "exception"]
+    source = inspect.getsource(Pool._invalidate)
+    assert "_invalidate_time" in source
