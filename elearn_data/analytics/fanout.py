@@ -130,20 +130,20 @@ class FanOut:
         tb: TracebackType | None,
     ) -> None:
         self._open_block = False
-        closing: list[Future[None]] = []
+        # Each shard's snapshot ends on a pool thread after the shard's last
+        # work, and the call does not wait for it: the caller has its results,
+        # and the ROLLBACK's round trip is off its path. A connection is never
+        # used by two threads at once (the close follows the last work) and
+        # never returns to the pool with its transaction open. A late shard's
+        # worker (past the deadline, or still opening its snapshot when another
+        # shard's failure ended the call) closes when its statement ends; the
+        # server's statement timeout bounds that.
         for shard, last in self._last.items():
             if last.done():
-                closing.append(_pool().submit(self._close, shard))
+                _pool().submit(self._close, shard)
             else:
-                # Still running (a late shard, or one still opening its snapshot
-                # when another shard's failure ended the call): it is closed by
-                # the thread that finishes it, so a connection is never used by
-                # two threads at once and never left with its transaction open.
-                # It is not waited for: its statement times out on the server.
                 last.add_done_callback(functools.partial(self._close_after, shard))
         self._last = {}
-        if not self._abandoned:
-            wait(closing)
 
     @property
     def nodes(self) -> dict[str, str]:
