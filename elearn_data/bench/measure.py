@@ -19,7 +19,7 @@ import resource
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -124,6 +124,27 @@ def interleave(
             if on_round is not None:
                 on_round(index - warmup, m_round, b_round)
     return result
+
+
+def fair_share_makespan(works: Sequence[float], cpus: int) -> float:
+    """Return when CPU-bound jobs started together all finish under fair sharing.
+
+    ``works``: each job's time alone on one CPU. The scheduler (Linux's CFS)
+    gives the runnable jobs equal shares: while ``k`` jobs run, each advances
+    at ``min(1, cpus / k)`` of a CPU, so the shortest finishes first and the
+    rest speed up. This is the bound a fan-out meets on a machine whose CPUs
+    its shards' nodes share -- higher than ``max(longest, total / cpus)``,
+    which only an ideal preemptive packing reaches.
+    """
+    if cpus < 1:
+        raise ValueError(f"cpus must be at least 1, not {cpus}")
+    ordered = sorted(works)
+    elapsed = done = 0.0
+    for index, work in enumerate(ordered):
+        speed = min(1.0, cpus / (len(ordered) - index))
+        elapsed += (work - done) / speed
+        done = work
+    return elapsed
 
 
 def current_rss() -> int:
