@@ -969,6 +969,13 @@ LEADERBOARD_TOP_10 = (
     " FROM learner_points s JOIN users u ON u.id = s.user_id"
     " WHERE s.points > 0 ORDER BY s.points DESC, s.user_id LIMIT 10"
 )
+# The same statement prepared (a diagnostic footing of the baseline, see finish()).
+LEADERBOARD_TOP_10_PREPARE = (
+    "PREPARE elearn_bench_top_10 AS"
+    " SELECT s.user_id, u.first_name, u.region, s.points"
+    " FROM learner_points s JOIN users u ON u.id = s.user_id"
+    " WHERE s.points > 0 ORDER BY s.points DESC, s.user_id LIMIT 10"
+)
 
 
 class Leaderboard(Workload):
@@ -1027,6 +1034,45 @@ class Leaderboard(Workload):
         return Sample(time.perf_counter() - start, n)
 
     def finish(self) -> None:
+        # The baseline as a plain psycopg2 program runs it (a transaction per
+        # query: BEGIN, the query, ROLLBACK), and on other footings: in
+        # autocommit (one round trip, as the platform's replicas read), and
+        # prepared in autocommit (no planning either, as the platform's side).
+        conn = self.union.conn
+        calls = 200
+
+        def median_ms(run: Callable[[], object]) -> float:
+            times = []
+            for _ in range(calls):
+                start = time.perf_counter()
+                run()
+                times.append(time.perf_counter() - start)
+            return round(statistics.median(times) * 1000, 3)
+
+        def plain() -> None:
+            with conn.cursor() as cur:
+                cur.execute(LEADERBOARD_TOP_10)
+                cur.fetchall()
+
+        def prepared() -> None:
+            with conn.cursor() as cur:
+                cur.execute("EXECUTE elearn_bench_top_10")
+                cur.fetchall()
+
+        self.detail["baseline_ms"] = {
+            "transaction_per_query": median_ms(lambda: self.union.rows_of(LEADERBOARD_TOP_10)),
+            "measured_side": median_ms(lambda: self.db.gamification.leaderboard(limit=10)),
+        }
+        conn.autocommit = True
+        try:
+            self.detail["baseline_ms"]["autocommit"] = median_ms(plain)
+            with conn.cursor() as cur:
+                cur.execute(LEADERBOARD_TOP_10_PREPARE)
+            self.detail["baseline_ms"]["autocommit_prepared"] = median_ms(prepared)
+            with conn.cursor() as cur:
+                cur.execute("DEALLOCATE elearn_bench_top_10")
+        finally:
+            conn.autocommit = False
         self.union.close()
 
 
