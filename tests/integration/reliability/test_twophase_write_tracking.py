@@ -35,13 +35,19 @@ from elearn_data.errors import NotFound
 from elearn_data.models import User
 from elearn_data.regions import Region
 from elearn_data.sharding import twophase
-from elearn_data.sharding.unit_of_work import UnitOfWork, writes, writing
+from elearn_data.sharding.unit_of_work import writes, writing
 from tests.integration.api.helpers import published_course, register
-from tests.integration.reliability.drills import admin, assert_at_rest, leftovers, present_user_ids
+from tests.integration.reliability.drills import (
+    REGION_OF_SHARD,
+    admin,
+    assert_at_rest,
+    insert_user_on,
+    leftovers,
+    present_user_ids,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
-REGION = {"eu": Region.EUROPE, "na": Region.NORTH_AMERICA, "apac": Region.ASIA}
 CHECK = "pg_current_xact_id_if_assigned"
 PREPARE = "PREPARE TRANSACTION"
 # reserve_seat, unmarked: the client cannot know that it writes.
@@ -86,23 +92,6 @@ def statements(db: Database, *shards: str) -> Iterator[dict[str, list[str]]]:
 
 def _count(sent: list[str], fragment: str) -> int:
     return sum(fragment in statement for statement in sent)
-
-
-def _insert_user(uow: UnitOfWork, shard: str) -> uuid.UUID:
-    user_id = ids.new_id(REGION[shard])
-    uow.execute(
-        insert(User).values(
-            id=user_id,
-            email=f"{user_id.hex}@example.org",
-            password_hash="x",
-            first_name="Track",
-            last_name="Writes",
-            region=REGION[shard].value,
-            role="student",
-        ),
-        shard=shard,
-    )
-    return user_id
 
 
 def _seats_taken(cluster: LocalCluster, course: uuid.UUID, shard: str) -> int:
@@ -150,9 +139,9 @@ def test_core_dml_on_a_participant_is_prepared_without_asking(
     clean: Database, cluster: LocalCluster
 ) -> None:
     with statements(clean, "na", "apac") as sent, clean.writer("europe") as uow:
-        eu_user = _insert_user(uow, "eu")
-        na_user = _insert_user(uow, "na")
-        apac_user = _insert_user(uow, "apac")
+        eu_user = insert_user_on(uow, "eu")
+        na_user = insert_user_on(uow, "na")
+        apac_user = insert_user_on(uow, "apac")
     for shard in ("na", "apac"):
         assert _count(sent[shard], CHECK) == 0, sent[shard]
         assert _count(sent[shard], PREPARE) == 1
@@ -166,9 +155,9 @@ def test_an_orm_flush_marks_the_shard_it_wrote_on(clean: Database, cluster: Loca
     with clean.writer() as probe:
         home = probe.default_shard  # a global writer's coordinator: the local shard
     other = next(shard for shard in ("na", "eu", "apac") if shard != home)
-    orm_user = ids.new_id(REGION[other])
+    orm_user = ids.new_id(REGION_OF_SHARD[other])
     with statements(clean, other) as sent, clean.writer() as uow:
-        core_user = _insert_user(uow, home)
+        core_user = insert_user_on(uow, home)
         uow.session.add(
             User(
                 id=orm_user,
@@ -176,7 +165,7 @@ def test_an_orm_flush_marks_the_shard_it_wrote_on(clean: Database, cluster: Loca
                 password_hash="x",
                 first_name="Orm",
                 last_name="Flush",
-                region=REGION[other].value,
+                region=REGION_OF_SHARD[other].value,
                 role="student",
             )
         )
@@ -195,7 +184,7 @@ def test_a_participant_that_only_read_is_asked_and_not_left_prepared(
     clean: Database, cluster: LocalCluster
 ) -> None:
     with statements(clean, "na") as sent, clean.writer("europe") as uow:
-        eu_user = _insert_user(uow, "eu")
+        eu_user = insert_user_on(uow, "eu")
         uow.execute(select(User.id).limit(1), shard="na").all()
     assert _count(sent["na"], CHECK) == 1
     assert _count(sent["na"], PREPARE) == 0
@@ -209,7 +198,7 @@ def test_a_participant_written_only_by_an_unmarked_function_is_asked_and_prepare
 ) -> None:
     course, _ = published_course(clean, instructor_region="north_america", max_enrollments=5)
     with statements(clean, "na") as sent, clean.writer("europe") as uow:
-        eu_user = _insert_user(uow, "eu")
+        eu_user = insert_user_on(uow, "eu")
         uow.execute(UNMARKED_RESERVE, {"course_id": course}, shard="na")
     assert _count(sent["na"], CHECK) == 1
     assert _count(sent["na"], PREPARE) == 1
@@ -231,7 +220,7 @@ def test_an_unmarked_function_write_is_rolled_back_with_the_rest_before_the_deci
     monkeypatch.setattr(twophase, "after_prepare", fail)
     made: list[uuid.UUID] = []
     with pytest.raises(RuntimeError, match="injected"), clean.writer("europe") as uow:
-        made.append(_insert_user(uow, "eu"))
+        made.append(insert_user_on(uow, "eu"))
         uow.execute(UNMARKED_RESERVE, {"course_id": course}, shard="na")
     assert len(seen["prepared"]) == 1  # the function's write was prepared, not committed
     assert _seats_taken(cluster, course, "na") == 0
@@ -245,8 +234,8 @@ def test_a_known_written_participant_whose_transaction_failed_aborts_the_commit(
     """PREPARE of a failed transaction would roll it back silently: the check runs instead."""
     made: list[uuid.UUID] = []
     with pytest.raises(DBAPIError) as failed, clean.writer("europe") as uow:
-        made.append(_insert_user(uow, "eu"))
-        made.append(_insert_user(uow, "na"))
+        made.append(insert_user_on(uow, "eu"))
+        made.append(insert_user_on(uow, "na"))
         with pytest.raises(NotFound):
             # A failing writing call on the participant, swallowed by the caller.
             uow.execute(writing(text("SELECT reserve_seat(:c)")), {"c": uuid.uuid4()}, shard="na")
