@@ -29,7 +29,7 @@ from elearn_data.models import (
     CourseStats,
 )
 from elearn_data.repositories.views import CategoryView, CourseView, LessonView, ModuleView
-from elearn_data.sharding.unit_of_work import UnitOfWork
+from elearn_data.sharding.unit_of_work import UnitOfWork, writing
 
 _COURSE_COLUMNS = (
     Course.id,
@@ -63,8 +63,9 @@ _CREATE_COURSE = text(
     " :level, :price, :currency, :duration_hours, :max_enrollments, :language,"
     " :with_seat_ledger, :at)"
 )
-_PUBLISH = text("SELECT publish_course(:course_id, :at)")
-_ARCHIVE = text("SELECT archive_course(:course_id, :at)")
+# Marked as writing: every shard is a participant of the catalog's two-phase commit.
+_PUBLISH = writing(text("SELECT publish_course(:course_id, :at)"))
+_ARCHIVE = writing(text("SELECT archive_course(:course_id, :at)"))
 _CURRICULUM = text("SELECT * FROM get_course_curriculum(:course_id)")
 _SEARCH = text(
     "SELECT course_id, rank FROM search_courses(:query, :category_id, :level, :max_price, :limit)"

@@ -24,18 +24,24 @@ from elearn_data.repositories.views import (
     ProgressView,
     ReviewView,
 )
-from elearn_data.sharding.unit_of_work import UnitOfWork
+from elearn_data.sharding.unit_of_work import UnitOfWork, writing
 
-_ENROLL = text("SELECT enroll_user(:enrollment_id, :user_id, :course_id)")
-_RESERVE = text("SELECT reserve_seat(:course_id)")
-_RELEASE = text("SELECT release_seat(:course_id)")
-_DROP = text("SELECT drop_enrollment(:enrollment_id, now())")
-_COMPLETE = text("SELECT * FROM mark_lesson_complete(:enrollment_id, :lesson_id, :minutes)")
-_RESET = text("SELECT * FROM reset_lesson_progress(:enrollment_id, :lesson_id)")
+# The writing functions are marked (unit_of_work.writing): a seat taken or given
+# back on another shard is then prepared without asking the server whether it wrote.
+_ENROLL = writing(text("SELECT enroll_user(:enrollment_id, :user_id, :course_id)"))
+_RESERVE = writing(text("SELECT reserve_seat(:course_id)"))
+_RELEASE = writing(text("SELECT release_seat(:course_id)"))
+_DROP = writing(text("SELECT drop_enrollment(:enrollment_id, now())"))
+_COMPLETE = writing(
+    text("SELECT * FROM mark_lesson_complete(:enrollment_id, :lesson_id, :minutes)")
+)
+_RESET = writing(text("SELECT * FROM reset_lesson_progress(:enrollment_id, :lesson_id)"))
 _PROGRESS = text("SELECT * FROM get_course_progress(:enrollment_id)")
-_CERTIFICATE = text("SELECT issue_certificate(:enrollment_id, :url)")
-_UPSERT_REVIEW = text("SELECT upsert_course_review(:review_id, :enrollment_id, :rating, :text)")
-_DELETE_REVIEW = text("SELECT delete_course_review(:review_id)")
+_CERTIFICATE = writing(text("SELECT issue_certificate(:enrollment_id, :url)"))
+_UPSERT_REVIEW = writing(
+    text("SELECT upsert_course_review(:review_id, :enrollment_id, :rating, :text)")
+)
+_DELETE_REVIEW = writing(text("SELECT delete_course_review(:review_id)"))
 
 _ENROLLMENT_COLUMNS = (
     Enrollment.id,

@@ -11,10 +11,23 @@ can resolve. Here:
    decision (psycopg2 fixes the gid when each transaction begins, so it
    cannot be renamed to another shard). Recovery trusts the gid.
 2. Every other participant that wrote anything runs ``PREPARE TRANSACTION gid``.
+   Whether it wrote is tracked on the client (:attr:`Participant.wrote`): a
+   participant the unit of work knows it wrote on (an INSERT/UPDATE/DELETE, an
+   ORM flush, a statement marked as writing) is prepared without asking; only
+   one whose writes are unknown is asked (``pg_current_xact_id_if_assigned()``)
+   and, when it has no transaction id, committed plainly instead (a read-only
+   participant is never left prepared). The error is only ever in the safe
+   direction: a participant the client did not see write is asked, never
+   assumed read-only; one it marked as written but that wrote nothing is
+   prepared (legal, merely a little slower). A participant whose transaction
+   libpq reports failed is always asked, so the server's error aborts the
+   commit before anything is decided (PREPARE of a failed transaction would
+   silently roll it back).
 3. The coordinator inserts ``(gid, committed=true)`` into ``twophase_decisions``
    in its own transaction and commits. That commit is the decision. It first
    takes the decision fence (a shared advisory lock) that a cross-shard restore
-   point holds exclusively for the instant it takes.
+   point holds exclusively for the instant it takes; the fence and the insert
+   are sent as one two-statement string (one round trip, run in that order).
    If the COMMIT itself fails (a cut connection, a shutdown while a synchronous
    standby is awaited) the outcome is **unknown, not an abort**: the decision
    may be durable already. The participants stay prepared and the outcome is
@@ -60,6 +73,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from psycopg2.extensions import TRANSACTION_STATUS_INTRANS
 from sqlalchemy import Connection, TwoPhaseTransaction, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -73,13 +87,13 @@ log = logging.getLogger(__name__)
 
 GID_PREFIX = "elearn"
 
+# Asked only of a participant whose writes the client does not know (Participant.wrote).
 _HAS_WRITES = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL")
 # Taken in shared mode by every decision commit; `elearn backup restore-point`
 # takes it exclusively on every coordinator while it creates the restore points,
 # so no decision lands between two shards' points (Citus's
 # citus_create_restore_point). Single-shard commits never take it.
 DECISION_FENCE_KEY = 0x656C6561726E3270  # "elearn2p"
-_DECISION_FENCE = text("SELECT pg_advisory_xact_lock_shared(:key)")
 # One recoverer per shard at a time, across processes: a recovery pass settles a
 # shard on the connection that holds this session-level advisory lock on its
 # primary ("elearnrc"; sharding/locks.py), released when the shard is done. A
@@ -90,7 +104,12 @@ RECOVERY_LOCK_KEY = 0x656C6561726E7263
 # application role may read twophase_decisions but not change it directly.
 # decide: INSERT (gid, true), failing on the key; claim: INSERT (gid, false) ON
 # CONFLICT DO NOTHING.
-_DECIDE = text("SELECT elearn_twophase_decide(:gid)")
+# The fence and the decision in one round trip: a multi-statement string runs
+# its statements in order and stops at the first error (the fence is held from
+# before the insert until the decision commits, as with two round trips).
+_FENCE_AND_DECIDE = text(
+    "SELECT pg_advisory_xact_lock_shared(:key); SELECT elearn_twophase_decide(:gid)"
+)
 _CLAIM_ABORT = text("SELECT elearn_twophase_claim_abort(:gid)")
 _DECISION = text("SELECT committed FROM twophase_decisions WHERE gid = :gid")
 _IN_DOUBT = text(
@@ -138,6 +157,26 @@ class Participant:
     shard: str
     connection: Connection
     transaction: TwoPhaseTransaction
+    # True once the client knows it wrote here: PREPAREd without asking the
+    # server. False means "unknown", never "read-only": the server is asked.
+    wrote: bool = False
+
+
+def _prepare_without_asking(part: Participant) -> bool:
+    """True when ``part`` is known to have written and libpq shows its transaction healthy.
+
+    No round trip: libpq keeps the transaction status the server reported with
+    its last reply. Any other status (a failed transaction, none at all) or a
+    connection that cannot say sends the participant to the server's check,
+    which raises for a failed transaction before anything is decided.
+    """
+    if not part.wrote:
+        return False
+    try:
+        status = part.connection.connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
+    except (SQLAlchemyError, AttributeError):
+        return False
+    return bool(status == TRANSACTION_STATUS_INTRANS)
 
 
 @dataclass
@@ -201,7 +240,7 @@ def commit_all(
         if shard == coordinator:
             continue
         part = participants[shard]
-        if part.connection.execute(_HAS_WRITES).scalar_one():
+        if _prepare_without_asking(part) or part.connection.execute(_HAS_WRITES).scalar_one():
             writers.append(shard)
         else:
             part.transaction.commit()  # read-only here: nothing to prepare
@@ -218,9 +257,8 @@ def commit_all(
             prepared.append(shard)
         if after_prepare is not None:
             after_prepare(gid)
-        coord.connection.execute(_DECISION_FENCE, {"key": DECISION_FENCE_KEY})
         try:
-            coord.connection.execute(_DECIDE, {"gid": gid})
+            coord.connection.execute(_FENCE_AND_DECIDE, {"key": DECISION_FENCE_KEY, "gid": gid})
         except SQLAlchemyError as exc:
             if _pgcode(exc) == _UNIQUE_VIOLATION:
                 # Our own decision row cannot exist yet: a recoverer claimed the abort.

@@ -5,9 +5,12 @@ connection on first use. On commit it flushes the ORM session and then commits
 one shard plainly, or several shards atomically with the two-phase protocol of
 :mod:`~elearn_data.sharding.twophase` (coordinator: the writer's own shard,
 which its gid names, even when it wrote nothing there), and returns only once
-every shard shows the writes. After the commit it reads each
-written primary's WAL position and returns it as a
-:class:`~elearn_data.sharding.consistency.CausalToken`.
+every shard shows the writes. It tracks which shards it wrote on (Core
+INSERT/UPDATE/DELETE, ORM flushes, statements marked with :func:`writing`), so
+the two-phase commit prepares those without asking the server whether they
+wrote; a shard it only read, or wrote through an unmarked statement, is asked.
+After the commit it reads each written primary's WAL position and returns it
+as a :class:`~elearn_data.sharding.consistency.CausalToken`.
 
 A **reader** binds each shard it touches to a replica that has replayed the
 caller's token (or to the primary), in autocommit mode: one statement, one
@@ -33,10 +36,21 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeAlias, TypeVar
 
-from sqlalchemy import CompoundSelect, Connection, Executable, Insert, Result, Select, text
+from sqlalchemy import (
+    CompoundSelect,
+    Connection,
+    Executable,
+    Insert,
+    Result,
+    Select,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import TextualSelect
 
@@ -59,6 +73,7 @@ from elearn_data.sharding.session import RoutedSession
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Executable)
 Role = Literal["writer", "reader"]
 # A result of any shape (SQLAlchemy 2.1 types rows by their column tuple).
 AnyResult: TypeAlias = Result[*tuple[Any, ...]]
@@ -84,6 +99,29 @@ _ALREADY_PREPARED = "42P05"
 # which SQLAlchemy clears when the connection is replaced).
 _PREPARED_KEY = "elearn_prepared"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+# The execution option that marks a statement as writing although it is no
+# INSERT/UPDATE/DELETE (``SELECT some_writing_function(...)``): see writing().
+WRITES = "elearn_writes"
+
+
+def writing(statement: E) -> E:
+    """Return ``statement`` marked as writing (for a SELECT of a function that writes).
+
+    A writer unit of work that runs a marked statement on a shard knows it wrote
+    there: a two-phase commit prepares that shard without asking the server.
+    An unmarked statement is not assumed read-only (the server is asked), so a
+    missing mark costs one round trip, never atomicity.
+    """
+    return statement.execution_options(**{WRITES: True})
+
+
+def writes(statement: object) -> bool:
+    """True when ``statement`` is known to write: Core DML, or marked by :func:`writing`."""
+    if isinstance(statement, UpdateBase):
+        return True
+    options = getattr(statement, "get_execution_options", None)
+    return options is not None and bool(options().get(WRITES))
 
 
 class PreparedRead:
@@ -386,9 +424,23 @@ class UnitOfWork:
 
     def _on_shard(self, shard: str, statement: Any, params: Any) -> AnyResult:
         try:
-            return self.on_shard(shard, lambda conn: conn.execute(statement, params))
+            result = self.on_shard(shard, lambda conn: conn.execute(statement, params))
         except SQLAlchemyError as exc:
             raise translate(exc, shard) from exc
+        if self._participants and writes(statement):
+            self.wrote_on(shard)
+        return result
+
+    def wrote_on(self, shard: str) -> None:
+        """Record that this writer wrote on ``shard`` (its two-phase commit prepares it unasked).
+
+        Only ever a known write: a shard never recorded here is asked at commit
+        whether it wrote, so recording too little is safe and too much merely
+        prepares a read-only transaction.
+        """
+        part = self._participants.get(shard)
+        if part is not None:
+            part.wrote = True
 
     def execute(
         self, statement: Executable, params: Any = None, *, shard: str | None = None
@@ -434,6 +486,8 @@ class UnitOfWork:
                 results.append(self.connection(target).execute(statement, shard_params))
             except SQLAlchemyError as exc:
                 raise translate(exc, target) from exc
+            if writes(statement):
+                self.wrote_on(target)
         merged: AnyResult = results[0].merge(*results[1:])
         return merged
 
@@ -444,11 +498,14 @@ class UnitOfWork:
         changes in this unit of work, hence in one two-phase commit.
         """
         results: list[AnyResult] = []
+        wrote = writes(statement)
         for target in self.router.shards:
             try:
                 results.append(self.connection(target).execute(statement, params))
             except SQLAlchemyError as exc:
                 raise translate(exc, target) from exc
+            if wrote:
+                self.wrote_on(target)
         return results
 
     def fetch_prepared(
@@ -664,3 +721,22 @@ class UnitOfWork:
             raise
         if self._on_commit is not None:
             self._on_commit(token)
+
+
+def _note_flushed_shards(session: Session, flush: UOWTransaction) -> None:
+    """``after_flush``: the shards a writer's ORM flush wrote on are known written.
+
+    Every flushed object carries the shard it was written to (its identity
+    token); one without (none is expected) leaves its shard to the server's check.
+    """
+    uow = getattr(session, "_uow", None)
+    if not isinstance(uow, UnitOfWork) or not uow._participants:
+        return
+    for obj in [*session.new, *session.dirty, *session.deleted]:
+        state = inspect(obj)
+        shard = state.key[2] if state.key is not None else state.identity_token
+        if isinstance(shard, str):
+            uow.wrote_on(shard)
+
+
+event.listen(RoutedSession, "after_flush", _note_flushed_shards)

@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import insert
+
 from elearn_data import ids
 from elearn_data.cluster.local import LocalCluster, NodeSpec
 from elearn_data.config import Durability
@@ -53,6 +55,25 @@ def insert_user(db: Database, region: Region) -> uuid.UUID:
         )
 
     db.write(region, work)
+    return user_id
+
+
+def insert_user_on(uow: UnitOfWork, shard: str) -> uuid.UUID:
+    """Insert one user of ``shard`` inside ``uow`` (a Core INSERT, ``shard=``); return its id."""
+    region = REGION_OF_SHARD[shard]
+    user_id = ids.new_id(region)
+    uow.execute(
+        insert(User).values(
+            id=user_id,
+            email=f"{user_id.hex}@example.org",
+            password_hash="x",
+            first_name="Edge",
+            last_name="Case",
+            region=region.value,
+            role="student",
+        ),
+        shard=shard,
+    )
     return user_id
 
 

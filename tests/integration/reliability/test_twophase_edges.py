@@ -37,23 +37,25 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import insert
 
 from elearn_data import ids
 from elearn_data.cluster.local import LocalCluster, NodeSpec
 from elearn_data.database import Database
 from elearn_data.errors import AbortedByRecovery, ConcurrencyConflict, Duplicate, DuplicateEmail
-from elearn_data.models import User
 from elearn_data.regions import Region
 from elearn_data.security import normalise_email
 from elearn_data.sharding import twophase
-from elearn_data.sharding.unit_of_work import UnitOfWork
 from tests.integration.api.helpers import PASSWORD
-from tests.integration.reliability.drills import admin, assert_at_rest, leftovers, present_user_ids
+from tests.integration.reliability.drills import (
+    admin,
+    assert_at_rest,
+    insert_user_on,
+    leftovers,
+    present_user_ids,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
-REGION = {"eu": Region.EUROPE, "na": Region.NORTH_AMERICA, "apac": Region.ASIA}
 
 CHILD = textwrap.dedent(
     """
@@ -83,23 +85,6 @@ CHILD = textwrap.dedent(
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _insert_user(uow: UnitOfWork, shard: str) -> uuid.UUID:
-    user_id = ids.new_id(REGION[shard])
-    uow.execute(
-        insert(User).values(
-            id=user_id,
-            email=f"{user_id.hex}@example.org",
-            password_hash="x",
-            first_name="Edge",
-            last_name="Case",
-            region=REGION[shard].value,
-            role="student",
-        ),
-        shard=shard,
-    )
-    return user_id
 
 
 def _exists(cluster: LocalCluster, shard: str, user_id: uuid.UUID) -> bool:
@@ -302,8 +287,8 @@ def test_a_decision_committed_while_its_connection_was_cut_is_committed_everywhe
     def write() -> None:
         try:
             with clean.writer("europe") as uow:
-                made["eu"] = _insert_user(uow, "eu")
-                made["na"] = _insert_user(uow, "na")
+                made["eu"] = insert_user_on(uow, "eu")
+                made["na"] = insert_user_on(uow, "na")
             outcome["returned"] = True
         except BaseException as exc:  # reported to the test thread
             outcome["error"] = exc
@@ -343,8 +328,8 @@ def test_an_interrupt_after_the_decision_was_sent_leaves_participants_prepared_n
         interrupter = threading.Thread(target=interrupt)
         interrupter.start()
         with pytest.raises(KeyboardInterrupt), clean.writer("europe") as uow:
-            made["eu"] = _insert_user(uow, "eu")
-            made["na"] = _insert_user(uow, "na")
+            made["eu"] = insert_user_on(uow, "eu")
+            made["na"] = insert_user_on(uow, "na")
         interrupter.join(timeout=60)
     # The decision committed: the participant must still be there to commit.
     assert len(_prepared(cluster)["na"]) == 1
@@ -363,8 +348,8 @@ def test_an_interrupt_after_the_decision_is_known_never_rolls_back_a_participant
     monkeypatch.setattr(twophase, "after_decision", interrupt)
     made: dict[str, uuid.UUID] = {}
     with pytest.raises(KeyboardInterrupt), clean.writer("europe") as uow:
-        made["eu"] = _insert_user(uow, "eu")
-        made["apac"] = _insert_user(uow, "apac")
+        made["eu"] = insert_user_on(uow, "eu")
+        made["apac"] = insert_user_on(uow, "apac")
     monkeypatch.setattr(twophase, "after_decision", None)
     assert len(_prepared(cluster)["apac"]) == 1
     clean.recover(grace_s=0)
@@ -412,8 +397,8 @@ def test_a_recoverer_that_aborts_a_live_transaction_gives_the_caller_a_retryable
     monkeypatch.setattr(twophase, "after_prepare", lambda gid: clean.recover(grace_s=0))
     made: dict[str, uuid.UUID] = {}
     with pytest.raises(AbortedByRecovery) as info, clean.writer("europe") as uow:
-        made["eu"] = _insert_user(uow, "eu")
-        made["na"] = _insert_user(uow, "na")
+        made["eu"] = insert_user_on(uow, "eu")
+        made["na"] = insert_user_on(uow, "na")
     monkeypatch.setattr(twophase, "after_prepare", None)
     assert isinstance(info.value, ConcurrencyConflict)
     assert not isinstance(info.value, Duplicate)
