@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Result, Select
+from sqlalchemy import Connection, Engine, Result, Select
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.dml import Insert
 
 
@@ -115,3 +116,38 @@ def observed(conn: Connection) -> bool:
     # error handling; a do_execute listener must see the statement.
     dialect_dispatch: Any = conn.dialect.dispatch
     return bool(dialect_dispatch.do_execute)
+
+
+def observed_engine(engine: Engine) -> bool:
+    """:func:`observed` for a connection ``engine`` would build (before building one).
+
+    The point-read path asks it of a replica's engine before it runs a read on
+    a pooled driver connection without a ``Connection`` around it: echo (what
+    a new ``Connection`` copies), the engine's statement listeners and its
+    ``engine_connect`` listeners (they would see the ``Connection`` made), any
+    listener registered on the ``Connection`` class itself, and the dialect's
+    ``do_execute`` listeners.
+    """
+    if engine._should_log_info() or Connection._has_events:
+        return True
+    if engine._has_events:
+        dispatch: Any = engine.dispatch
+        if (
+            dispatch.before_cursor_execute
+            or dispatch.after_cursor_execute
+            or dispatch.before_execute
+            or dispatch.after_execute
+            or dispatch.engine_connect
+        ):
+            return True
+    dialect_dispatch: Any = engine.dialect.dispatch
+    return bool(dialect_dispatch.do_execute)
+
+
+def connection_on(engine: Engine, pooled: PoolProxiedConnection) -> Connection:
+    """Return a ``Connection`` of ``engine`` around a connection already checked out of its pool.
+
+    What ``engine.connect()`` returns, without a second checkout (its public
+    constructor's ``connection`` argument); closing it checks ``pooled`` in.
+    """
+    return Connection(engine, pooled)

@@ -93,3 +93,26 @@ def test_observed_reads_the_listener_flags_sqlalchemy_keeps() -> None:
     assert engine.dialect.dispatch.handle_error and not engine.dialect.dispatch.do_execute
     event.listen(engine, "do_execute", listener)
     assert engine.dialect.dispatch.do_execute
+
+
+def test_observed_engine_reads_the_flags_a_new_connection_would_copy() -> None:
+    """``sqla.observed_engine``: echo, statement and engine_connect listeners, do_execute."""
+
+    def listener(*args: object) -> None:
+        return None
+
+    engine = create_engine("postgresql+psycopg2://")  # never connects
+    assert "self._echo = self.engine._should_log_info()" in inspect.getsource(Connection.__init__)
+    assert "connection" in inspect.signature(Connection.__init__).parameters
+    assert not sqla.observed_engine(engine)
+    for name in ("before_cursor_execute", "engine_connect"):
+        event.listen(engine, name, listener)
+        assert sqla.observed_engine(engine)
+        event.remove(engine, name, listener)
+        assert not sqla.observed_engine(engine)
+    event.listen(engine, "handle_error", listener)  # served by the fast path's own handling
+    assert not sqla.observed_engine(engine)
+    event.listen(engine, "do_execute", listener)
+    assert sqla.observed_engine(engine)
+    echoing = create_engine("postgresql+psycopg2://", echo=True)
+    assert sqla.observed_engine(echoing)
