@@ -22,15 +22,17 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import psycopg2.extensions
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import PoolProxiedConnection
 
 from elearn_data.config import ReplicaPolicy
-from elearn_data.sharding.engines import EngineMap, Node
+from elearn_data.sharding import sqla
+from elearn_data.sharding.engines import EngineMap, Node, ends_session
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,7 @@ _STANDBY_STATE = text(
 )
 # A token position no replica ever reaches: the shard is read from its primary.
 PRIMARY_ONLY = 2**63 - 1
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 # The primary's WAL position as a number (bytes since 0/0), what a token holds.
 CURRENT_LSN_SQL = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
 
@@ -57,15 +60,58 @@ def current_lsn(conn: Connection) -> int:
 
     The one implementation of the causal token's "current LSN" query (units of
     work after a commit, the two-phase protocol, the seeding bulk path). Called
-    after the connection's transaction committed: the query runs in autocommit
-    (SQLAlchemy's ``isolation_level="AUTOCOMMIT"``), so it opens no transaction
-    of its own, and the pool restores the connection's level at check-in.
+    after the connection's transaction committed: the query runs in autocommit,
+    so it opens no transaction of its own. An idle connection at the server's
+    default isolation level that nothing observes (a writer's commit) is asked
+    on its driver connection (:func:`_current_lsn_on_driver`); any other goes
+    through SQLAlchemy's ``isolation_level="AUTOCOMMIT"``, and the pool restores
+    the connection's level at check-in.
     """
-    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-    lsn = int(conn.exec_driver_sql(CURRENT_LSN_SQL).scalar_one())
-    conn.commit()  # ends SQLAlchemy's autobegun (server-side no-op) transaction
-    return lsn
+    dbapi_connection: Any = None if conn.in_transaction() else conn.connection.dbapi_connection
+    if (
+        dbapi_connection is None
+        or dbapi_connection.info.transaction_status != _IDLE
+        or not (dbapi_connection.autocommit or dbapi_connection.isolation_level is None)
+        or sqla.observed(conn)
+    ):
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        lsn = int(conn.exec_driver_sql(CURRENT_LSN_SQL).scalar_one())
+        conn.commit()  # ends SQLAlchemy's autobegun (server-side no-op) transaction
+        return lsn
+    return _current_lsn_on_driver(conn, dbapi_connection)
+
+
+def _current_lsn_on_driver(conn: Connection, dbapi_connection: Any) -> int:
+    """:func:`current_lsn` on the idle driver connection of ``conn``, without SQLAlchemy's
+    execution (nothing observes ``conn``): the driver is switched to autocommit for
+    the one query and back (both local: no ``SET`` is sent), so SQLAlchemy's view of
+    the connection -- and the pool's reset at check-in -- stays as it was. Driver errors
+    become ``DBAPIError`` and a lost connection is invalidated, as SQLAlchemy would do.
+    """
+    dialect = conn.dialect
+    error = dialect.loaded_dbapi.Error
+    switched = not dbapi_connection.autocommit
+    cursor = None
+    try:
+        if switched:
+            dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        cursor.execute(CURRENT_LSN_SQL)
+        row = cursor.fetchone()
+        cursor.close()
+        if switched:
+            dbapi_connection.autocommit = False
+    except error as exc:
+        disconnect = dialect.is_disconnect(exc, dbapi_connection, cursor) or ends_session(exc)
+        if disconnect:
+            conn.invalidate(exc)
+        elif switched and not dbapi_connection.closed:
+            dbapi_connection.autocommit = False
+        raise DBAPIError.instance(
+            CURRENT_LSN_SQL, None, exc, error, connection_invalidated=disconnect, dialect=dialect
+        ) from exc
+    return int(row[0])
 
 
 @dataclass(frozen=True)
