@@ -15,6 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Result, Select
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.ext.horizontal_shard import ShardedSession
+from sqlalchemy.orm import Session
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.dml import Insert
 
@@ -151,3 +153,26 @@ def connection_on(engine: Engine, pooled: PoolProxiedConnection) -> Connection:
     constructor's ``connection`` argument); closing it checks ``pooled`` in.
     """
     return Connection(engine, pooled)
+
+
+def init_sharded_session(
+    session: ShardedSession,
+    *,
+    shard_chooser: Any,
+    identity_chooser: Any,
+    execute_chooser: Any,
+    **kwargs: Any,
+) -> None:
+    """Initialise ``session`` as ``ShardedSession.__init__`` does, without its execute hook.
+
+    ``ShardedSession.__init__`` registers its ``do_orm_execute`` listener
+    (``execute_and_instances``) on every new instance, which costs more than
+    building the rest of the session; a subclass that does that listener's work
+    in a class-level hook calls this instead. The attributes are the ones the
+    constructor sets (pinned by ``tests/unit/test_sqla_internals.py``).
+    """
+    Session.__init__(session, **kwargs)
+    session.shard_chooser = shard_chooser
+    session.identity_chooser = identity_chooser
+    session.execute_chooser = execute_chooser
+    session._ShardedSession__shards = {}  # type: ignore[attr-defined]

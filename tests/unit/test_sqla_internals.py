@@ -10,6 +10,7 @@ import inspect
 from importlib.metadata import version
 
 from sqlalchemy import Connection, create_engine, event, func, insert, select
+from sqlalchemy.ext import horizontal_shard
 from sqlalchemy.ext.horizontal_shard import ShardedSession
 
 from elearn_data.models import Enrollment, User
@@ -116,3 +117,32 @@ def test_observed_engine_reads_the_flags_a_new_connection_would_copy() -> None:
     assert sqla.observed_engine(engine)
     echoing = create_engine("postgresql+psycopg2://", echo=True)
     assert sqla.observed_engine(echoing)
+
+
+def test_init_sharded_session_sets_what_sharded_session_init_sets_but_its_hook() -> None:
+    """``sqla.init_sharded_session``: the constructor's attributes, no per-instance listener."""
+
+    def chooser(*args: object, **kw: object) -> list[str]:
+        return ["a"]
+
+    choosers = {"shard_chooser": chooser, "identity_chooser": chooser, "execute_chooser": chooser}
+    built = ShardedSession(**choosers)  # type: ignore[arg-type]
+    assert list(built.dispatch.do_orm_execute) == [horizontal_shard.execute_and_instances]
+    bare = ShardedSession.__new__(ShardedSession)
+    sqla.init_sharded_session(bare, **choosers)
+    assert not list(bare.dispatch.do_orm_execute)
+    assert set(vars(bare)) - {"dispatch"} == set(vars(built)) - {"dispatch"}
+    for name in ("shard_chooser", "identity_chooser", "execute_chooser"):
+        assert getattr(bare, name) is chooser
+    assert bare._ShardedSession__shards == {}  # type: ignore[attr-defined]
+    source = inspect.getsource(horizontal_shard.execute_and_instances)
+    # What _route_orm_execute does in its place: the pinned shard, read in this order,
+    # becomes the bind's shard_id and the identity token.
+    for needle in (
+        "isinstance(orm_opt, set_shard_id)",
+        "active_options._identity_token",
+        '"_sa_shard_id" in orm_context.execution_options',
+        '"shard_id" in orm_context.bind_arguments',
+        "update_execution_options(identity_token=shard_id)",
+    ):
+        assert needle in source
