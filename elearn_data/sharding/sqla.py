@@ -105,19 +105,13 @@ def observed(conn: Connection) -> bool:
         return True
     # The engine's flag says whether any connection event was ever registered
     # (it stays set after a removal: the listener collections then decide).
-    if conn._has_events or conn.engine._has_events:
-        dispatch: Any = conn.dispatch
-        if (
-            dispatch.before_cursor_execute
-            or dispatch.after_cursor_execute
-            or dispatch.before_execute
-            or dispatch.after_execute
-        ):
-            return True
+    if (conn._has_events or conn.engine._has_events) and _listened(
+        conn.dispatch, _STATEMENT_EVENTS
+    ):
+        return True
     # handle_error listeners (ours included) are served by the fast path's own
     # error handling; a do_execute listener must see the statement.
-    dialect_dispatch: Any = conn.dialect.dispatch
-    return bool(dialect_dispatch.do_execute)
+    return _listened(conn.dialect.dispatch, ("do_execute",))
 
 
 def observed_engine(engine: Engine) -> bool:
@@ -132,18 +126,23 @@ def observed_engine(engine: Engine) -> bool:
     """
     if engine._should_log_info() or Connection._has_events:
         return True
-    if engine._has_events:
-        dispatch: Any = engine.dispatch
-        if (
-            dispatch.before_cursor_execute
-            or dispatch.after_cursor_execute
-            or dispatch.before_execute
-            or dispatch.after_execute
-            or dispatch.engine_connect
-        ):
-            return True
-    dialect_dispatch: Any = engine.dialect.dispatch
-    return bool(dialect_dispatch.do_execute)
+    if engine._has_events and _listened(engine.dispatch, (*_STATEMENT_EVENTS, "engine_connect")):
+        return True
+    return _listened(engine.dialect.dispatch, ("do_execute",))
+
+
+# The connection events that see a statement run.
+_STATEMENT_EVENTS = (
+    "before_cursor_execute",
+    "after_cursor_execute",
+    "before_execute",
+    "after_execute",
+)
+
+
+def _listened(dispatch: Any, events: Sequence[str]) -> bool:
+    """True when one of ``events`` has a listener in ``dispatch``."""
+    return any(getattr(dispatch, name) for name in events)
 
 
 def connection_on(engine: Engine, pooled: PoolProxiedConnection) -> Connection:

@@ -500,7 +500,9 @@ class UnitOfWork:
         """Return the first row of a prepared read on one shard (None when there is none).
 
         The fast path (server-side prepared statement, driver cursor) serves
-        autocommit readers. A connection inside a transaction (a writer, a
+        autocommit readers; on a shard the unit has no connection to yet, a
+        replica the selector takes without a query is read through its pooled
+        driver connection alone (see :meth:`_open`). A connection inside a transaction (a writer, a
         snapshot reader) or one that something observes (engine events, echo)
         runs the same statement through SQLAlchemy instead, so listeners see
         every statement and a transaction never meets a PREPARE error. A lost
