@@ -22,13 +22,17 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
+import psycopg2.extensions
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.pool import PoolProxiedConnection
 
 from elearn_data.config import ReplicaPolicy
-from elearn_data.sharding.engines import EngineMap, Node
+from elearn_data.sharding import sqla
+from elearn_data.sharding.engines import EngineMap, Node, ends_session
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,7 @@ _STANDBY_STATE = text(
 )
 # A token position no replica ever reaches: the shard is read from its primary.
 PRIMARY_ONLY = 2**63 - 1
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 # The primary's WAL position as a number (bytes since 0/0), what a token holds.
 CURRENT_LSN_SQL = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
 
@@ -55,15 +60,58 @@ def current_lsn(conn: Connection) -> int:
 
     The one implementation of the causal token's "current LSN" query (units of
     work after a commit, the two-phase protocol, the seeding bulk path). Called
-    after the connection's transaction committed: the query runs in autocommit
-    (SQLAlchemy's ``isolation_level="AUTOCOMMIT"``), so it opens no transaction
-    of its own, and the pool restores the connection's level at check-in.
+    after the connection's transaction committed: the query runs in autocommit,
+    so it opens no transaction of its own. An idle connection at the server's
+    default isolation level that nothing observes (a writer's commit) is asked
+    on its driver connection (:func:`_current_lsn_on_driver`); any other goes
+    through SQLAlchemy's ``isolation_level="AUTOCOMMIT"``, and the pool restores
+    the connection's level at check-in.
     """
-    if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-    lsn = int(conn.exec_driver_sql(CURRENT_LSN_SQL).scalar_one())
-    conn.commit()  # ends SQLAlchemy's autobegun (server-side no-op) transaction
-    return lsn
+    dbapi_connection: Any = None if conn.in_transaction() else conn.connection.dbapi_connection
+    if (
+        dbapi_connection is None
+        or dbapi_connection.info.transaction_status != _IDLE
+        or not (dbapi_connection.autocommit or dbapi_connection.isolation_level is None)
+        or sqla.observed(conn)
+    ):
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        lsn = int(conn.exec_driver_sql(CURRENT_LSN_SQL).scalar_one())
+        conn.commit()  # ends SQLAlchemy's autobegun (server-side no-op) transaction
+        return lsn
+    return _current_lsn_on_driver(conn, dbapi_connection)
+
+
+def _current_lsn_on_driver(conn: Connection, dbapi_connection: Any) -> int:
+    """:func:`current_lsn` on the idle driver connection of ``conn``, without SQLAlchemy's
+    execution (nothing observes ``conn``): the driver is switched to autocommit for
+    the one query and back (both local: no ``SET`` is sent), so SQLAlchemy's view of
+    the connection -- and the pool's reset at check-in -- stays as it was. Driver errors
+    become ``DBAPIError`` and a lost connection is invalidated, as SQLAlchemy would do.
+    """
+    dialect = conn.dialect
+    error = dialect.loaded_dbapi.Error
+    switched = not dbapi_connection.autocommit
+    cursor = None
+    try:
+        if switched:
+            dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        cursor.execute(CURRENT_LSN_SQL)
+        row = cursor.fetchone()
+        cursor.close()
+        if switched:
+            dbapi_connection.autocommit = False
+    except error as exc:
+        disconnect = dialect.is_disconnect(exc, dbapi_connection, cursor) or ends_session(exc)
+        if disconnect:
+            conn.invalidate(exc)
+        elif switched and not dbapi_connection.closed:
+            dbapi_connection.autocommit = False
+        raise DBAPIError.instance(
+            CURRENT_LSN_SQL, None, exc, error, connection_invalidated=disconnect, dialect=dialect
+        ) from exc
+    return int(row[0])
 
 
 @dataclass(frozen=True)
@@ -101,6 +149,13 @@ class TokenStore:
             return
         with self._lock:
             self._token = self._token | token
+
+
+class Remaining(NamedTuple):
+    """The replicas a read may still try (in order), and whether it had any to begin with."""
+
+    replicas: list[Node]
+    had_replicas: bool
 
 
 @dataclass(frozen=True)
@@ -159,26 +214,83 @@ class ReplicaSelector:
         through ``execution_options``, and SQLAlchemy restores the level when
         the connection goes back to the pool.
         """
+        replicas = self._candidates(shard, lsn)
+        return self._connect(shard, lsn, Remaining(replicas, bool(replicas)))
+
+    def _candidates(self, shard: str, lsn: int | None) -> list[Node]:
+        """The replicas to try for ``lsn``, in this read's round-robin order (maybe none)."""
+        if lsn == PRIMARY_ONLY:
+            return []
         known = self._replicas.get(shard)
         replicas = [
             r
             for r in (known if known is not None else self._engines.replicas(shard))
             if not r.health.is_down()
         ]
-        if lsn == PRIMARY_ONLY:
-            replicas = []
-        if replicas:
-            if len(replicas) > 1:
-                start = next(self._round_robin) % len(replicas)
-                replicas = replicas[start:] + replicas[:start]
-            for replica in replicas:
-                conn = self._try_replica(replica, lsn)
-                if conn is not None:
-                    reason = "replica" if lsn is None else "replica-caught-up"
-                    return conn, self._choice(replica, reason)
-            reason = "primary-fallback"
-        else:
-            reason = "primary-only"
+        if len(replicas) > 1:
+            start = next(self._round_robin) % len(replicas)
+            replicas = replicas[start:] + replicas[:start]
+        return replicas
+
+    def connect_pooled(
+        self, shard: str, lsn: int | None
+    ) -> tuple[PoolProxiedConnection, ReadChoice] | Remaining:
+        """Return a replica's pooled driver connection for ``lsn``, when no query decides it.
+
+        The point-read path (``UnitOfWork.fetch_prepared``): no SQLAlchemy
+        ``Connection`` is built around the pooled connection. A replica
+        qualifies as :meth:`connect` would take it without a round trip: not
+        down, its lag measured less than ``check_interval_s`` ago and within
+        bounds, and (with a token) already known to have replayed ``lsn``. A
+        replica whose lag check is due or that would have to be waited for
+        ends the search: the replicas left to try, that one first and in the
+        same round-robin order, are returned for :meth:`connect_from`, which
+        runs the queries (and falls back to the primary) exactly as
+        :meth:`connect`. The pool's own hooks (checkout, reset, checkin) run as
+        for any connection.
+        """
+        replicas = self._candidates(shard, lsn)
+        policy = self._policy
+        now = time.monotonic()
+        for index, replica in enumerate(replicas):
+            health = replica.health
+            if now - health.lag_checked_at >= policy.check_interval_s or (
+                lsn is not None and health.replay_lsn < lsn
+            ):
+                return Remaining(replicas[index:], True)
+            if health.lag_bytes is None or health.lag_bytes > policy.max_lag_bytes:
+                continue  # too far behind at the last check, as _too_far_behind says
+            engine = replica.engine
+            error = engine.dialect.loaded_dbapi.Error
+            try:
+                pooled = engine.raw_connection()
+            except PoolTimeout as exc:
+                self._mark_down(replica, exc)
+                continue
+            except error as exc:
+                # The text engine.connect() would have raised (and _try_replica recorded).
+                wrapped = DBAPIError.instance(None, None, exc, error, dialect=engine.dialect)
+                self._mark_down(replica, wrapped)
+                continue
+            reason = "replica" if lsn is None else "replica-caught-up"
+            return pooled, self._choice(replica, reason)
+        return Remaining([], bool(replicas))
+
+    def connect_from(
+        self, shard: str, lsn: int | None, left: Remaining
+    ) -> tuple[Connection, ReadChoice]:
+        """:meth:`connect`, trying only what :meth:`connect_pooled` left."""
+        return self._connect(shard, lsn, left)
+
+    def _connect(
+        self, shard: str, lsn: int | None, left: Remaining
+    ) -> tuple[Connection, ReadChoice]:
+        for replica in left.replicas:
+            conn = self._try_replica(replica, lsn)
+            if conn is not None:
+                reason = "replica" if lsn is None else "replica-caught-up"
+                return conn, self._choice(replica, reason)
+        reason = "primary-fallback" if left.had_replicas else "primary-only"
         primary = self._engines.primary(shard)
         conn = primary.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         return conn, self._choice(primary, reason)

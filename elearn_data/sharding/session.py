@@ -27,12 +27,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Insert, Table, event, inspect
-from sqlalchemy.ext.horizontal_shard import ShardedQuery, ShardedSession
+from sqlalchemy.ext.horizontal_shard import ShardedQuery, ShardedSession, set_shard_id
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, UOWTransaction
 
 from elearn_data.errors import RoutingError
 from elearn_data.models.base import Placement, placement_of, shard_key_of
-from elearn_data.sharding import crossshard
+from elearn_data.sharding import crossshard, sqla
 from elearn_data.sharding.routing import CATALOG_HINT
 
 if TYPE_CHECKING:
@@ -48,7 +48,11 @@ class RoutedSession(ShardedSession):
         self._uow = uow
         self._router = uow.router
         self._scope = uow.scoped_to
-        super().__init__(
+        # ShardedSession's state without its per-instance do_orm_execute listener
+        # (registering it costs more than the rest of the session's construction);
+        # _route_orm_execute, registered on the class, does that listener's work.
+        sqla.init_sharded_session(
+            self,
             shard_chooser=self._shard_chooser,
             identity_chooser=self._identity_chooser,
             execute_chooser=self._execute_chooser,
@@ -175,29 +179,46 @@ class RoutedSession(ShardedSession):
         return self._router.route(ctx.statement, ctx.parameters, self._scope)
 
 
-def _route_orm_execute(ctx: ORMExecuteState) -> Any:
-    """``do_orm_execute``: run the statement where the Router says, merging several shards.
+def _pinned_shard(ctx: ORMExecuteState) -> Any:
+    """The shard a statement is pinned to, as ShardedSession's own hook reads it, or None.
 
-    Statements already pinned to a shard (``bind_arguments={"shard_id": ...}``,
-    an identity token, a lazy load) fall through to ShardedSession's own hook.
+    A ``set_shard_id`` option, an identity token (a refresh, a get by identity),
+    ``_sa_shard_id``, or ``bind_arguments={"shard_id": ...}``, in that order.
     """
-    session = ctx.session
-    if not isinstance(session, RoutedSession):
-        return None
-    if "shard_id" in ctx.bind_arguments or "_sa_shard_id" in ctx.execution_options:
-        return None
+    for option in ctx._non_compile_orm_options:
+        if isinstance(option, set_shard_id):
+            return option.shard_id
     options: Any = None
     if ctx.is_select:
         options = ctx.load_options
     elif ctx.is_update or ctx.is_delete:
         options = ctx.update_delete_options
     if options is not None and options._identity_token is not None:
+        return options._identity_token
+    if "_sa_shard_id" in ctx.execution_options:
+        return ctx.execution_options["_sa_shard_id"]
+    return ctx.bind_arguments.get("shard_id")
+
+
+def _route_orm_execute(ctx: ORMExecuteState) -> Any:
+    """``do_orm_execute``: run the statement where the Router says, merging several shards.
+
+    The session's only statement hook (see :meth:`RoutedSession.__init__`), so a
+    statement on one shard is executed once, by the session itself, after this
+    hook returns: it is bound to its shard (``shard_id``) and its objects get
+    the shard as identity token, as ShardedSession's own hook would do. A
+    statement already pinned to a shard (:func:`_pinned_shard`) is not routed.
+    """
+    session = ctx.session
+    if not isinstance(session, RoutedSession):
+        return None
+    pinned = _pinned_shard(ctx)
+    if pinned is not None:
+        _bind_to(ctx, pinned)
         return None
     shards = list(session._execute_chooser(ctx))
     if len(shards) == 1:
-        # Pinned, ShardedSession's own hook (next in line) runs it on that shard:
-        # one execution, not a nested one.
-        ctx.bind_arguments["shard_id"] = shards[0]
+        _bind_to(ctx, shards[0])
         if session._uow.role != "reader":
             return None
         # A reader runs it here, to replace a lost pooled connection once (as uow.execute).
@@ -220,10 +241,19 @@ def _route_orm_execute(ctx: ORMExecuteState) -> Any:
         ]
     else:
         results = [
-            ctx.invoke_statement(bind_arguments={**ctx.bind_arguments, "shard_id": shard})
+            ctx.invoke_statement(
+                bind_arguments={**ctx.bind_arguments, "shard_id": shard},
+                execution_options={"identity_token": shard},
+            )
             for shard in shards
         ]
     return results[0].merge(*results[1:])
+
+
+def _bind_to(ctx: ORMExecuteState, shard: Any) -> None:
+    """Run the statement on ``shard``; loaded objects carry it as identity token."""
+    ctx.bind_arguments["shard_id"] = shard
+    ctx.update_execution_options(identity_token=shard)
 
 
 def _refuse_catalog_changes(session: Session, flush: UOWTransaction, instances: Any) -> None:
@@ -239,7 +269,6 @@ def _refuse_catalog_changes(session: Session, flush: UOWTransaction, instances: 
         raise RoutingError(f"{type(obj).__name__} ({table.name}): {CATALOG_HINT}")
 
 
-# Class-level hooks: they run before ShardedSession's per-instance execute hook,
-# which then runs each routed statement on the shard it is given.
+# Class-level hooks (RoutedSession has no per-instance execute hook: see __init__).
 event.listen(RoutedSession, "do_orm_execute", _route_orm_execute, retval=True)
 event.listen(RoutedSession, "before_flush", _refuse_catalog_changes)

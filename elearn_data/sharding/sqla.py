@@ -13,8 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Result, Select
+from sqlalchemy import Connection, Engine, Result, Select
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
+from sqlalchemy.ext.horizontal_shard import ShardedSession
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.dml import Insert
 
 
@@ -90,8 +93,8 @@ def rows_result(keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> Result[An
     return IteratorResult(SimpleResultMetaData(list(keys)), iter([tuple(r) for r in rows]))
 
 
-def invalidate_pool(conn: Connection, fairy: Any, exc: BaseException) -> None:
-    """Invalidate the pool of ``conn`` after a disconnect seen outside SQLAlchemy's execution.
+def invalidate_pool(engine: Engine, fairy: Any, exc: BaseException) -> None:
+    """Invalidate ``engine``'s pool after a disconnect seen outside SQLAlchemy's execution.
 
     What SQLAlchemy's own execution does on a disconnect (``handle_error``
     decided one): every connection the pool made before now is replaced at its
@@ -99,7 +102,7 @@ def invalidate_pool(conn: Connection, fairy: Any, exc: BaseException) -> None:
     from the pool must not be another dead one. The prepared-read fast path
     calls it; SQLAlchemy has no public form of it (``Pool._invalidate``).
     """
-    conn.engine.pool._invalidate(fairy, exc)
+    engine.pool._invalidate(fairy, exc)
 
 
 def observed(conn: Connection) -> bool:
@@ -114,16 +117,73 @@ def observed(conn: Connection) -> bool:
         return True
     # The engine's flag says whether any connection event was ever registered
     # (it stays set after a removal: the listener collections then decide).
-    if conn._has_events or conn.engine._has_events:
-        dispatch: Any = conn.dispatch
-        if (
-            dispatch.before_cursor_execute
-            or dispatch.after_cursor_execute
-            or dispatch.before_execute
-            or dispatch.after_execute
-        ):
-            return True
+    if (conn._has_events or conn.engine._has_events) and _listened(
+        conn.dispatch, _STATEMENT_EVENTS
+    ):
+        return True
     # handle_error listeners (ours included) are served by the fast path's own
     # error handling; a do_execute listener must see the statement.
-    dialect_dispatch: Any = conn.dialect.dispatch
-    return bool(dialect_dispatch.do_execute)
+    return _listened(conn.dialect.dispatch, ("do_execute",))
+
+
+def observed_engine(engine: Engine) -> bool:
+    """:func:`observed` for a connection ``engine`` would build (before building one).
+
+    The point-read path asks it of a replica's engine before it runs a read on
+    a pooled driver connection without a ``Connection`` around it: echo (what
+    a new ``Connection`` copies), the engine's statement listeners and its
+    ``engine_connect`` listeners (they would see the ``Connection`` made), any
+    listener registered on the ``Connection`` class itself, and the dialect's
+    ``do_execute`` listeners.
+    """
+    if engine._should_log_info() or Connection._has_events:
+        return True
+    if engine._has_events and _listened(engine.dispatch, (*_STATEMENT_EVENTS, "engine_connect")):
+        return True
+    return _listened(engine.dialect.dispatch, ("do_execute",))
+
+
+# The connection events that see a statement run.
+_STATEMENT_EVENTS = (
+    "before_cursor_execute",
+    "after_cursor_execute",
+    "before_execute",
+    "after_execute",
+)
+
+
+def _listened(dispatch: Any, events: Sequence[str]) -> bool:
+    """True when one of ``events`` has a listener in ``dispatch``."""
+    return any(getattr(dispatch, name) for name in events)
+
+
+def connection_on(engine: Engine, pooled: PoolProxiedConnection) -> Connection:
+    """Return a ``Connection`` of ``engine`` around a connection already checked out of its pool.
+
+    What ``engine.connect()`` returns, without a second checkout (its public
+    constructor's ``connection`` argument); closing it checks ``pooled`` in.
+    """
+    return Connection(engine, pooled)
+
+
+def init_sharded_session(
+    session: ShardedSession,
+    *,
+    shard_chooser: Any,
+    identity_chooser: Any,
+    execute_chooser: Any,
+    **kwargs: Any,
+) -> None:
+    """Initialise ``session`` as ``ShardedSession.__init__`` does, without its execute hook.
+
+    ``ShardedSession.__init__`` registers its ``do_orm_execute`` listener
+    (``execute_and_instances``) on every new instance, which costs more than
+    building the rest of the session; a subclass that does that listener's work
+    in a class-level hook calls this instead. The attributes are the ones the
+    constructor sets (pinned by ``tests/unit/test_sqla_internals.py``).
+    """
+    Session.__init__(session, **kwargs)
+    session.shard_chooser = shard_chooser
+    session.identity_chooser = identity_chooser
+    session.execute_chooser = execute_chooser
+    session._ShardedSession__shards = {}  # type: ignore[attr-defined]

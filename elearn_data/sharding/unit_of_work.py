@@ -39,6 +39,7 @@ from typing import Any, Literal, TypeAlias, TypeVar
 from sqlalchemy import (
     CompoundSelect,
     Connection,
+    Engine,
     Executable,
     Insert,
     Result,
@@ -51,6 +52,7 @@ from sqlalchemy.dialects.postgresql.psycopg2 import PGDialect_psycopg2
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.selectable import TextualSelect
 
@@ -63,6 +65,7 @@ from elearn_data.sharding.consistency import (
     PRIMARY_ONLY,
     CausalToken,
     ReadChoice,
+    Remaining,
     ReplicaSelector,
     current_lsn,
 )
@@ -174,20 +177,27 @@ class PreparedRead:
 
 
 def _fetch_prepared(
-    conn: Connection, fairy: Any, query: PreparedRead, args: Sequence[Any]
+    fairy: PoolProxiedConnection,
+    engine: Engine,
+    query: PreparedRead,
+    args: Sequence[Any],
+    invalidate: Callable[[BaseException], None],
 ) -> list[tuple[Any, ...]]:
-    """Run ``query`` on the driver connection of ``conn`` (``fairy``: its pooled connection).
+    """Run ``query`` on the driver connection of ``fairy`` (a pooled connection of ``engine``).
 
-    Returns its rows. Driver errors become SQLAlchemy's
-    ``DBAPIError``, and a lost connection is invalidated, exactly as
+    Returns its rows. Driver errors become SQLAlchemy's ``DBAPIError``, and a
+    lost connection is invalidated (``invalidate``: the pooled connection's, or
+    that of the ``Connection`` around it) together with the rest of the
+    engine's pool, exactly as
     SQLAlchemy's own execution would do.
     """
-    dbapi_connection = fairy.dbapi_connection
+    dbapi_connection: Any = fairy.dbapi_connection
     info = fairy.info
     prepared: set[str] | None = info.get(_PREPARED_KEY)
     if prepared is None:
         prepared = info[_PREPARED_KEY] = set()
-    error = conn.dialect.loaded_dbapi.Error
+    dialect = engine.dialect
+    error = dialect.loaded_dbapi.Error
     cursor = None
     sql = query.execute_sql if query.name in prepared else query.prepare_and_execute_sql
     try:
@@ -211,12 +221,12 @@ def _fetch_prepared(
         return rows
     except error as exc:
         # What SQLAlchemy's execution and the engine's handle_error hook decide.
-        disconnect = conn.dialect.is_disconnect(exc, dbapi_connection, cursor) or ends_session(exc)
+        disconnect = dialect.is_disconnect(exc, dbapi_connection, cursor) or ends_session(exc)
         if disconnect:
-            sqla.invalidate_pool(conn, fairy, exc)
-            conn.invalidate(exc)
+            sqla.invalidate_pool(engine, fairy, exc)
+            invalidate(exc)
         raise DBAPIError.instance(
-            sql, args, exc, error, connection_invalidated=disconnect, dialect=conn.dialect
+            sql, args, exc, error, connection_invalidated=disconnect, dialect=dialect
         ) from exc
 
 
@@ -276,6 +286,9 @@ class UnitOfWork:
         self._snapshots: set[str] = set()
         self.choices: dict[str, ReadChoice] = {}
         self._connections: dict[str, Connection] = {}
+        # Reader shards served so far by a replica's pooled driver connection alone
+        # (fetch_prepared's path; see _open): no Connection was built around it.
+        self._pooled: dict[str, PoolProxiedConnection] = {}
         self._participants: dict[str, twophase.Participant] = {}
         self._gid = twophase.new_gid(default_shard) if role == "writer" else ""
         self._session: RoutedSession | None = None
@@ -302,10 +315,14 @@ class UnitOfWork:
 
     @property
     def shards_touched(self) -> tuple[str, ...]:
-        return tuple(self._connections)
+        return (*self._connections, *self._pooled)
 
     def connection(self, shard: str) -> Connection:
         """Return this unit of work's connection to ``shard``, opening it on first use.
+
+        A shard read so far through a pooled driver connection alone (see
+        :meth:`fetch_prepared`) gets a ``Connection`` around that same
+        connection: one node and one pooled connection per shard.
 
         Raises:
             ShardUnavailable: the node cannot be reached.
@@ -313,24 +330,59 @@ class UnitOfWork:
         conn = self._connections.get(shard)
         if conn is not None:
             return conn
+        pooled = self._pooled.pop(shard, None)
+        if pooled is not None:
+            conn = sqla.connection_on(self.choices[shard].node.engine, pooled)
+            self._connections[shard] = conn
+            return conn
+        opened = self._open(shard, pooled=False)
+        assert isinstance(opened, Connection)
+        return opened
+
+    def _open(self, shard: str, *, pooled: bool) -> Connection | PoolProxiedConnection:
+        """Open this unit of work's connection to ``shard`` (not open yet).
+
+        ``pooled`` (an autocommit reader's prepared read): a replica that the
+        selector can take without a query and that nothing observes
+        (:func:`~elearn_data.sharding.sqla.observed_engine`) is read through its
+        pooled driver connection alone, without a ``Connection`` built and
+        closed around it; anything else (a lag check or a causal wait due, the
+        primary) gets the ``Connection`` :meth:`connection` would open.
+        """
         if self._closed:
             raise RuntimeError("this unit of work is finished")
         if shard not in self.cluster.engines.shards:
             raise ShardUnavailable(shard, "not a configured shard")
         started = time.perf_counter()
+        raw: PoolProxiedConnection | None = None
+        selector = self.cluster.selector
         try:
             if self.role == "writer":
                 conn = self.cluster.engines.primary(shard).engine.connect()
                 transaction = conn.begin_twophase(self._gid)
                 self._participants[shard] = twophase.Participant(shard, conn, transaction)
+            elif pooled:
+                lsn = self.token.get(shard)
+                found = selector.connect_pooled(shard, lsn)
+                if isinstance(found, Remaining):
+                    conn, choice = selector.connect_from(shard, lsn, found)
+                else:
+                    raw, choice = found
+                    engine = choice.node.engine
+                    if sqla.observed_engine(engine):
+                        conn, raw = sqla.connection_on(engine, raw), None
+                self.choices[shard] = choice
             else:
-                conn, choice = self.cluster.selector.connect(shard, self.token.get(shard))
+                conn, choice = selector.connect(shard, self.token.get(shard))
                 self.choices[shard] = choice
                 if self.snapshot:
                     conn = self._begin_snapshot(shard, conn)
         except (DBAPIError, PoolTimeout) as exc:
             raise translate(exc, shard) from exc
         self.cluster.instruments.checked_out(shard, self.role, time.perf_counter() - started)
+        if raw is not None:
+            self._pooled[shard] = raw
+            return raw
         self._connections[shard] = conn
         return conn
 
@@ -524,9 +576,12 @@ class UnitOfWork:
         """Return the rows of a prepared read on one shard.
 
         The fast path (server-side prepared statement, driver cursor) serves
-        autocommit readers. A connection inside a transaction (a writer, a
-        snapshot reader) or one that something observes (engine events, echo)
-        runs the same statement through SQLAlchemy instead, so listeners see
+        autocommit readers; on a shard the unit has no connection to yet, a
+        replica the selector takes without a query is read through its pooled
+        driver connection alone (see :meth:`_open`). A connection inside a
+        transaction (a writer, a snapshot reader) or one that something
+        observes (engine events, echo) runs the same statement through
+        SQLAlchemy instead, so listeners see
         every statement and a transaction never meets a PREPARE error. A lost
         pooled connection is replaced once, as in :meth:`execute`.
         """
@@ -535,15 +590,52 @@ class UnitOfWork:
             raise RoutingError(
                 f"prepared read {query.name}: pass shard=... in a global unit of work"
             )
-        if not self._autocommit or sqla.observed(self.connection(target)):
-            params = dict(zip(query.params, args, strict=True))
-            return [tuple(row) for row in self._on_shard(target, query.statement, params)]
+        if self._autocommit:
+            pooled = self._pooled.get(target)
+            if pooled is None and target not in self._connections:
+                opened = self._open(target, pooled=True)
+                pooled = opened if not isinstance(opened, Connection) else None
+            if pooled is not None:
+                return self._fetch_pooled(target, pooled, query, args)
+            if not sqla.observed(self.connection(target)):
+                try:
+                    return self.on_shard(
+                        target,
+                        lambda conn: _fetch_prepared(
+                            conn.connection, conn.engine, query, args, conn.invalidate
+                        ),
+                    )
+                except SQLAlchemyError as exc:
+                    raise translate(exc, target) from exc
+        params = dict(zip(query.params, args, strict=True))
+        return [tuple(row) for row in self._on_shard(target, query.statement, params)]
+
+    def _fetch_pooled(
+        self, shard: str, pooled: PoolProxiedConnection, query: PreparedRead, args: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """:meth:`fetch_prepared_rows` on a pooled driver connection (a lost one replaced once)."""
+        engine = self.choices[shard].node.engine
         try:
-            return self.on_shard(
-                target, lambda conn: _fetch_prepared(conn, conn.connection, query, args)
-            )
+            return _fetch_prepared(pooled, engine, query, args, pooled.invalidate)
+        except DBAPIError as exc:
+            if not self.may_reconnect(shard, exc):
+                raise translate(exc, shard) from exc
+            log.info("shard %s: connection lost, reading on a new one: %s", shard, exc)
+            self._replaced.add(shard)
+            if self._session is not None:
+                self._session.rollback()
+            del self._pooled[shard]
+            self.choices.pop(shard, None)
+            self._close_pooled(pooled)
+        # A new connection, chosen for the same token (once: the shard is in _replaced).
+        return self.fetch_prepared_rows(query, args, shard=shard)
+
+    @staticmethod
+    def _close_pooled(pooled: PoolProxiedConnection) -> None:
+        try:
+            pooled.close()
         except SQLAlchemyError as exc:
-            raise translate(exc, target) from exc
+            log.debug("closing a connection failed: %s", exc)
 
     def fetch_prepared_on_shards(
         self, query: PreparedRead, args: Sequence[Any], shards: Sequence[str] | None = None
@@ -672,9 +764,11 @@ class UnitOfWork:
         if self._closed:
             return
         self._closed = True
-        self.cluster.instruments.unit_closed(self.role, len(self._connections))
+        self.cluster.instruments.unit_closed(self.role, len(self._connections) + len(self._pooled))
         if self._session is not None:
             self._session.close()
+        for pooled in self._pooled.values():
+            self._close_pooled(pooled)
         for shard, conn in self._connections.items():
             if shard in self._snapshots:
                 self._end_snapshot(shard, conn)

@@ -21,7 +21,8 @@ from typing import Any
 
 import psycopg2.extensions
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import event, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from elearn_data.analytics import FanOut
 from elearn_data.cluster.local import LocalCluster
@@ -224,6 +225,34 @@ def test_the_current_lsn_after_a_commit_is_a_valid_token_and_leaves_the_connecti
     assert clean.token.get("eu") is not None and clean.token.lsns["eu"] >= lsn
     with clean.reader(Region.EUROPE) as reader:
         assert reader.execute(select(User.id).where(User.id == user_id)).scalar_one() == user_id
+
+
+def test_the_current_lsn_is_seen_by_listeners_and_a_lost_connection_is_invalidated(
+    clean: Database,
+) -> None:
+    """Read on the driver when nothing listens; through SQLAlchemy when something does."""
+    engine = clean.cluster.engines.primary("eu").engine
+    seen: list[str] = []
+
+    def before(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        with engine.connect() as conn:
+            assert current_lsn(conn) > 0
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+    assert any("pg_current_wal_lsn" in sql for sql in seen)
+    with engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        conn.commit()
+        with engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            other.commit()
+        with pytest.raises(DBAPIError) as lost:
+            current_lsn(conn)
+        assert lost.value.connection_invalidated and conn.invalidated
 
 
 def test_a_unit_of_work_commits_on_success_and_rolls_back_on_error(clean: Database) -> None:

@@ -14,7 +14,7 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from elearn_data import ids
 from elearn_data.cluster.local import LocalCluster
@@ -171,3 +171,60 @@ def test_a_unit_of_work_is_its_own_context_manager(clean: Database) -> None:
     failing = UnitOfWork(clean.cluster, "reader", "eu", token=CausalToken())
     with pytest.raises(NotFound), failing:
         failing.router.shard_of_owner(uuid.uuid4())
+
+
+def test_a_point_read_uses_the_replicas_pooled_connection_and_keeps_it_for_the_unit(
+    clean: Database,
+) -> None:
+    """No Connection around the pooled connection; a later statement runs on that same one."""
+    user_id = _with_profile(clean)
+    clean.users.get(user_id)  # the lag check is fresh: no query decides the replica
+    with clean.reader(Region.EUROPE, token=CausalToken()) as uow:
+        row = uow.fetch_prepared(_prepared(), (user_id,), shard="eu")
+        assert row is not None and row[0] == user_id
+        assert uow.choices["eu"].node.role == "replica"
+        assert uow.shards_touched == ("eu",)
+        pooled = uow._pooled["eu"]
+        first = pooled.dbapi_connection
+        conn = uow.connection("eu")  # the same pooled connection, now with a Connection
+        assert conn.connection.dbapi_connection is first
+        assert uow.execute(select(User.id).where(User.id == user_id), shard="eu").scalar() == (
+            user_id
+        )
+        assert uow.fetch_prepared(_prepared(), (user_id,), shard="eu") == row
+        assert uow.shards_touched == ("eu",)
+    pool = uow.choices["eu"].node.engine.pool
+    assert pool.checkedout() == 0  # checked back in at the end of the unit
+
+
+def test_a_token_the_replica_has_not_replayed_takes_the_connection_path(clean: Database) -> None:
+    """A causal wait needs a query: the read gets a Connection, and sees the write."""
+    user_id = _with_profile(clean)
+    token = clean.token
+    assert token.get("eu") is not None
+    for node in clean.cluster.engines.replicas("eu"):
+        node.health.replay_lsn = 0  # forget what the replica was seen to replay
+    with clean.reader(Region.EUROPE, token=token) as uow:
+        row = uow.fetch_prepared(_prepared(), (user_id,), shard="eu")
+        assert row is not None and row[0] == user_id
+        assert "eu" in uow._connections and "eu" not in uow._pooled
+        assert uow.choices["eu"].reason in {"replica-caught-up", "primary-fallback"}
+
+
+def test_an_engine_connect_listener_sees_the_point_reads_connection(clean: Database) -> None:
+    user_id = _with_profile(clean)
+    clean.users.get(user_id)
+    engines = [node.engine for node in clean.cluster.engines.replicas("eu")]
+    made: list[object] = []
+
+    def on_connect(conn: object) -> None:
+        made.append(conn)
+
+    for engine in engines:
+        event.listen(engine, "engine_connect", on_connect)
+    try:
+        assert clean.users.get(user_id).id == user_id
+    finally:
+        for engine in engines:
+            event.remove(engine, "engine_connect", on_connect)
+    assert made  # observed: the read went through a Connection

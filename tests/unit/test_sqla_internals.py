@@ -10,6 +10,7 @@ import inspect
 from importlib.metadata import version
 
 from sqlalchemy import Connection, create_engine, event, func, insert, select
+from sqlalchemy.ext import horizontal_shard
 from sqlalchemy.ext.horizontal_shard import ShardedSession
 from sqlalchemy.pool import Pool
 
@@ -103,3 +104,55 @@ def test_invalidate_pool_is_what_sqlalchemy_does_on_a_disconnect() -> None:
     assert list(params)[:3] == ["self", "connection", "exception"]
     source = inspect.getsource(Pool._invalidate)
     assert "_invalidate_time" in source
+
+
+def test_observed_engine_reads_the_flags_a_new_connection_would_copy() -> None:
+    """``sqla.observed_engine``: echo, statement and engine_connect listeners, do_execute."""
+
+    def listener(*args: object) -> None:
+        return None
+
+    engine = create_engine("postgresql+psycopg2://")  # never connects
+    assert "self._echo = self.engine._should_log_info()" in inspect.getsource(Connection.__init__)
+    assert "connection" in inspect.signature(Connection.__init__).parameters
+    assert not sqla.observed_engine(engine)
+    for name in ("before_cursor_execute", "engine_connect"):
+        event.listen(engine, name, listener)
+        assert sqla.observed_engine(engine)
+        event.remove(engine, name, listener)
+        assert not sqla.observed_engine(engine)
+    event.listen(engine, "handle_error", listener)  # served by the fast path's own handling
+    assert not sqla.observed_engine(engine)
+    event.listen(engine, "do_execute", listener)
+    assert sqla.observed_engine(engine)
+    echoing = create_engine("postgresql+psycopg2://", echo=True)
+    assert sqla.observed_engine(echoing)
+
+
+def test_init_sharded_session_sets_what_sharded_session_init_sets_but_its_hook() -> None:
+    """``sqla.init_sharded_session``: the constructor's attributes, no per-instance listener."""
+
+    def chooser(*args: object, **kw: object) -> list[str]:
+        return ["a"]
+
+    choosers = {"shard_chooser": chooser, "identity_chooser": chooser, "execute_chooser": chooser}
+    built = ShardedSession(**choosers)  # type: ignore[arg-type]
+    assert list(built.dispatch.do_orm_execute) == [horizontal_shard.execute_and_instances]
+    bare = ShardedSession.__new__(ShardedSession)
+    sqla.init_sharded_session(bare, **choosers)
+    assert not list(bare.dispatch.do_orm_execute)
+    assert set(vars(bare)) - {"dispatch"} == set(vars(built)) - {"dispatch"}
+    for name in ("shard_chooser", "identity_chooser", "execute_chooser"):
+        assert getattr(bare, name) is chooser
+    assert bare._ShardedSession__shards == {}  # type: ignore[attr-defined]
+    source = inspect.getsource(horizontal_shard.execute_and_instances)
+    # What _route_orm_execute does in its place: the pinned shard, read in this order,
+    # becomes the bind's shard_id and the identity token.
+    for needle in (
+        "isinstance(orm_opt, set_shard_id)",
+        "active_options._identity_token",
+        '"_sa_shard_id" in orm_context.execution_options',
+        '"shard_id" in orm_context.bind_arguments',
+        "update_execution_options(identity_token=shard_id)",
+    ):
+        assert needle in source
