@@ -65,11 +65,33 @@ def _pool() -> ThreadPoolExecutor:
 
 
 class ShardQuery:
-    """One shard's reader inside a fan-out: run aggregate statements, get plain dicts."""
+    """One shard's reader inside a fan-out: run aggregate statements, get plain dicts.
 
-    def __init__(self, shard: str, uow: UnitOfWork) -> None:
+    In a snapshot every statement reads the shard as of one instant. Without
+    one (``budget_ms``: the fan-out's remaining budget) the shard answers one
+    statement, itself a snapshot, sent with its timeout in one round trip.
+    """
+
+    def __init__(
+        self, shard: str, uow: UnitOfWork, budget_ms: Callable[[], int] | None = None
+    ) -> None:
         self.shard = shard
         self._uow = uow
+        self._budget_ms = budget_ms
+        self._asked = False
+
+    def _execute(self, statement: Executable, params: dict[str, Any]) -> Any:
+        if self._budget_ms is None:
+            return self._uow.execute(statement, params or None, shard=self.shard)
+        if self._asked:
+            raise RuntimeError(
+                "a fan-out without a snapshot asks each shard one statement;"
+                " use FanOut(..., snapshot=True) for several"
+            )
+        self._asked = True
+        return self._uow.execute_with_timeout(
+            statement, params, shard=self.shard, timeout_ms=self._budget_ms()
+        )
 
     @property
     def node(self) -> str:
@@ -79,17 +101,15 @@ class ShardQuery:
 
     def rows(self, statement: Executable, **params: Any) -> list[dict[str, Any]]:
         """Return the rows of ``statement`` as dicts (column name -> value)."""
-        result = self._uow.execute(statement, params or None, shard=self.shard)
-        return [dict(row._mapping) for row in result]
+        return [dict(row._mapping) for row in self._execute(statement, params)]
 
     def one(self, statement: Executable, **params: Any) -> dict[str, Any]:
         """Return the single row of ``statement`` as a dict."""
-        result = self._uow.execute(statement, params or None, shard=self.shard)
-        return dict(result.one()._mapping)
+        return dict(self._execute(statement, params).one()._mapping)
 
     def scalar(self, statement: Executable, **params: Any) -> Any:
         """Return the first column of the first row of ``statement`` (or None)."""
-        return self._uow.execute(statement, params or None, shard=self.shard).scalar()
+        return self._execute(statement, params).scalar()
 
     def close(self) -> None:
         """End the snapshot and return the connection (the unit of work discards a broken one)."""
@@ -100,16 +120,26 @@ class FanOut:
     """Per-shard workers and snapshots for one analytics call (a context manager).
 
     ``run(work)`` calls ``work(query)`` for every shard at once, on pool
-    threads, and returns ``{shard: result}`` in shard order. After a shard
+    threads, and returns ``{shard: result}`` in shard order. ``snapshot=False``
+    is for calls that ask each shard one statement (one round, one query):
+    the statement is its own snapshot, so none is opened and ended around it,
+    and its timeout travels with it (``UnitOfWork.execute_with_timeout``); a
+    second statement to the same shard raises ``RuntimeError``. After a shard
     failed or was late, the fan-out is finished: ``run`` refuses further rounds
     (a late shard's worker may still be using its connection).
     """
 
     def __init__(
-        self, db: CausalCluster, *, timeout_s: float, shards: Sequence[str] | None = None
+        self,
+        db: CausalCluster,
+        *,
+        timeout_s: float,
+        shards: Sequence[str] | None = None,
+        snapshot: bool = True,
     ) -> None:
         self._db = db
         self.timeout_s = timeout_s
+        self.snapshot = snapshot
         self.shards: tuple[str, ...] = tuple(shards or db.router.shards)
         self._queries: dict[str, ShardQuery] = {}
         # Each shard's last submitted work: the next one for the shard starts after it.
@@ -153,6 +183,10 @@ class FanOut:
     def remaining(self) -> float:
         """Seconds left of the per-shard budget of this call."""
         return max(0.0, self._deadline - time.monotonic())
+
+    def _budget_ms(self) -> int:
+        """What is left of the budget, as the server's statement timeout (at least 1 ms)."""
+        return max(1, math.ceil(self.remaining() * 1000))
 
     def run(
         self, work: Callable[[ShardQuery], T], shards: Sequence[str] | None = None
@@ -215,18 +249,17 @@ class FanOut:
         def attempt_open(attempt: retry.Attempt) -> ShardQuery:
             # A pooled connection to a node restarted since it was pooled fails
             # on first use; nothing was read, so retry.READS runs this once more.
-            budget_ms = max(1, math.ceil(self.remaining() * 1000))
             uow = attempt.track(
                 UnitOfWork(
                     self._db.cluster,
                     "reader",
                     shard,
                     token=self._db.token,
-                    snapshot=True,
-                    statement_timeout_ms=budget_ms,
+                    snapshot=self.snapshot,
+                    statement_timeout_ms=self._budget_ms() if self.snapshot else None,
                 )
             )
-            query = ShardQuery(shard, uow)
+            query = ShardQuery(shard, uow, None if self.snapshot else self._budget_ms)
             try:
                 uow.connection(shard)
             except BaseException:

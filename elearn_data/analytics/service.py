@@ -163,11 +163,14 @@ class Analytics:
         # (without them the fan-out, which needs the application role only, answers).
         return analytic in on_duckdb.ON_DUCKDB and self.engine.configured
 
-    def _fan_out(self) -> FanOut:
-        return FanOut(self._db, timeout_s=self.timeout_s)
+    def _fan_out(self, *, snapshot: bool = True) -> FanOut:
+        return FanOut(self._db, timeout_s=self.timeout_s, snapshot=snapshot)
 
-    def _everywhere(self, work: Callable[[ShardQuery], T]) -> tuple[dict[str, T], dict[str, str]]:
-        with self._fan_out() as fan:
+    def _everywhere(
+        self, work: Callable[[ShardQuery], T], *, snapshot: bool = True
+    ) -> tuple[dict[str, T], dict[str, str]]:
+        """Run ``work`` on every shard at once; ``snapshot=False`` when it asks one statement."""
+        with self._fan_out(snapshot=snapshot) as fan:
             results = fan.run(work)
             return results, fan.nodes
 
@@ -189,7 +192,9 @@ class Analytics:
         if self._on_duckdb("platform_stats"):
             partials, nodes = on_duckdb.platform_partials(self.engine, self._db.router.shards)
         else:
-            partials, nodes = self._everywhere(lambda q: q.one(queries.PLATFORM_STATS))
+            partials, nodes = self._everywhere(
+                lambda q: q.one(queries.PLATFORM_STATS), snapshot=False
+            )
         rows: list[dict[str, Any]] = []
         for shard, partial in partials.items():
             rows.append({"shard": shard, **_platform_row(partial)})
@@ -333,7 +338,7 @@ class Analytics:
             found, nodes = on_duckdb.revenue_rows(self.engine, first, last)
         else:
             partials, nodes = self._everywhere(
-                lambda q: q.rows(queries.REVENUE_BY_MONTH, start=first, end=last)
+                lambda q: q.rows(queries.REVENUE_BY_MONTH, start=first, end=last), snapshot=False
             )
             found = [row for rows in partials.values() for row in rows]
         merged = group_sum(found, ("month", "currency"), REVENUE_COLUMNS)
@@ -363,7 +368,9 @@ class Analytics:
         if self._on_duckdb("enrollments_by_region"):
             found, nodes = on_duckdb.region_rows(self.engine)
         else:
-            partials, nodes = self._everywhere(lambda q: q.rows(queries.ENROLLMENTS_BY_REGION))
+            partials, nodes = self._everywhere(
+                lambda q: q.rows(queries.ENROLLMENTS_BY_REGION), snapshot=False
+            )
             found = [row for rows in partials.values() for row in rows]
         merged = group_sum(found, ("region",), REGION_COLUMNS)
         rows = []
@@ -388,7 +395,9 @@ class Analytics:
         Raises:
             ShardUnavailable: a shard did not answer.
         """
-        partials, nodes = self._everywhere(lambda q: q.rows(queries.POINTS_BY_REGION))
+        partials, nodes = self._everywhere(
+            lambda q: q.rows(queries.POINTS_BY_REGION), snapshot=False
+        )
         merged = group_sum(
             (row for rows in partials.values() for row in rows),
             ("region",),
@@ -420,7 +429,7 @@ class Analytics:
         Raises:
             ShardUnavailable: a shard did not answer.
         """
-        partials, nodes = self._everywhere(lambda q: q.rows(queries.BADGE_COUNTS))
+        partials, nodes = self._everywhere(lambda q: q.rows(queries.BADGE_COUNTS), snapshot=False)
         badges: dict[Any, dict[str, Any]] = {}
         for rows in partials.values():
             for row in rows:

@@ -551,7 +551,7 @@ class FanOutQuery(Workload):
 
     def _alone(self, shard: str) -> float:
         start = time.perf_counter()
-        with FanOut(self.db, timeout_s=self.timeout, shards=(shard,)) as fan:
+        with FanOut(self.db, timeout_s=self.timeout, shards=(shard,), snapshot=False) as fan:
             fan.run(lambda q: q.one(PLATFORM_STATS))
         return time.perf_counter() - start
 
@@ -578,12 +578,14 @@ class FanOutQuery(Workload):
         statements: dict[str, list[float]] = {s: [] for s in self.db.router.shards}
         for _ in range(max(5, self.sizes.chunks)):
             start = time.perf_counter()
-            with FanOut(self.db, timeout_s=self.timeout) as fan:
+            with FanOut(self.db, timeout_s=self.timeout, snapshot=False) as fan:
                 timings = fan.run(_timed_part)
             calls.append(time.perf_counter() - start)
             parts.append(max(timings.values()))
             for shard, seconds in statements.items():
-                with FanOut(self.db, timeout_s=self.timeout, shards=(shard,)) as fan:
+                with FanOut(
+                    self.db, timeout_s=self.timeout, shards=(shard,), snapshot=False
+                ) as fan:
                     seconds.append(fan.run(_timed_part)[shard])
         alone = {s: statistics.median(v) * 1000 for s, v in self.alone.items() if v}
         self.detail["alone_ms"] = {s: round(v, 2) for s, v in alone.items()}

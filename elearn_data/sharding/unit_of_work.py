@@ -93,6 +93,11 @@ _BEGIN_SNAPSHOT_WITH_TIMEOUT = text(
     " SELECT set_config('statement_timeout', :ms, true)"
 )
 _END_SNAPSHOT = text("ROLLBACK")
+# One statement with its own time limit in one round trip (execute_with_timeout):
+# a query string of several statements runs as one implicit transaction, so
+# set_config(..., true) lasts for the statement after it only, and the pooled
+# connection keeps its usual statement_timeout.
+_WITH_TIMEOUT = "SELECT set_config('statement_timeout', %(elearn_timeout_ms)s, true); "
 
 
 # SQLSTATEs of a server that lost (26000) or already has (42P05) a prepared statement.
@@ -174,6 +179,29 @@ class PreparedRead:
         self.execute_sql = f"EXECUTE {name}({placeholders})" if params else f"EXECUTE {name}"
         self.prepare_sql = f"PREPARE {name} AS {sql}"
         self.prepare_and_execute_sql = f"{self.prepare_sql}; {self.execute_sql}"
+
+
+# Compiled forms for execute_with_timeout, by (statement, dialect) identity: the
+# statements are module constants. Keyed by id() with the objects kept in the
+# entry (a statement's == builds SQL, so it cannot be a dictionary key).
+_TIMED: dict[tuple[int, int], tuple[Any, Any, str, Any]] = {}
+_TIMED_MAX = 256
+
+
+def _compiled_with_timeout(statement: Executable, dialect: Any) -> tuple[str, Any]:
+    """Return (the timeout prefix and the compiled text of ``statement``, its compiled form)."""
+    key = (id(statement), id(dialect))
+    entry = _TIMED.get(key)
+    if entry is not None and entry[0] is statement and entry[1] is dialect:
+        return entry[2], entry[3]
+    compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+    if any(bind.expanding for bind in compiled.binds.values()):
+        raise RuntimeError("a statement with expanding parameters needs the snapshot path")
+    sql = _WITH_TIMEOUT + str(compiled)
+    if len(_TIMED) >= _TIMED_MAX:
+        _TIMED.clear()
+    _TIMED[key] = (statement, dialect, sql, compiled)
+    return sql, compiled
 
 
 def _fetch_prepared(
@@ -542,6 +570,37 @@ class UnitOfWork:
                 self.wrote_on(target)
         merged: AnyResult = results[0].merge(*results[1:])
         return merged
+
+    def execute_with_timeout(
+        self, statement: Executable, params: Any, *, shard: str, timeout_ms: int
+    ) -> AnyResult:
+        """Run one read on ``shard`` under its own statement timeout, in one round trip.
+
+        An autocommit reader's path for a statement that is its own snapshot
+        (the analytics fan-out's one-statement calls): the timeout and the
+        statement go to the server as one query string, so the server stops
+        the work when the caller's budget ends without a ``BEGIN`` and a
+        ``ROLLBACK`` around it. Listeners see the combined string. A lost
+        pooled connection is replaced once, as in :meth:`execute`.
+
+        Raises:
+            RuntimeError: the unit of work is not an autocommit reader, or the
+                statement has parameters SQLAlchemy expands at execution.
+        """
+        if not self._autocommit:
+            raise RuntimeError("execute_with_timeout runs on an autocommit reader only")
+
+        def run(conn: Connection) -> AnyResult:
+            sql, compiled = _compiled_with_timeout(statement, conn.dialect)
+            bound = dict(compiled.construct_params(params or {}))
+            bound["elearn_timeout_ms"] = str(timeout_ms)
+            result: AnyResult = conn.exec_driver_sql(sql, bound)
+            return result
+
+        try:
+            return self.on_shard(shard, run)
+        except SQLAlchemyError as exc:
+            raise translate(exc, shard) from exc
 
     def execute_on_every_shard(self, statement: Executable, params: Any = None) -> list[AnyResult]:
         """Run ``statement`` on every shard in sorted order; return each shard's result.

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from elearn_data.analytics import Analytics
+from elearn_data.analytics import Analytics, FanOut, ShardQuery
 from elearn_data.analytics.fanout import THREAD_PREFIX
+from elearn_data.analytics.queries import PLATFORM_STATS
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.database import Database
 from elearn_data.errors import ShardUnavailable
@@ -133,12 +134,35 @@ def test_the_shard_budget_is_also_the_servers_statement_timeout(
         if "set_config('statement_timeout'" in statement:
             seen.append((statement, parameters))
 
+    # One statement per shard: the budget travels with it, in one round trip.
     with listening(db, before):
         Analytics(db, timeout_s=7).enrollments_by_region()
     assert len(seen) == 3
+    assert all(s.startswith("SELECT set_config('statement_timeout'") for s, _ in seen)
+    assert all("enrollments" in s for s, _ in seen)
+    assert all(6000 < int(params["elearn_timeout_ms"]) <= 7000 for _, params in seen)
+
+    # Several rounds: one snapshot per shard, begun together with the budget.
+    seen.clear()
+    with listening(db, before):
+        Analytics(db, timeout_s=7).popular_courses(limit=3)
+    assert len(seen) == 3
     assert all(s.startswith("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY") for s, _ in seen)
-    budgets = [int(params["ms"]) for _, params in seen]
-    assert all(6000 < b <= 7000 for b in budgets)
+    assert all(6000 < int(params["ms"]) <= 7000 for _, params in seen)
+
+
+def test_a_fan_out_without_snapshot_refuses_a_second_statement_to_a_shard(
+    world: World, db: Database
+) -> None:
+    def twice(q: ShardQuery) -> None:
+        q.one(PLATFORM_STATS)
+        q.one(PLATFORM_STATS)
+
+    with FanOut(db, timeout_s=10, snapshot=False) as fan, pytest.raises(RuntimeError, match="one"):
+        fan.run(twice)
+    # With a snapshot the same work is fine (both statements see one instant).
+    with FanOut(db, timeout_s=10) as fan:
+        assert set(fan.run(twice)) == {"na", "eu", "apac"}
 
 
 def test_an_analytics_timeout_must_be_positive(db: Database) -> None:
