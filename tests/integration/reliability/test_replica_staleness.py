@@ -29,8 +29,8 @@ from elearn_data.models import User
 from elearn_data.security import normalise_email
 from elearn_data.sharding.consistency import PRIMARY_ONLY, CausalToken
 from tests.integration.api.helpers import PASSWORD, register
-from tests.integration.reliability.drills import admin, wait_replayed
-from tests.integration.reliability.test_twophase_edges import _email_away_from, _insert_user
+from tests.integration.reliability.drills import admin, insert_user_on, wait_replayed
+from tests.integration.reliability.test_twophase_edges import _email_away_from
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -97,7 +97,7 @@ def test_a_reader_without_a_token_skips_a_replica_whose_replay_is_paused(
         wait_replayed(cluster, "eu")
         with _paused_replay(cluster, "eu") as replica:
             with clean.writer("eu") as uow:
-                user_id = _insert_user(uow, "eu")
+                user_id = insert_user_on(uow, "eu")
             _wait_stale(cluster, replica, 0.0)
             # Every read of the other object sees the row: none comes from the paused replica.
             for _ in range(20):
@@ -160,7 +160,7 @@ def test_a_commit_whose_position_cannot_be_read_still_pins_its_shard(
     event.listen(engine, "before_cursor_execute", cut_position_read)
     try:
         with clean.writer("eu") as uow:
-            user_id = _insert_user(uow, "eu")
+            user_id = insert_user_on(uow, "eu")
     finally:
         event.remove(engine, "before_cursor_execute", cut_position_read)
     assert cut, "the position read was never cut"
