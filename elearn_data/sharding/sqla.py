@@ -102,7 +102,7 @@ def invalidate_pool(engine: Engine, fairy: Any, exc: BaseException) -> None:
     from the pool must not be another dead one. The prepared-read fast path
     calls it; SQLAlchemy has no public form of it (``Pool._invalidate``).
     """
-    engine.pool._invalidate(fairy, exc)
+    engine.pool._invalidate(fairy, exc, _checkin=False)
 
 
 def observed(conn: Connection) -> bool:

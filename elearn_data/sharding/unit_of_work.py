@@ -251,8 +251,10 @@ def _fetch_prepared(
         # What SQLAlchemy's execution and the engine's handle_error hook decide.
         disconnect = dialect.is_disconnect(exc, dbapi_connection, cursor) or ends_session(exc)
         if disconnect:
-            sqla.invalidate_pool(engine, fairy, exc)
+            # This connection first (invalidating it twice would warn), then
+            # every connection the pool made before it.
             invalidate(exc)
+            sqla.invalidate_pool(engine, fairy, exc)
         raise DBAPIError.instance(
             sql, args, exc, error, connection_invalidated=disconnect, dialect=dialect
         ) from exc

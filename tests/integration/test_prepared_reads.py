@@ -10,11 +10,14 @@ the connection died, and statements visible to engine listeners.
 
 from __future__ import annotations
 
+import time
 import uuid
+import warnings
 from typing import Any
 
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.exc import DBAPIError
 
 from elearn_data import ids
 from elearn_data.cluster.local import LocalCluster
@@ -26,7 +29,7 @@ from elearn_data.repositories import users as users_repository
 from elearn_data.repositories.users import USER_BY_ID
 from elearn_data.repositories.views import UserView
 from elearn_data.sharding.consistency import CausalToken
-from elearn_data.sharding.unit_of_work import PreparedRead, UnitOfWork
+from elearn_data.sharding.unit_of_work import PreparedRead, UnitOfWork, _fetch_prepared
 from tests.integration.factories import add_user
 from tests.integration.observe import recording
 from tests.support import forget_failures
@@ -128,6 +131,38 @@ def test_a_replica_connection_killed_between_reads_is_replaced(
     for _ in range(5):
         assert clean.users.get(user_id).id == user_id
     forget_failures(clean, "eu")  # the retry marked the replica down: back in rotation
+
+
+def test_a_disconnect_on_the_fast_path_invalidates_the_connection_once_and_the_pool(
+    clean: Database, cluster: LocalCluster
+) -> None:
+    # The backend is gone before the read, but the pooled connection is used
+    # directly (no checkout hook in between): the read itself meets the disconnect.
+    engine = clean.cluster.engines.replicas("eu")[0].engine
+    fairy = engine.raw_connection()
+    pid = fairy.dbapi_connection.info.backend_pid
+    conn = cluster.admin_connect(cluster.state().replicas_of("eu")[0], dbname="elearn")
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            deadline = time.monotonic() + 10
+            while True:
+                cur.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+                if cur.fetchone()[0] == 0:
+                    break
+                assert time.monotonic() < deadline, "the backend never exited"
+                time.sleep(0.02)
+    finally:
+        conn.close()
+    before = engine.pool._invalidate_time
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # invalidating it twice would warn
+        with pytest.raises(DBAPIError) as info:
+            _fetch_prepared(fairy, engine, _prepared(), (uuid.uuid4(),), fairy.invalidate)
+    assert info.value.connection_invalidated
+    assert not fairy.is_valid
+    # Every connection the pool made before is replaced at its next checkout.
+    assert engine.pool._invalidate_time > before
 
 
 def test_listeners_see_the_point_read_as_sqlalchemy_sends_it(

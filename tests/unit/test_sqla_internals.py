@@ -102,6 +102,7 @@ def test_invalidate_pool_is_what_sqlalchemy_does_on_a_disconnect() -> None:
     assert "pool._invalidate(" in inspect.getsource(Connection._handle_dbapi_exception)
     params = inspect.signature(Pool._invalidate).parameters
     assert list(params)[:3] == ["self", "connection", "exception"]
+    assert "_checkin" in params  # False: the caller invalidates the connection itself
     source = inspect.getsource(Pool._invalidate)
     assert "_invalidate_time" in source
 
