@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Insert, Table, event, inspect
-from sqlalchemy.ext.horizontal_shard import ShardedQuery, ShardedSession, set_shard_id
+from sqlalchemy.ext.horizontal_shard import ShardedQuery, ShardedSession
 from sqlalchemy.orm import Mapper, ORMExecuteState, Session, UOWTransaction
 
 from elearn_data.errors import RoutingError
@@ -179,27 +179,6 @@ class RoutedSession(ShardedSession):
         return self._router.route(ctx.statement, ctx.parameters, self._scope)
 
 
-def _pinned_shard(ctx: ORMExecuteState) -> Any:
-    """The shard a statement is pinned to, as ShardedSession's own hook reads it, or None.
-
-    A ``set_shard_id`` option, an identity token (a refresh, a get by identity),
-    ``_sa_shard_id``, or ``bind_arguments={"shard_id": ...}``, in that order.
-    """
-    for option in ctx._non_compile_orm_options:
-        if isinstance(option, set_shard_id):
-            return option.shard_id
-    options: Any = None
-    if ctx.is_select:
-        options = ctx.load_options
-    elif ctx.is_update or ctx.is_delete:
-        options = ctx.update_delete_options
-    if options is not None and options._identity_token is not None:
-        return options._identity_token
-    if "_sa_shard_id" in ctx.execution_options:
-        return ctx.execution_options["_sa_shard_id"]
-    return ctx.bind_arguments.get("shard_id")
-
-
 def _route_orm_execute(ctx: ORMExecuteState) -> Any:
     """``do_orm_execute``: run the statement where the Router says, merging several shards.
 
@@ -207,12 +186,13 @@ def _route_orm_execute(ctx: ORMExecuteState) -> Any:
     statement on one shard is executed once, by the session itself, after this
     hook returns: it is bound to its shard (``shard_id``) and its objects get
     the shard as identity token, as ShardedSession's own hook would do. A
-    statement already pinned to a shard (:func:`_pinned_shard`) is not routed.
+    statement already pinned to a shard
+    (:func:`~elearn_data.sharding.sqla.pinned_shard`) is not routed.
     """
     session = ctx.session
     if not isinstance(session, RoutedSession):
         return None
-    pinned = _pinned_shard(ctx)
+    pinned = sqla.pinned_shard(ctx)
     if pinned is not None:
         _bind_to(ctx, pinned)
         return None

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Result, Select
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
-from sqlalchemy.ext.horizontal_shard import ShardedSession
-from sqlalchemy.orm import Session
+from sqlalchemy.ext.horizontal_shard import ShardedSession, set_shard_id
+from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.dml import Insert
 
@@ -187,3 +187,26 @@ def init_sharded_session(
     session.identity_chooser = identity_chooser
     session.execute_chooser = execute_chooser
     session._ShardedSession__shards = {}  # type: ignore[attr-defined]
+
+
+def pinned_shard(ctx: ORMExecuteState) -> Any:
+    """The shard a statement is pinned to, as ShardedSession's own hook reads it, or None.
+
+    A ``set_shard_id`` option, an identity token (a refresh, a get by identity),
+    ``_sa_shard_id``, or ``bind_arguments={"shard_id": ...}``, in that order.
+    The routed session's hook asks it in place of ShardedSession's own
+    per-instance hook; the ORM's options have no public getter.
+    """
+    for option in ctx._non_compile_orm_options:
+        if isinstance(option, set_shard_id):
+            return option.shard_id
+    options: Any = None
+    if ctx.is_select:
+        options = ctx.load_options
+    elif ctx.is_update or ctx.is_delete:
+        options = ctx.update_delete_options
+    if options is not None and options._identity_token is not None:
+        return options._identity_token
+    if "_sa_shard_id" in ctx.execution_options:
+        return ctx.execution_options["_sa_shard_id"]
+    return ctx.bind_arguments.get("shard_id")

@@ -12,6 +12,8 @@ from importlib.metadata import version
 from sqlalchemy import Connection, create_engine, event, func, insert, select
 from sqlalchemy.ext import horizontal_shard
 from sqlalchemy.ext.horizontal_shard import ShardedSession
+from sqlalchemy.orm import ORMExecuteState
+from sqlalchemy.orm.context import QueryContext
 from sqlalchemy.pool import Pool
 
 from elearn_data.models import Enrollment, User
@@ -157,3 +159,9 @@ def test_init_sharded_session_sets_what_sharded_session_init_sets_but_its_hook()
         "update_execution_options(identity_token=shard_id)",
     ):
         assert needle in source
+
+
+def test_pinned_shard_reads_the_attributes_the_orm_keeps() -> None:
+    """``sqla.pinned_shard``: the ORM's option list and the options' identity token."""
+    assert "_non_compile_orm_options" in inspect.getsource(ORMExecuteState)
+    assert "_identity_token" in vars(QueryContext.default_load_options)
