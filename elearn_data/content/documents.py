@@ -72,6 +72,16 @@ def _url(**kwargs: Any) -> Any:
 # ------------------------------------------------------------------ course content
 
 
+def _same_creation_time(doc: Any, values: dict[str, Any]) -> None:
+    """Give a new document one timestamp: ``updated_at`` is its ``created_at``.
+
+    The two field defaults are two clock readings, which can fall in two
+    milliseconds; a document loaded from the store passes both and is untouched.
+    """
+    if "updated_at" not in values and doc.created_at is not None:
+        doc.updated_at = doc.created_at
+
+
 class SubtitleTrack(EmbeddedDocument):
     """One subtitle file of a video."""
 
@@ -116,6 +126,10 @@ class CourseContent(Document):
     downloads = IntField(required=True, min_value=0, default=0)
     created_at = DateTimeField(required=True, default=utc_now)
     updated_at = DateTimeField(required=True, default=utc_now)
+
+    def __init__(self, *args: Any, **values: Any) -> None:
+        super().__init__(*args, **values)
+        _same_creation_time(self, values)
 
     meta: ClassVar[dict[str, Any]] = {
         "collection": CONTENT_COLLECTION,
@@ -224,6 +238,10 @@ class UserPreferences(Document):
     )
     created_at = DateTimeField(required=True, default=utc_now)
     updated_at = DateTimeField(required=True, default=utc_now)
+
+    def __init__(self, *args: Any, **values: Any) -> None:
+        super().__init__(*args, **values)
+        _same_creation_time(self, values)
 
     meta: ClassVar[dict[str, Any]] = {
         "collection": PREFERENCES_COLLECTION,
