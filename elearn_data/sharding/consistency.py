@@ -233,7 +233,7 @@ class ReplicaSelector:
         return replicas
 
     def connect_pooled(
-        self, shard: str, lsn: int | None
+        self, shard: str, lsn: int | None, *, multiplexed: bool = False
     ) -> tuple[PoolProxiedConnection, ReadChoice] | Remaining:
         """Return a replica's pooled driver connection for ``lsn``, when no query decides it.
 
@@ -248,6 +248,10 @@ class ReplicaSelector:
         runs the queries (and falls back to the primary) exactly as
         :meth:`connect`. The pool's own hooks (checkout, reset, checkin) run as
         for any connection.
+
+        ``multiplexed``: the connection comes from the replica's pool of
+        asynchronous connections (:mod:`~elearn_data.sharding.multiplex`)
+        instead of its engine's.
         """
         replicas = self._candidates(shard, lsn)
         policy = self._policy
@@ -263,7 +267,11 @@ class ReplicaSelector:
             engine = replica.engine
             error = engine.dialect.loaded_dbapi.Error
             try:
-                pooled = engine.raw_connection()
+                if multiplexed:
+                    assert replica.multiplexed is not None  # every replica has one
+                    pooled = replica.multiplexed.connect()
+                else:
+                    pooled = engine.raw_connection()
             except PoolTimeout as exc:
                 self._mark_down(replica, exc)
                 continue

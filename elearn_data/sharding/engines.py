@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 import psycopg2
 import psycopg2.extensions
+import psycopg2.extras
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DisconnectionError
@@ -84,6 +85,9 @@ class Node:
     url: str  # without password
     engine: Engine
     health: NodeHealth = field(default_factory=NodeHealth)
+    # A replica's pool of asynchronous connections (sharding.multiplex): reads
+    # sent to several shards at once from one thread. None on a primary.
+    multiplexed: QueuePool | None = None
 
     @property
     def address(self) -> str:
@@ -175,6 +179,58 @@ def build_engine(
         )
     _handle_stale_connections(engine, autocommit=autocommit)
     return engine
+
+
+def _wait_async(conn: Any, deadline: float | None) -> None:
+    """Drive the asynchronous psycopg2 connection ``conn`` until its operation is done."""
+    while True:
+        state = conn.poll()
+        if state == psycopg2.extensions.POLL_OK:
+            return
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise psycopg2.OperationalError("timeout expired")
+        if state == psycopg2.extensions.POLL_READ:
+            select.select([conn], [], [], left)
+        else:
+            select.select([], [conn], [], left)
+
+
+def build_multiplexed_pool(
+    url: str, *, settings: Settings, password: str | None, application: str = "elearn_data"
+) -> QueuePool:
+    """Return a pool of asynchronous connections to the replica ``url`` (sharding.multiplex).
+
+    Connected as :func:`build_engine`'s connections are (same credentials,
+    ``application_name``, server-side timeouts) and sized as its pool. libpq
+    leaves ``connect_timeout`` to the application in asynchronous mode: the
+    set-up enforces it here. An asynchronous connection is always in
+    autocommit and refuses ``rollback()``: nothing is reset at check-in.
+    """
+    kwargs = _connect_kwargs(settings, password, application)
+    timeout = settings.connect_timeout_s
+
+    def creator() -> Any:
+        conn = psycopg2.connect(url, async_=True, **kwargs)
+        try:
+            _wait_async(conn, time.monotonic() + timeout if timeout else None)
+            # What SQLAlchemy's psycopg2 dialect registers on its connections:
+            # uuid columns come back as uuid.UUID, as on the engine's path.
+            psycopg2.extras.register_uuid(None, conn)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    pool = settings.pool
+    return QueuePool(
+        creator,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        timeout=pool.timeout_s,
+        recycle=pool.recycle_s,
+        reset_on_return=None,
+    )
 
 
 # SQLSTATEs that end the session, not just the statement: connection exceptions
@@ -292,6 +348,9 @@ class EngineMap:
                         application=application,
                         autocommit=True,
                     ),
+                    multiplexed=build_multiplexed_pool(
+                        url, settings=settings, password=password, application=application
+                    ),
                 )
                 for url in cfg.replicas
             ]
@@ -353,6 +412,8 @@ class EngineMap:
         """Close every pooled connection of every node."""
         for node in self.nodes():
             node.engine.dispose()
+            if node.multiplexed is not None:
+                node.multiplexed.dispose()
 
     def describe(self) -> list[dict[str, str]]:
         """Return shard, role and redacted URL of every node (for reports)."""

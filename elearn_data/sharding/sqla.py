@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, Result, Select
 from sqlalchemy.engine.result import IteratorResult, SimpleResultMetaData
 from sqlalchemy.ext.horizontal_shard import ShardedSession, set_shard_id
 from sqlalchemy.orm import ORMExecuteState, Session
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import Pool, PoolProxiedConnection
 from sqlalchemy.sql.dml import Insert
 
 
@@ -102,7 +102,12 @@ def invalidate_pool(engine: Engine, fairy: Any, exc: BaseException) -> None:
     from the pool must not be another dead one. The prepared-read fast path
     calls it; SQLAlchemy has no public form of it (``Pool._invalidate``).
     """
-    engine.pool._invalidate(fairy, exc, _checkin=False)
+    invalidate_older(engine.pool, fairy, exc)
+
+
+def invalidate_older(pool: Pool, fairy: Any, exc: BaseException) -> None:
+    """:func:`invalidate_pool` on ``pool`` itself (a pool without an engine: sharding.multiplex)."""
+    pool._invalidate(fairy, exc, _checkin=False)
 
 
 def observed(conn: Connection) -> bool:

@@ -60,7 +60,7 @@ from elearn_data.config import Settings
 from elearn_data.dberrors import translate
 from elearn_data.errors import RoutingError, ShardUnavailable
 from elearn_data.monitoring.metrics import Instruments
-from elearn_data.sharding import crossshard, sqla, twophase
+from elearn_data.sharding import crossshard, multiplex, sqla, twophase
 from elearn_data.sharding.consistency import (
     PRIMARY_ONLY,
     CausalToken,
@@ -70,6 +70,7 @@ from elearn_data.sharding.consistency import (
     current_lsn,
 )
 from elearn_data.sharding.engines import EngineMap, ends_session
+from elearn_data.sharding.multiplex import ALREADY_PREPARED, NOT_PREPARED, PREPARED_KEY
 from elearn_data.sharding.routing import Router, refuse_catalog_write
 from elearn_data.sharding.session import RoutedSession
 
@@ -100,12 +101,6 @@ _END_SNAPSHOT = text("ROLLBACK")
 _WITH_TIMEOUT = "SELECT set_config('statement_timeout', %(elearn_timeout_ms)s, true); "
 
 
-# SQLSTATEs of a server that lost (26000) or already has (42P05) a prepared statement.
-_NOT_PREPARED = "26000"
-_ALREADY_PREPARED = "42P05"
-# Key of the set of statement names prepared on a pooled connection (in its ``info``,
-# which SQLAlchemy clears when the connection is replaced).
-_PREPARED_KEY = "elearn_prepared"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # The execution option that marks a statement as writing although it is no
@@ -221,9 +216,9 @@ def _fetch_prepared(
     """
     dbapi_connection: Any = fairy.dbapi_connection
     info = fairy.info
-    prepared: set[str] | None = info.get(_PREPARED_KEY)
+    prepared: set[str] | None = info.get(PREPARED_KEY)
     if prepared is None:
-        prepared = info[_PREPARED_KEY] = set()
+        prepared = info[PREPARED_KEY] = set()
     dialect = engine.dialect
     error = dialect.loaded_dbapi.Error
     cursor = None
@@ -237,9 +232,9 @@ def _fetch_prepared(
             # the server lost the statement (a pooler switched server connections,
             # DISCARD ALL) or has it already; prepare again, or just execute.
             code = getattr(exc, "pgcode", None)
-            if code == _NOT_PREPARED and sql is query.execute_sql:
+            if code == NOT_PREPARED and sql is query.execute_sql:
                 cursor.execute(query.prepare_and_execute_sql, args)
-            elif code == _ALREADY_PREPARED and sql is not query.execute_sql:
+            elif code == ALREADY_PREPARED and sql is not query.execute_sql:
                 cursor.execute(query.execute_sql, args)
             else:
                 raise
@@ -704,11 +699,20 @@ class UnitOfWork:
         """Run a prepared read on each of ``shards`` (default: every shard) at once.
 
         A reader's path for a statement each shard answers about its own rows
-        (a round of a per-shard top-N merge): the shards are asked in parallel
-        (:func:`~elearn_data.sharding.crossshard.in_parallel`, the first in the
-        calling thread), each on this unit of work's connection to it, as
-        :meth:`fetch_prepared_rows` runs it. Returns ``{shard: rows}`` in the
-        order of ``shards``.
+        (a round of a per-shard top-N merge). Returns ``{shard: rows}`` in the
+        order of ``shards``, the rows as :meth:`fetch_prepared_rows` returns
+        them.
+
+        An autocommit reader with no connection to those shards yet, on
+        replicas the selector takes without a query and that nothing observes,
+        sends every statement from the calling thread and then waits on every
+        socket at once (:mod:`~elearn_data.sharding.multiplex`, the replicas'
+        asynchronous connections, back in their pools when this returns).
+        Anything else (a lag check or a causal wait due, a primary, a
+        snapshot, listeners, a connection lost on the way) asks the shards in
+        parallel threads (:func:`~elearn_data.sharding.crossshard.in_parallel`,
+        the first in the calling thread), each on this unit of work's
+        connection to it.
 
         Raises:
             RuntimeError: called on a writer (writes go shard by shard, in order).
@@ -717,11 +721,56 @@ class UnitOfWork:
         if self.role != "reader":
             raise RuntimeError("a fan-out of reads runs on a reader unit of work")
         targets = list(self.router.shards if shards is None else shards)
+        taken = self._take_multiplexed(targets) if len(targets) > 1 else None
+        if taken is not None:
+            try:
+                return multiplex.fetch_prepared(taken, query, args)
+            except multiplex.ConnectionLost as lost:
+                log.info("%s; reading through the engines' connections", lost)
+            finally:
+                for one in taken:
+                    self._close_pooled(one.fairy)
 
         def run(shard: str) -> list[tuple[Any, ...]]:
             return self.fetch_prepared_rows(query, args, shard=shard)
 
         return dict(zip(targets, crossshard.in_parallel(run, targets), strict=True))
+
+    def _take_multiplexed(self, targets: Sequence[str]) -> list[multiplex.Taken] | None:
+        """A multiplexed connection per shard of ``targets``, or None when one cannot serve.
+
+        None (nothing held): not an autocommit reader, a shard this unit of
+        work already reads on (it keeps one node per shard), an unknown shard,
+        a replica the selector cannot take without a query, or an engine
+        something observes (listeners must see every statement).
+        """
+        if self._closed:
+            raise RuntimeError("this unit of work is finished")
+        if not self._autocommit or any(
+            s in self._connections or s in self._pooled or s not in self.cluster.engines.shards
+            for s in targets
+        ):
+            return None
+        selector = self.cluster.selector
+        taken: list[multiplex.Taken] = []
+        for shard in targets:
+            started = time.perf_counter()
+            found = selector.connect_pooled(shard, self.token.get(shard), multiplexed=True)
+            if not isinstance(found, Remaining):
+                fairy, choice = found
+                node = choice.node
+                if not sqla.observed_engine(node.engine) and node.multiplexed is not None:
+                    self.cluster.instruments.checked_out(
+                        shard, self.role, time.perf_counter() - started
+                    )
+                    self.choices[shard] = choice
+                    taken.append(multiplex.Taken(shard, fairy, node.engine, node.multiplexed))
+                    continue
+                self._close_pooled(fairy)
+            for one in taken:
+                self._close_pooled(one.fairy)
+            return None
+        return taken
 
     # ------------------------------------------------------------ completion
 
