@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, String, Uuid, column, select, text
+from sqlalchemy import BigInteger, String, column, select, text
 
 from elearn_data.errors import NotFound
 from elearn_data.models import Badge, BadgeAward, LearnerPoints, PointsLedgerEntry, User
@@ -33,14 +33,19 @@ _SET_POINTS = text("SELECT set_event_points(:event, :points, :at)")
 # a merge over shards that share keys, is never needed: a learner's points live
 # on one shard).
 # Prepared once per pooled replica connection (a leaderboard is a hot read).
+# The user id comes back as its canonical text, which orders as the uuid does
+# (lower-case hex digits and dashes at fixed places: text order is byte order,
+# PostgreSQL's uuid order), so the merge ranks and breaks ties on it unparsed;
+# only the entries returned become UUIDs (parsing every shard's rows cost more
+# than the merge).
 LEADERS = PreparedRead(
     "elearn_points_leaders",
     text(
-        "SELECT user_id, points, first_name, region FROM get_points_leaders("
+        "SELECT CAST(user_id AS text), points, first_name, region FROM get_points_leaders("
         "CAST(:since AS timestamptz), CAST(:course_id AS uuid), CAST(:region AS text),"
         " CAST(:limit AS int), CAST(:min AS bigint))"
     ).columns(
-        column("user_id", Uuid),
+        column("user_id", String),
         column("points", BigInteger),
         column("first_name", String),
         column("region", String),
@@ -75,8 +80,10 @@ class GamificationRepository:
 
     def leaders(
         self, filters: Mapping[str, Any], limit: int
-    ) -> dict[str, list[tuple[uuid.UUID, int, str, str]]]:
+    ) -> dict[str, list[tuple[str, int, str, str]]]:
         """Return each shard's top ``limit`` learners as (user id, points, first name, region).
+
+        The user id is its canonical text (see :data:`LEADERS`: it orders as the uuid).
 
         ``filters``: since (timestamptz or None), course_id, region. Every shard
         is asked at once; each list is in the merge's order (points descending,

@@ -251,11 +251,12 @@ class Gamification:
         # exact, and the merge's first round is its last (threshold_top_n,
         # shards_per_key=1). One statement per shard, all at once, on the
         # replicas of a global reader.
-        names: dict[uuid.UUID, tuple[str, str]] = {}
+        # Keyed by the user id's text, which orders as the uuid (repositories' LEADERS).
+        names: dict[str, tuple[str, str]] = {}
         with self._db.reader() as uow:
             repo = GamificationRepository(uow)
 
-            def local_top(count: int) -> dict[str, list[tuple[uuid.UUID, int]]]:
+            def local_top(count: int) -> dict[str, list[tuple[str, int]]]:
                 found = repo.leaders(filters, count)
                 for rows in found.values():
                     for user, _, first_name, user_region in rows:
@@ -266,7 +267,7 @@ class Gamification:
         return [
             LeaderEntryView(
                 rank=rank,
-                user_id=user,
+                user_id=uuid.UUID(user),
                 first_name=names[user][0],
                 region=names[user][1],
                 points=total,

@@ -9,6 +9,7 @@ compared with the obvious answer: sum every shard, sort, cut.
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Mapping, Sequence
 
 import pytest
@@ -200,3 +201,13 @@ def test_shards_per_key_below_one_is_refused() -> None:
     rounds = Rounds([{1: 2}])
     with pytest.raises(ValueError, match="shards_per_key"):
         threshold_top_n(1, 1, rounds.local_top, rounds.above, rounds.exact, shards_per_key=0)
+
+
+@given(st.lists(st.uuids(), min_size=2, max_size=50))
+def test_a_uuid_s_canonical_text_orders_as_the_uuid_and_as_postgresql_s_bytes(
+    ids: list[uuid.UUID],
+) -> None:
+    # The leaderboard ranks and breaks ties on the user id's text (LEADERS).
+    by_text = sorted(ids, key=str)
+    assert by_text == sorted(ids)
+    assert by_text == sorted(ids, key=lambda u: u.bytes)  # PostgreSQL compares uuids bytewise
