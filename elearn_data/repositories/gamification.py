@@ -5,7 +5,7 @@ function with the same values on every shard, in sorted shard order, inside one
 unit of work -- the catalog writer's two-phase commit. ``create_badge``
 backfills each shard's learners who already meet the badge in the same
 statement. A learner's summary, history and badges are read on their shard;
-the leaderboard's per-shard rounds are :data:`LEADERS` (see
+the leaderboard's per-shard rounds are :data:`LEADERS_ALL` and :data:`LEADERS_SINCE` (see
 :mod:`elearn_data.services.gamification`).
 """
 
@@ -28,29 +28,37 @@ _CREATE_BADGE = text(
 )
 _SET_POINTS = text("SELECT set_event_points(:event, :points, :at)")
 
-# One shard's part of the leaderboard (get_points_leaders, revision 0009): its
-# top :limit learners by points, ties by user id (:min, the threshold round of
-# a merge over shards that share keys, is never needed: a learner's points live
-# on one shard).
+# One shard's part of the leaderboard (revision 0012's SQL functions, which the
+# planner inlines): its top :limit learners by points, ties by user id, all
+# time (the summary rows) or over the ledger since a time and/or in a course.
 # Prepared once per pooled replica connection (a leaderboard is a hot read).
 # The user id comes back as its canonical text, which orders as the uuid does
 # (lower-case hex digits and dashes at fixed places: text order is byte order,
 # PostgreSQL's uuid order), so the merge ranks and breaks ties on it unparsed;
 # only the entries returned become UUIDs (parsing every shard's rows cost more
 # than the merge).
-LEADERS = PreparedRead(
-    "elearn_points_leaders",
+_LEADER_COLUMNS = (
+    column("user_id", String),
+    column("points", BigInteger),
+    column("first_name", String),
+    column("region", String),
+)
+LEADERS_ALL = PreparedRead(
+    "elearn_points_leaders_all",
     text(
-        "SELECT CAST(user_id AS text), points, first_name, region FROM get_points_leaders("
+        "SELECT CAST(user_id AS text), points, first_name, region"
+        " FROM get_points_leaders_all(CAST(:region AS text), CAST(:limit AS int))"
+    ).columns(*_LEADER_COLUMNS),
+    ("region", "limit"),
+)
+LEADERS_SINCE = PreparedRead(
+    "elearn_points_leaders_since",
+    text(
+        "SELECT CAST(user_id AS text), points, first_name, region FROM get_points_leaders_since("
         "CAST(:since AS timestamptz), CAST(:course_id AS uuid), CAST(:region AS text),"
-        " CAST(:limit AS int), CAST(:min AS bigint))"
-    ).columns(
-        column("user_id", String),
-        column("points", BigInteger),
-        column("first_name", String),
-        column("region", String),
-    ),
-    ("since", "course_id", "region", "limit", "min"),
+        " CAST(:limit AS int))"
+    ).columns(*_LEADER_COLUMNS),
+    ("since", "course_id", "region", "limit"),
 )
 
 
@@ -83,16 +91,21 @@ class GamificationRepository:
     ) -> dict[str, list[tuple[str, int, str, str]]]:
         """Return each shard's top ``limit`` learners as (user id, points, first name, region).
 
-        The user id is its canonical text (see :data:`LEADERS`: it orders as the uuid).
+        The user id is its canonical text (see :data:`LEADERS_ALL`: it orders as the uuid).
 
         ``filters``: since (timestamptz or None), course_id, region. Every shard
         is asked at once; each list is in the merge's order (points descending,
         then user id).
         """
-        args = (filters["since"], filters["course_id"], filters["region"], limit, None)
+        since, course, region = filters["since"], filters["course_id"], filters["region"]
+        query, args = (
+            (LEADERS_ALL, (region, limit))
+            if since is None and course is None
+            else (LEADERS_SINCE, (since, course, region, limit))
+        )
         return {
-            shard: [(user, int(points), name, region) for user, points, name, region in rows]
-            for shard, rows in self.uow.fetch_prepared_on_shards(LEADERS, args).items()
+            shard: [(user, int(points), name, place) for user, points, name, place in rows]
+            for shard, rows in self.uow.fetch_prepared_on_shards(query, args).items()
         }
 
     # ------------------------------------------------------------ a learner's reads

@@ -251,7 +251,7 @@ class Gamification:
         # exact, and the merge's first round is its last (threshold_top_n,
         # shards_per_key=1). One statement per shard, all at once, on the
         # replicas of a global reader.
-        # Keyed by the user id's text, which orders as the uuid (repositories' LEADERS).
+        # Keyed by the user id's text, which orders as the uuid (repositories' LEADERS_ALL).
         names: dict[str, tuple[str, str]] = {}
         with self._db.reader() as uow:
             repo = GamificationRepository(uow)

@@ -207,7 +207,7 @@ def test_shards_per_key_below_one_is_refused() -> None:
 def test_a_uuid_s_canonical_text_orders_as_the_uuid_and_as_postgresql_s_bytes(
     ids: list[uuid.UUID],
 ) -> None:
-    # The leaderboard ranks and breaks ties on the user id's text (LEADERS).
+    # The leaderboard ranks and breaks ties on the user id's text (LEADERS_ALL).
     by_text = sorted(ids, key=str)
     assert by_text == sorted(ids)
     assert by_text == sorted(ids, key=lambda u: u.bytes)  # PostgreSQL compares uuids bytewise

@@ -1,5 +1,5 @@
-"""Revisions 0002, 0003, 0005, 0008, 0009 and 0011 on a scratch database: downgrade removes
-their objects."""
+"""Revisions 0002, 0003, 0005, 0008, 0009, 0011 and 0012 on a scratch database: downgrade
+removes their objects."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _revision(path: Path) -> ModuleType:
 
 
 def _declared() -> set[str]:
-    """Every object revisions 0002, 0003, 0005, 0008, 0009 and 0011 say they create."""
+    """Every object revisions 0002, 0003, 0005, 0008, 0009, 0011 and 0012 say they create."""
     functions = _revision(VERSIONS / "0002_functions.py")
     triggers = _revision(VERSIONS / "0003_triggers.py")
     assessments = _revision(VERSIONS / "0008_assessments.py")
@@ -51,12 +51,15 @@ def _declared() -> set[str]:
     security = _revision(VERSIONS / "0005_security.py")
     names |= {f"function {name}" for name, _ in security.FUNCTIONS}
     names |= {f"function {name}" for name in _CODES.FUNCTIONS}
+    names |= {f"function {name}" for name, _ in _LEADERS.FUNCTIONS}
+    names.discard(f"function {_LEADERS.REPLACED[0]}")
     return names
 
 
 _SECURITY = _revision(VERSIONS / "0005_security.py")
 _CODES = _revision(VERSIONS / "0011_id_code_table.py")
 _GAMIFICATION = _revision(VERSIONS / "0009_gamification.py")
+_LEADERS = _revision(VERSIONS / "0012_leaderboard_sql_functions.py")
 
 
 def _objects(cluster: LocalCluster, settings: Settings) -> dict[str, set[str]]:
@@ -77,8 +80,9 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
 ) -> None:
     declared = _declared()
     # 0002: 38 functions; 0003: 8 + 14 triggers; 0005: 5 functions; 0008: 15 functions,
-    # 4 + 4 triggers; 0009: 11 functions, 5 + 2 triggers; 0011: 1 function.
-    assert len([o for o in declared if o.startswith("function ")]) == 61 + 5 + 11 + 1
+    # 4 + 4 triggers; 0009: 11 functions, 5 + 2 triggers; 0011: 1 function; 0012: 2
+    # functions for 0009's get_points_leaders.
+    assert len([o for o in declared if o.startswith("function ")]) == 61 + 5 + 11 + 1 + 1
     assert len([o for o in declared if o.startswith("trigger ")]) == 30 + 5 + 2
     migrations.upgrade(scratch)
     at_head = _objects(cluster, scratch)
@@ -98,6 +102,7 @@ def test_downgrade_leaves_no_function_trigger_or_sequence_behind(
     without_0005 -= {f"trigger {name}" for name, _ in _GAMIFICATION.TRIGGERS}
     without_0005 -= {f"trigger trg_{t}_updated_at" for t, _ in _GAMIFICATION.UPDATED_AT_TABLES}
     without_0005 -= {f"function {name}" for name in _CODES.FUNCTIONS}
+    without_0005 -= {f"function {name}" for name, _ in _LEADERS.FUNCTIONS}
     assert all(
         objects == without_0005 | SCHEMA_SEQUENCES
         for objects in _objects(cluster, scratch).values()
@@ -163,3 +168,34 @@ def test_downgrading_0011_restores_0002s_region_codes_and_ids_keep_their_codes(
     assert ids.owner_region(str(_on_eu(cluster, scratch, made))) is Region.AFRICA
     migrations.upgrade(scratch)
     assert "elearn_region_codes()" in str(_on_eu(cluster, scratch, body))
+
+
+def test_0012s_leaderboard_functions_are_inlined_and_downgrading_restores_0009s(
+    scratch: Settings, cluster: LocalCluster
+) -> None:
+    def plan(statement: str) -> str:
+        dbname = (scratch.shards["eu"].primary or "").rsplit("/", 1)[1].split("?")[0]
+        state = cluster.state()
+        conn = cluster.admin_connect(state.primary_of("eu"), dbname=dbname)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"EXPLAIN {statement}")
+                return "\n".join(row[0] for row in cur.fetchall())
+        finally:
+            conn.close()
+
+    exists = "SELECT to_regproc('{}') IS NOT NULL"
+    migrations.upgrade(scratch)
+    # Inlined: the plan is the SELECT's own (no Function Scan around a tuplestore).
+    for call in (
+        "get_points_leaders_all(NULL, 10)",
+        "get_points_leaders_since(now() - interval '7 days', NULL, 'europe', 10)",
+    ):
+        assert "Function Scan" not in plan(f"SELECT * FROM {call}"), call
+    assert _on_eu(cluster, scratch, exists.format("get_points_leaders")) is False
+    migrations.downgrade(scratch, "0011")
+    assert _on_eu(cluster, scratch, exists.format("get_points_leaders")) is True
+    for name, _ in _LEADERS.FUNCTIONS:
+        assert _on_eu(cluster, scratch, exists.format(name)) is False
+    migrations.upgrade(scratch)
+    assert _on_eu(cluster, scratch, exists.format("get_points_leaders_all")) is True

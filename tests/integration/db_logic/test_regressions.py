@@ -81,8 +81,9 @@ def test_regression_every_set_returning_function_runs_and_declares_matching_type
         # Revision 0005: eu's primary streams to its replica, so there is a row.
         "elearn_replication_state": ("elearn_replication_state()", {}),
         "get_course_gradebook": ("get_course_gradebook(:c)", {"c": course.id}),
-        # Revision 0009: the review and the lesson above paid points.
-        "get_points_leaders": ("get_points_leaders(NULL, NULL, NULL, 10, NULL)", {}),
+        # Revision 0009: the review and the lesson above paid points (0012's functions).
+        "get_points_leaders_all": ("get_points_leaders_all(NULL, 10)", {}),
+        "get_points_leaders_since": ("get_points_leaders_since(NULL, NULL, NULL, 10)", {}),
     }
     ours = {
         r[0]
