@@ -101,6 +101,9 @@ _END_SNAPSHOT = text("ROLLBACK")
 _WITH_TIMEOUT = "SELECT set_config('statement_timeout', %(elearn_timeout_ms)s, true); "
 
 
+# The generic plan for the one query string it starts (a multi-statement string is
+# one implicit transaction, so set_config(..., true) ends with it, as _WITH_TIMEOUT).
+_GENERIC_PLAN = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true); "
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # The execution option that marks a statement as writing although it is no
@@ -142,6 +145,13 @@ class PreparedRead:
         statement: a Core SELECT whose parameters are all ``bindparam(name)``, or a
             ``text(...).columns(...)`` whose parameters are all ``:name``.
         params: the names of those parameters, in the order ``fetch_prepared`` takes them.
+        generic_plan: run every EXECUTE on the statement's generic plan (planned
+            once per connection), ``plan_cache_mode`` set for that one query
+            string. PostgreSQL otherwise plans each EXECUTE anew whenever it
+            estimates the generic plan dearer than a custom one -- always for a
+            parameter in ``LIMIT``, which it takes for 10 % of the rows -- and
+            the planning can cost more than the execution. Only for a statement
+            whose best plan does not depend on its parameters' values.
     """
 
     def __init__(
@@ -149,6 +159,8 @@ class PreparedRead:
         name: str,
         statement: Select[*tuple[Any, ...]] | TextualSelect,
         params: Sequence[str],
+        *,
+        generic_plan: bool = False,
     ) -> None:
         if not _NAME.match(name):
             raise ValueError(f"not a prepared statement name: {name!r}")
@@ -171,7 +183,8 @@ class PreparedRead:
         self.columns = tuple(c.key for c in statement.selected_columns)
         # The compiled text escapes "%" for the driver; it is only ever sent with
         # arguments (as part of the first EXECUTE), so the driver unescapes it.
-        self.execute_sql = f"EXECUTE {name}({placeholders})" if params else f"EXECUTE {name}"
+        execute = f"EXECUTE {name}({placeholders})" if params else f"EXECUTE {name}"
+        self.execute_sql = (_GENERIC_PLAN if generic_plan else "") + execute
         self.prepare_sql = f"PREPARE {name} AS {sql}"
         self.prepare_and_execute_sql = f"{self.prepare_sql}; {self.execute_sql}"
 

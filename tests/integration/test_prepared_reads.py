@@ -16,7 +16,7 @@ import warnings
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import bindparam, event, select, text
 from sqlalchemy.exc import DBAPIError
 
 from elearn_data import ids
@@ -263,3 +263,37 @@ def test_an_engine_connect_listener_sees_the_point_reads_connection(clean: Datab
         for engine in engines:
             event.remove(engine, "engine_connect", on_connect)
     assert made  # observed: the read went through a Connection
+
+
+_NEWEST = PreparedRead(
+    "elearn_test_newest_generic",
+    select(User.id).order_by(User.created_at.desc(), User.id).limit(bindparam("limit")),
+    ("limit",),
+    generic_plan=True,
+)
+
+
+@pytest.mark.parametrize("generic", [True, False])
+def test_a_generic_plan_read_is_planned_once_and_answers_as_a_custom_one(
+    clean: Database, generic: bool
+) -> None:
+    users = [add_user(clean, Region.EUROPE) for _ in range(3)]
+    query = (
+        _NEWEST
+        if generic
+        else PreparedRead(_NEWEST.name + "_custom", _NEWEST.statement, ("limit",))
+    )
+    newest = sorted(users, reverse=True)  # ids grow with time within a process
+    with clean.reader(Region.EUROPE) as uow:
+        for limit in (1, 2, 3, 2, 1, 3, 2, 1):  # more than the 5 custom plans PostgreSQL tries
+            rows = uow.fetch_prepared_rows(query, (limit,), shard="eu")
+            assert [r[0] for r in rows] == newest[:limit]
+        plans = uow.execute(
+            text("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = :n"),
+            {"n": query.name},
+            shard="eu",
+        ).one()
+    if generic:
+        assert tuple(plans) == (8, 0)
+    else:
+        assert plans.custom_plans == 8  # LIMIT $1: the generic plan looks dearer, never used
