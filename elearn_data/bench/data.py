@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import psycopg2
-from sqlalchemy import text
+from psycopg2 import sql
 
 from elearn_data import ids
 from elearn_data.bench.copy import copy_rows
@@ -28,7 +28,7 @@ from elearn_data.database import Database
 from elearn_data.errors import ConfigurationError
 from elearn_data.regions import Region
 from elearn_data.seeding.scales import REGION_WEIGHTS, split_exact
-from elearn_data.sharding.consistency import CausalToken
+from elearn_data.sharding.consistency import CURRENT_LSN_SQL, CausalToken, current_lsn
 from elearn_data.sharding.unit_of_work import UnitOfWork
 
 USER_COLUMNS = (
@@ -132,8 +132,7 @@ def copy_into(
         total = copy_rows(raw, "users", USER_COLUMNS, users)
         total += copy_rows(raw, "user_profiles", PROFILE_COLUMNS, profiles)
     with engine.connect() as conn:
-        lsn = conn.execute(text("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"))
-        db.observe(CausalToken({shard: int(lsn.scalar_one())}))
+        db.observe(CausalToken({shard: current_lsn(conn)}))
     return total
 
 
@@ -156,20 +155,32 @@ def load_population(
     for shard in db.router.shards:
         conn = owner_connection(db.settings, shard)
         try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                # Every table, as autovacuum would have by the time anyone runs
-                # analytics: a standby cannot set hint bits, so scans of pages
-                # not yet all-visible pay a commit-log lookup per row there.
-                cur.execute("VACUUM (ANALYZE)")
-                cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
-                row = cur.fetchone()
-                assert row is not None
-                db.observe(CausalToken({shard: int(row[0])}))
+            # Every table, as autovacuum would have by the time anyone runs
+            # analytics: a standby cannot set hint bits, so scans of pages not
+            # yet all-visible pay a commit-log lookup per row there.
+            _vacuum_and_observe(db, shard, conn)
         finally:
             conn.close()
     wait_for_replicas(db)
     return per_shard
+
+
+def _vacuum_and_observe(db: Database, shard: str, conn: Any, table: str | None = None) -> None:
+    """VACUUM (ANALYZE) ``table`` (default: every table) on the owner's ``conn``; observe the LSN.
+
+    The Database then holds the shard's WAL position after the load, so its
+    readers (and :func:`wait_for_replicas`) wait for a replica that replayed it.
+    """
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        if table is None:
+            cur.execute("VACUUM (ANALYZE)")
+        else:
+            cur.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(table)))
+        cur.execute(CURRENT_LSN_SQL)
+        row = cur.fetchone()
+        assert row is not None
+        db.observe(CausalToken({shard: int(row[0])}))
 
 
 # A deterministic, skewed score per learner from its id (many ties low down,
@@ -219,13 +230,7 @@ def give_points(db: Database) -> dict[str, int]:
                 given[shard] = cur.rowcount
                 cur.execute("ALTER TABLE learner_points ENABLE TRIGGER trg_learner_points_badges")
             conn.commit()
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("VACUUM (ANALYZE) learner_points")
-                cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
-                row = cur.fetchone()
-                assert row is not None
-                db.observe(CausalToken({shard: int(row[0])}))
+            _vacuum_and_observe(db, shard, conn, "learner_points")
         finally:
             conn.close()
     wait_for_replicas(db)
