@@ -125,9 +125,10 @@ ShardRows = Callable[
 class PopularRounds:
     """The per-shard rounds of the popular-courses top N, however the shards are reached.
 
-    ``run`` reaches the shards: one unit of work's connections, one shard after
-    another (:meth:`CatalogRepository.popular_rounds`, for ``db.catalog.popular``),
-    or the analytics fan-out's replicas in parallel (``db.analytics.popular_courses``).
+    ``run`` reaches the shards: one unit of work's connections, every shard of a
+    round at once (:meth:`CatalogRepository.popular_rounds`, for
+    ``db.catalog.popular``: ``UnitOfWork.rows_on_shards``), or the analytics
+    fan-out's replicas in parallel (``db.analytics.popular_courses``).
     :meth:`local_top`, :meth:`above`, :meth:`exact` and :meth:`fill` are the
     callbacks of :func:`~elearn_data.analytics.merge.threshold_top_n`; ``exact``
     and ``fill`` also keep each course's catalog columns and rating partials
@@ -428,17 +429,13 @@ class CatalogRepository:
         return [row[0] for row in self.uow.execute(_SEARCH, params, shard=self._catalog_shard)]
 
     def popular_rounds(self) -> PopularRounds:
-        """The popular-courses rounds over this unit of work's shards (one after another)."""
+        """The popular-courses rounds over this unit of work's shards (all shards at once)."""
         return PopularRounds(self.uow.router.shards, self._rows_by_shard)
 
     def _rows_by_shard(
         self, statement: Executable, params: Mapping[str, Any], shards: Sequence[str] | None
-    ) -> dict[str, list[Mapping[Any, Any]]]:
-        targets = self.uow.router.shards if shards is None else shards
-        return {
-            shard: list(self.uow.execute(statement, params, shard=shard).mappings())
-            for shard in targets
-        }
+    ) -> Mapping[str, Sequence[Mapping[Any, Any]]]:
+        return self.uow.rows_on_shards(statement, params, shards)
 
     def lesson_course(self, lesson_id: uuid.UUID) -> uuid.UUID | None:
         """Return the course of a lesson (None when there is no such lesson)."""

@@ -43,6 +43,7 @@ from sqlalchemy import (
     Executable,
     Insert,
     Result,
+    RowMapping,
     Select,
     event,
     inspect,
@@ -628,6 +629,32 @@ class UnitOfWork:
             if wrote:
                 self.wrote_on(target)
         return results
+
+    def rows_on_shards(
+        self, statement: Executable, params: Any = None, shards: Sequence[str] | None = None
+    ) -> dict[str, list[RowMapping]]:
+        """Run one read on each of ``shards`` (default: every shard) at once; rows by shard.
+
+        A reader's round of a per-shard merge (``db.catalog.popular``'s top-N
+        rounds): each shard answers on this unit of work's connection to it,
+        as :meth:`execute` with ``shard=`` runs it (a snapshot included, a lost
+        connection replaced once), the shards in parallel
+        (:func:`~elearn_data.sharding.crossshard.in_parallel`: one in the
+        calling thread, and a connection is never used by two threads at
+        once). Returns ``{shard: rows as mappings}`` in the order of ``shards``.
+
+        Raises:
+            RuntimeError: called on a writer (writes go shard by shard, in order).
+            ShardUnavailable: a node cannot be reached (the first failing shard).
+        """
+        if self.role != "reader":
+            raise RuntimeError("a fan-out of reads runs on a reader unit of work")
+        targets = list(self.router.shards if shards is None else shards)
+
+        def run(shard: str) -> list[RowMapping]:
+            return list(self.execute(statement, params, shard=shard).mappings())
+
+        return dict(zip(targets, crossshard.in_parallel(run, targets), strict=True))
 
     def fetch_prepared(
         self, query: PreparedRead, args: Sequence[Any], *, shard: str | None = None

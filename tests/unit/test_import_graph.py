@@ -157,5 +157,6 @@ STATEMENT_RUNNERS = {
     "fetch_prepared",
     "fetch_prepared_rows",
     "fetch_prepared_on_shards",
+    "rows_on_shards",
     "scalars",
 }
