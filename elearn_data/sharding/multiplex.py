@@ -86,7 +86,12 @@ class Taken:
     sql: str = ""
 
 
-def _send(taken: Taken, query: PreparedRead, args: Sequence[Any]) -> None:
+def send(taken: Taken, query: PreparedRead, args: Sequence[Any]) -> None:
+    """Send ``query`` with ``args`` on ``taken``'s connection; do not wait for the answer.
+
+    A send that fails at once (the connection is already broken) is recorded
+    for :func:`collect`, which reports it.
+    """
     prepared: set[str] = taken.fairy.info.setdefault(PREPARED_KEY, set())
     taken.sql = query.execute_sql if query.name in prepared else query.prepare_and_execute_sql
     taken.error = None
@@ -130,45 +135,56 @@ def _wait_all(taken: Sequence[Taken]) -> None:
             states[conn] = _step(waiting[conn])
 
 
-def fetch_prepared(
-    taken: Sequence[Taken], query: PreparedRead, args: Sequence[Any]
-) -> dict[str, list[tuple[Any, ...]]]:
-    """Run ``query`` with ``args`` on every connection of ``taken`` at once; return rows by shard.
+Outcome = list[tuple[Any, ...]] | BaseException
 
-    Every statement is sent before any answer is read; a shard whose server
-    lost the prepared statement (or already has it) is sent the other form
-    once more. Every connection is idle again before this returns or raises
-    (one still busy, an interrupt's, is invalidated: it never goes back to
-    its pool with a statement running).
 
-    Raises:
-        ConnectionLost: the first failing shard, in ``taken``'s order, lost
-            its connection (every lost connection is invalidated, with its
-            pool's older connections).
-        ElearnError: the first failing shard's statement error otherwise, as
-            ``dberrors.translate`` names it (ShardUnavailable, a timeout, ...).
+def collect(taken: Sequence[Taken], query: PreparedRead, args: Sequence[Any]) -> dict[str, Outcome]:
+    """Wait for every statement :func:`send` sent on ``taken``; return each shard's outcome.
+
+    The outcome is the shard's rows, or the exception for its failure: a
+    :class:`ConnectionLost` (the connection, and its pool's older ones, are
+    invalidated: read the shard again elsewhere), or the domain error
+    ``dberrors.translate`` names (a timeout, ...; a programming error stays
+    SQLAlchemy's ``DBAPIError``). A shard whose server lost the prepared
+    statement (or already has it) is sent the other form once more. Every
+    connection is idle again when this returns or raises; one still busy (an
+    interrupt while waiting) is invalidated, never returned to its pool with a
+    statement running.
     """
     try:
-        for t in taken:
-            _send(t, query, args)
         _wait_all(taken)
         again = [t for t in taken if _retry_prepare(t, query)]
         if again:
             for t in again:
-                _send(t, query, args)
+                send(t, query, args)
             _wait_all(again)
     finally:
-        for t in taken:
-            if t.busy:  # interrupted while the server still works on it
-                t.fairy.invalidate()
-                t.busy = False
-    failures = [(t.shard, _failure(t)) for t in taken if t.error is not None]
-    if failures:
-        shard, first = failures[0]
-        if isinstance(first, ConnectionLost):
-            raise first
-        raise translate(first, shard) from first
-    return {t.shard: t.rows or [] for t in taken}
+        abandon(taken)
+    outcomes: dict[str, Outcome] = {}
+    for t in taken:
+        if t.error is None:
+            outcomes[t.shard] = t.rows or []
+            continue
+        failure = _failure(t)
+        if isinstance(failure, ConnectionLost):
+            outcomes[t.shard] = failure
+            continue
+        try:
+            error: BaseException = translate(failure, t.shard)
+        except BaseException as unmapped:  # not a condition of the data: raised as is
+            error = unmapped
+        if error is not failure:
+            error.__cause__ = failure
+        outcomes[t.shard] = error
+    return outcomes
+
+
+def abandon(taken: Sequence[Taken]) -> None:
+    """Invalidate each connection of ``taken`` still running a statement (nobody waits for it)."""
+    for t in taken:
+        if t.busy:
+            t.fairy.invalidate()
+            t.busy = False
 
 
 def _retry_prepare(taken: Taken, query: PreparedRead) -> bool:

@@ -743,16 +743,18 @@ class UnitOfWork:
         order of ``shards``, the rows as :meth:`fetch_prepared_rows` returns
         them.
 
-        An autocommit reader with no connection to those shards yet, on
-        replicas the selector takes without a query and that nothing observes,
-        sends every statement from the calling thread and then waits on every
-        socket at once (:mod:`~elearn_data.sharding.multiplex`, the replicas'
-        asynchronous connections, back in their pools when this returns).
-        Anything else (a lag check or a causal wait due, a primary, a
-        snapshot, listeners, a connection lost on the way) asks the shards in
-        parallel threads (:func:`~elearn_data.sharding.crossshard.in_parallel`,
-        the first in the calling thread), each on this unit of work's
-        connection to it.
+        An autocommit reader sends the statement from the calling thread to
+        every shard it has no connection to yet whose replica the selector
+        takes without a query and that nothing observes, on that replica's
+        asynchronous connection (:mod:`~elearn_data.sharding.multiplex`, back
+        in its pool when this returns); while those run, the calling thread
+        reads the other shards (a lag check or a causal wait due, a primary,
+        listeners, a shard it already reads on) as :meth:`fetch_prepared_rows`
+        does, in parallel threads when there are several
+        (:func:`~elearn_data.sharding.crossshard.in_parallel`), and then waits
+        on every socket at once. A shard whose multiplexed connection was lost
+        is read again that way (it reconnects). A snapshot reader asks every
+        shard in parallel threads, each on its own connection.
 
         Raises:
             RuntimeError: called on a writer (writes go shard by shard, in order).
@@ -760,57 +762,93 @@ class UnitOfWork:
         """
         if self.role != "reader":
             raise RuntimeError("a fan-out of reads runs on a reader unit of work")
+        if self._closed:
+            raise RuntimeError("this unit of work is finished")
         targets = list(self.router.shards if shards is None else shards)
-        taken = self._take_multiplexed(targets) if len(targets) > 1 else None
-        if taken is not None:
-            try:
-                return multiplex.fetch_prepared(taken, query, args)
-            except multiplex.ConnectionLost as lost:
-                log.info("%s; reading through the engines' connections", lost)
-            finally:
-                for one in taken:
-                    self._close_pooled(one.fairy)
+        if self._autocommit and len(targets) > 1:
+            return self._fetch_multiplexed(query, args, targets)
+        return dict(zip(targets, self._fetch_in_threads(query, args, targets), strict=True))
 
+    def _fetch_in_threads(
+        self, query: PreparedRead, args: Sequence[Any], shards: Sequence[str]
+    ) -> list[list[tuple[Any, ...]]]:
         def run(shard: str) -> list[tuple[Any, ...]]:
             return self.fetch_prepared_rows(query, args, shard=shard)
 
-        return dict(zip(targets, crossshard.in_parallel(run, targets), strict=True))
+        return crossshard.in_parallel(run, shards)
 
-    def _take_multiplexed(self, targets: Sequence[str]) -> list[multiplex.Taken] | None:
-        """A multiplexed connection per shard of ``targets``, or None when one cannot serve.
+    def _fetch_multiplexed(
+        self, query: PreparedRead, args: Sequence[Any], targets: Sequence[str]
+    ) -> dict[str, list[tuple[Any, ...]]]:
+        sent: list[multiplex.Taken] = []
+        rest: list[str] = []
+        outcomes: dict[str, multiplex.Outcome] = {}
+        try:
+            for shard in targets:
+                taken = self._take_multiplexed(shard)
+                if taken is None:
+                    rest.append(shard)
+                else:
+                    multiplex.send(taken, query, args)
+                    sent.append(taken)
+            if rest:
+                outcomes.update(self._outcomes_in_threads(query, args, rest))
+            outcomes.update(multiplex.collect(sent, query, args))
+        finally:
+            multiplex.abandon(sent)  # an error above, before collect: nothing waits for them
+            for taken in sent:
+                self._close_pooled(taken.fairy)
+        for shard, outcome in list(outcomes.items()):
+            if isinstance(outcome, multiplex.ConnectionLost):
+                log.info("%s; reading it through the engine's connections", outcome)
+                outcomes.update(self._outcomes_in_threads(query, args, [shard]))
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        for shard in targets:  # the first failure in shard order, as in_parallel raises it
+            outcome = outcomes[shard]
+            if isinstance(outcome, BaseException):
+                raise outcome
+            found[shard] = outcome
+        return found
 
-        None (nothing held): not an autocommit reader, a shard this unit of
-        work already reads on (it keeps one node per shard), an unknown shard,
-        a replica the selector cannot take without a query, or an engine
-        something observes (listeners must see every statement).
+    def _outcomes_in_threads(
+        self, query: PreparedRead, args: Sequence[Any], shards: Sequence[str]
+    ) -> dict[str, multiplex.Outcome]:
+        """:meth:`_fetch_in_threads`, each shard's failure kept as its outcome (none raised)."""
+
+        def run(shard: str) -> multiplex.Outcome:
+            try:
+                return self.fetch_prepared_rows(query, args, shard=shard)
+            except Exception as exc:  # raised by the caller, in shard order
+                return exc
+
+        return dict(zip(shards, crossshard.in_parallel(run, shards), strict=True))
+
+    def _take_multiplexed(self, shard: str) -> multiplex.Taken | None:
+        """The shard's multiplexed connection, or None when one cannot serve it.
+
+        None: a shard this unit of work already reads on (it keeps one node
+        per shard), an unknown shard, a replica the selector cannot take
+        without a query, or an engine something observes (listeners must see
+        every statement).
         """
-        if self._closed:
-            raise RuntimeError("this unit of work is finished")
-        if not self._autocommit or any(
-            s in self._connections or s in self._pooled or s not in self.cluster.engines.shards
-            for s in targets
+        if (
+            shard in self._connections
+            or shard in self._pooled
+            or shard not in self.cluster.engines.shards
         ):
             return None
-        selector = self.cluster.selector
-        taken: list[multiplex.Taken] = []
-        for shard in targets:
-            started = time.perf_counter()
-            found = selector.connect_pooled(shard, self.token.get(shard), multiplexed=True)
-            if not isinstance(found, Remaining):
-                fairy, choice = found
-                node = choice.node
-                if not sqla.observed_engine(node.engine) and node.multiplexed is not None:
-                    self.cluster.instruments.checked_out(
-                        shard, self.role, time.perf_counter() - started
-                    )
-                    self.choices[shard] = choice
-                    taken.append(multiplex.Taken(shard, fairy, node.engine, node.multiplexed))
-                    continue
-                self._close_pooled(fairy)
-            for one in taken:
-                self._close_pooled(one.fairy)
+        started = time.perf_counter()
+        found = self.cluster.selector.connect_pooled(shard, self.token.get(shard), multiplexed=True)
+        if isinstance(found, Remaining):
             return None
-        return taken
+        fairy, choice = found
+        node = choice.node
+        if sqla.observed_engine(node.engine) or node.multiplexed is None:
+            self._close_pooled(fairy)
+            return None
+        self.cluster.instruments.checked_out(shard, self.role, time.perf_counter() - started)
+        self.choices[shard] = choice
+        return multiplex.Taken(shard, fairy, node.engine, node.multiplexed)
 
     # ------------------------------------------------------------ completion
 

@@ -14,13 +14,15 @@ import select
 import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
 import psycopg2.extensions
 import pytest
-from sqlalchemy import DateTime, String, Uuid, column, text
+from sqlalchemy import DateTime, String, Uuid, column, event, text
 from sqlalchemy.pool import QueuePool
 
 from elearn_data.cluster.local import LocalCluster
@@ -77,6 +79,27 @@ def _pools(db: Database) -> Iterator[QueuePool]:
             yield node.multiplexed
 
 
+@contextmanager
+def _checkouts(db: Database) -> Iterator[Counter[str]]:
+    """Count the checkouts of each shard's multiplexed pools while the block runs."""
+    counted: Counter[str] = Counter()
+    listeners = []
+    for shard in db.router.shards:
+        for node in db.cluster.engines.replicas(shard):
+            assert node.multiplexed is not None
+
+            def checkout(*_: Any, shard: str = shard) -> None:
+                counted[shard] += 1
+
+            event.listen(node.multiplexed, "checkout", checkout)
+            listeners.append((node.multiplexed, checkout))
+    try:
+        yield counted
+    finally:
+        for pool, listener in listeners:
+            event.remove(pool, "checkout", listener)
+
+
 def _everyone(db: Database) -> list[uuid.UUID]:
     """A learner on every shard; then one read, which waits for the replicas to replay them.
 
@@ -99,16 +122,30 @@ def test_every_shard_answers_from_one_thread_what_the_threaded_path_returns(
     fresh: Database,
 ) -> None:
     _everyone(fresh)
-    with fresh.reader() as uow:
+    with _checkouts(fresh) as counted, fresh.reader() as uow:
         found = uow.fetch_prepared_on_shards(NEWEST, (5,))
         # The replicas' asynchronous connections served it, and are back in their pools.
         assert all(uow.choices[s].node.role == "replica" for s in found)
-        assert all(uow.choices[s].node.multiplexed.checkedin() >= 1 for s in found)  # type: ignore[union-attr]
+    assert counted == dict.fromkeys(fresh.router.shards, 1)
     assert list(found) == list(fresh.router.shards)
     assert found == _threaded(fresh, NEWEST, (5,))
     row = found["eu"][0]
     assert isinstance(row[0], uuid.UUID) and row[1] == "europe" and row[2].tzinfo is not None
     assert all(pool.checkedout() == 0 for pool in _pools(fresh))
+
+
+def test_a_shard_the_reader_already_reads_on_answers_on_its_connection_beside_the_others(
+    fresh: Database,
+) -> None:
+    _everyone(fresh)
+    expected = _threaded(fresh, NEWEST, (5,))
+    with fresh.reader() as uow:
+        first = uow.fetch_prepared_rows(NEWEST, (5,), shard="eu")
+        with _checkouts(fresh) as counted:
+            found = uow.fetch_prepared_on_shards(NEWEST, (5,))
+    # One node per shard and unit of work: eu again on its connection, the others multiplexed.
+    assert counted == {s: 1 for s in fresh.router.shards if s != "eu"}
+    assert found == expected and found["eu"] == first
 
 
 def test_listeners_see_every_statement_and_the_threads_serve_them(
