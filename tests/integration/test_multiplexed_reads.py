@@ -100,6 +100,17 @@ def _checkouts(db: Database) -> Iterator[Counter[str]]:
             event.remove(pool, "checkout", listener)
 
 
+def _assert_every_connection_idle(db: Database) -> None:
+    """No multiplexed connection in a pool still runs a statement."""
+    for pool in _pools(db):
+        taken = [pool.connect() for _ in range(pool.checkedin())]
+        try:
+            assert not any(c.dbapi_connection.isexecuting() for c in taken)  # type: ignore[union-attr]
+        finally:
+            for c in taken:
+                c.close()
+
+
 def _everyone(db: Database) -> list[uuid.UUID]:
     """A learner on every shard; then one read, which waits for the replicas to replay them.
 
@@ -166,13 +177,7 @@ def test_a_statement_error_is_raised_for_the_first_shard_and_every_connection_is
     _everyone(fresh)
     with fresh.reader() as uow, pytest.raises(InvalidInput):  # division by zero: class 22
         uow.fetch_prepared_on_shards(EUROPEANS_ONLY, (1,))
-    for pool in _pools(fresh):
-        taken = [pool.connect() for _ in range(pool.checkedin())]
-        try:
-            assert not any(c.dbapi_connection.isexecuting() for c in taken)  # type: ignore[union-attr]
-        finally:
-            for c in taken:
-                c.close()
+    _assert_every_connection_idle(fresh)
     with fresh.reader() as uow:
         assert uow.fetch_prepared_on_shards(EUROPEANS_ONLY, (1,), shards=["eu"])["eu"]
         assert set(uow.fetch_prepared_on_shards(NEWEST, (1,))) == set(fresh.router.shards)
@@ -267,12 +272,6 @@ def test_an_interrupted_wait_never_returns_a_busy_connection_to_its_pool(
     with fresh.reader() as uow, pytest.raises(KeyboardInterrupt):
         uow.fetch_prepared_on_shards(NEWEST, (2,))
     monkeypatch.undo()
-    for pool in _pools(fresh):
-        taken = [pool.connect() for _ in range(pool.checkedin())]
-        try:
-            assert not any(c.dbapi_connection.isexecuting() for c in taken)  # type: ignore[union-attr]
-        finally:
-            for c in taken:
-                c.close()
+    _assert_every_connection_idle(fresh)
     with fresh.reader() as uow:
         assert uow.fetch_prepared_on_shards(NEWEST, (2,)) == expected
