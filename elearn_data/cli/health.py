@@ -157,12 +157,13 @@ def show_report(report: HealthReport) -> None:
     print_table(mongo)
 
     pools = Table(title="connection pools")
-    for column in ("shard", "role", "address", "size", "out", "overflow", "in"):
+    for column in ("shard", "role", "pool", "address", "size", "out", "overflow", "in"):
         pools.add_column(column)
     for p in report.pools:
         pools.add_row(
             _cell(p["shard"]),
             _cell(p["role"]),
+            _cell(p["pool"]),
             _cell(p["address"]).replace(",", ", "),
             *(_cell(p[k]) for k in ("size", "checked_out", "overflow", "checked_in")),
         )

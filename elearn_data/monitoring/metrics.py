@@ -138,14 +138,15 @@ class _Live(Collector):
         pool = GaugeMetricFamily(
             "elearn_pool_connections",
             "Pooled connections by state",
-            labels=["shard", "role", "state"],
+            labels=["shard", "role", "pool", "state"],
         )
-        size = GaugeMetricFamily("elearn_pool_size", "Pool size", labels=["shard", "role"])
+        size = GaugeMetricFamily("elearn_pool_size", "Pool size", labels=["shard", "role", "pool"])
         for stats in engines.pool_stats():
-            size.add_metric([stats.shard, stats.role], stats.size)
-            pool.add_metric([stats.shard, stats.role, "checked_out"], stats.checked_out)
-            pool.add_metric([stats.shard, stats.role, "checked_in"], stats.checked_in)
-            pool.add_metric([stats.shard, stats.role, "overflow"], stats.overflow)
+            which = [stats.shard, stats.role, stats.pool]
+            size.add_metric(which, stats.size)
+            pool.add_metric([*which, "checked_out"], stats.checked_out)
+            pool.add_metric([*which, "checked_in"], stats.checked_in)
+            pool.add_metric([*which, "overflow"], stats.overflow)
         yield size
         yield pool
 

@@ -110,6 +110,9 @@ class PoolStats:
     checked_out: int
     overflow: int
     checked_in: int
+    # "engine": the node's SQLAlchemy engine; "multiplexed": a replica's pool of
+    # asynchronous connections (sharding.multiplex).
+    pool: Literal["engine", "multiplexed"] = "engine"
 
 
 def _connect_kwargs(settings: Settings, password: str | None, application: str) -> dict[str, Any]:
@@ -390,22 +393,29 @@ class EngineMap:
         return probes.probe(lambda: psycopg2.connect(node.url, **kwargs))
 
     def pool_stats(self) -> list[PoolStats]:
-        """Return the pool counters of every node."""
+        """Return the pool counters of every node (a replica's multiplexed pool follows)."""
         stats: list[PoolStats] = []
         for node in self.nodes():
-            pool = node.engine.pool
-            assert isinstance(pool, QueuePool)
-            stats.append(
-                PoolStats(
-                    shard=node.shard,
-                    role=node.role,
-                    address=node.address,
-                    size=pool.size(),
-                    checked_out=pool.checkedout(),
-                    overflow=max(0, pool.overflow()),
-                    checked_in=pool.checkedin(),
+            engine_pool = node.engine.pool
+            assert isinstance(engine_pool, QueuePool)
+            pools: list[tuple[Literal["engine", "multiplexed"], QueuePool]] = [
+                ("engine", engine_pool)
+            ]
+            if node.multiplexed is not None:
+                pools.append(("multiplexed", node.multiplexed))
+            for kind, pool in pools:
+                stats.append(
+                    PoolStats(
+                        shard=node.shard,
+                        role=node.role,
+                        address=node.address,
+                        size=pool.size(),
+                        checked_out=pool.checkedout(),
+                        overflow=max(0, pool.overflow()),
+                        checked_in=pool.checkedin(),
+                        pool=kind,
+                    )
                 )
-            )
         return stats
 
     def dispose(self) -> None:

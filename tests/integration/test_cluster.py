@@ -123,9 +123,13 @@ def test_up_is_idempotent(cluster: LocalCluster) -> None:
 def test_pool_statistics_cover_every_node(engines: EngineMap) -> None:
     with engines.primary("apac").engine.connect() as conn:
         conn.execute(text("SELECT 1"))
-        stats = {(s.shard, s.role): s for s in engines.pool_stats()}
-        assert stats[("apac", "primary")].checked_out == 1
-    assert len(stats) == 6
+        stats = {(s.shard, s.role, s.pool): s for s in engines.pool_stats()}
+        assert stats[("apac", "primary", "engine")].checked_out == 1
+    # Every node's engine, and each replica's multiplexed pool (sharding.multiplex).
+    assert len(stats) == 6 + 3
+    assert {k for k in stats if k[2] == "multiplexed"} == {
+        (shard, "replica", "multiplexed") for shard in engines.shards
+    }
     assert all(s.size == engines.settings.pool.size for s in stats.values())
 
 
