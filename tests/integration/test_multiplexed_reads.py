@@ -53,6 +53,14 @@ EUROPEANS_ONLY = PreparedRead(
 )
 
 
+# Answers after a fifth of a second: still running when the caller starts waiting.
+SLOW = PreparedRead(
+    "elearn_test_slow",
+    text("SELECT CAST(:one AS int) FROM pg_sleep(0.2)").columns(column("one", String)),
+    ("one",),
+)
+
+
 @pytest.fixture(scope="module")
 def steady(migrated: Settings) -> Iterator[Database]:
     """A Database whose replica lag checks are never due in a test (one an hour).
@@ -267,10 +275,11 @@ def test_an_interrupted_wait_never_returns_a_busy_connection_to_its_pool(
     def interrupted(*args: Any) -> Any:
         raise KeyboardInterrupt
 
-    # Only the multiplexed wait is interrupted (the module's own name for select).
+    # Only the multiplexed wait is interrupted (the module's own name for select),
+    # and a statement that sleeps is still running when the wait starts.
     monkeypatch.setattr(multiplex, "select", SimpleNamespace(select=interrupted))
     with fresh.reader() as uow, pytest.raises(KeyboardInterrupt):
-        uow.fetch_prepared_on_shards(NEWEST, (2,))
+        uow.fetch_prepared_on_shards(SLOW, (1,))
     monkeypatch.undo()
     _assert_every_connection_idle(fresh)
     with fresh.reader() as uow:
