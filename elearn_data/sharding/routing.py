@@ -461,8 +461,15 @@ def base_table(item: Any) -> Table | None:
 
 # Statements are immutable: what they read is computed once per statement object
 # (module-level statements are reused on every call; finding an ORM statement's
-# FROM list builds a compile state, as costly as running a point read).
+# FROM list builds a compile state, as costly as running a point read) and,
+# for statements built per call with their values inline, once per shape:
+# SQLAlchemy's cache key without the values (what its compiled cache is keyed
+# by; sqla.shape_key) is the same for two statements only when they compile to
+# the same SQL, hence read the same tables. Measured: 7-17 µs for the key
+# against 160-415 µs for the walk, per statement built per call.
 _TABLES: weakref.WeakKeyDictionary[Any, list[Table]] = weakref.WeakKeyDictionary()
+_TABLES_BY_SHAPE: dict[Any, list[Table]] = {}
+_TABLES_BY_SHAPE_MAX = 4096
 
 
 def statement_tables(statement: Any) -> list[Table]:
@@ -470,10 +477,23 @@ def statement_tables(statement: Any) -> list[Table]:
     try:
         cached = _TABLES.get(statement)
     except TypeError:  # not weakly referenceable
-        return _statement_tables(statement)
+        return _tables_by_shape(statement)
     if cached is None:
-        cached = _TABLES[statement] = _statement_tables(statement)
+        cached = _TABLES[statement] = _tables_by_shape(statement)
     return cached
+
+
+def _tables_by_shape(statement: Any) -> list[Table]:
+    shape = sqla.shape_key(statement)
+    if shape is None:  # not cacheable (SQLAlchemy says so): walk it every time
+        return _statement_tables(statement)
+    found = _TABLES_BY_SHAPE.get(shape)
+    if found is None:
+        found = _statement_tables(statement)
+        if len(_TABLES_BY_SHAPE) >= _TABLES_BY_SHAPE_MAX:
+            _TABLES_BY_SHAPE.clear()
+        _TABLES_BY_SHAPE[shape] = found
+    return found
 
 
 def _statement_tables(statement: Any) -> list[Table]:

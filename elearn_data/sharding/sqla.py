@@ -105,6 +105,21 @@ def invalidate_pool(engine: Engine, fairy: Any, exc: BaseException) -> None:
     invalidate_older(engine.pool, fairy, exc)
 
 
+def shape_key(statement: Any) -> Any | None:
+    """Return the statement's structure without its bound values (None: not cacheable).
+
+    SQLAlchemy's cache key (``HasCacheKey._generate_cache_key()``, what its
+    compiled-statement cache is keyed by; ``.key`` is the values-free part):
+    two statements with the same key compile to the same SQL. The router keys
+    what a statement reads by it (``routing.statement_tables``).
+    """
+    generate = getattr(statement, "_generate_cache_key", None)
+    if generate is None:
+        return None
+    found = generate()
+    return None if found is None else found.key
+
+
 def invalidate_older(pool: Pool, fairy: Any, exc: BaseException) -> None:
     """:func:`invalidate_pool` on ``pool`` itself (a pool without an engine: sharding.multiplex)."""
     pool._invalidate(fairy, exc, _checkin=False)

@@ -10,7 +10,7 @@ from elearn_data import ids
 from elearn_data.config import Settings
 from elearn_data.models import Course, CourseSeats, EmailDirectoryEntry, Enrollment, User
 from elearn_data.regions import Region
-from elearn_data.sharding.routing import Router
+from elearn_data.sharding.routing import Router, statement_tables
 
 URL = "postgresql://app@127.0.0.1:1/elearn"
 router = Router(Settings(shards={s: {"primary": URL} for s in ("na", "eu", "apac")}))
@@ -68,3 +68,23 @@ def test_directory_rows_are_placed_by_hash_over_every_shard() -> None:
 
 def test_ids_we_never_issued_narrow_to_nothing() -> None:
     assert shards(select(User).where(User.id == uuid.uuid4())) == set()
+
+
+def test_what_a_statement_built_per_call_reads_is_found_by_its_shape() -> None:
+    # Statements built per call (their values inline) share one entry per shape;
+    # shapes that differ only in a table or a column keep their own.
+    learner = ids.new_id(Region.EUROPE)
+    for _ in range(3):
+        user = ids.new_id(Region.ASIA)
+        assert [t.name for t in statement_tables(select(User.id).where(User.id == user))] == [
+            "users"
+        ]
+        enrollments = select(Enrollment.id).where(Enrollment.user_id == user)
+        assert [t.name for t in statement_tables(enrollments)] == ["enrollments"]
+        joined = (
+            select(User.email)
+            .join(Enrollment, Enrollment.user_id == User.id)
+            .where(User.id == learner)
+        )
+        assert sorted(t.name for t in statement_tables(joined)) == ["enrollments", "users"]
+    assert router.route(select(User.id).where(User.id == learner)) == ("eu",)

@@ -16,7 +16,9 @@ from sqlalchemy.orm import ORMExecuteState
 from sqlalchemy.orm.context import QueryContext
 from sqlalchemy.pool import Pool
 
+from elearn_data import ids
 from elearn_data.models import Enrollment, User
+from elearn_data.regions import Region
 from elearn_data.sharding import sqla
 
 
@@ -165,3 +167,18 @@ def test_pinned_shard_reads_the_attributes_the_orm_keeps() -> None:
     """``sqla.pinned_shard``: the ORM's option list and the options' identity token."""
     assert "_non_compile_orm_options" in inspect.getsource(ORMExecuteState)
     assert "_identity_token" in vars(QueryContext.default_load_options)
+
+
+def test_shape_key_is_the_cache_key_without_the_values() -> None:
+    """``sqla.shape_key``: ``_generate_cache_key().key``, equal for two values, not two shapes."""
+    a, b = ids.new_id(Region.EUROPE), ids.new_id(Region.ASIA)
+    assert sqla.shape_key(select(User.id).where(User.id == a)) == sqla.shape_key(
+        select(User.id).where(User.id == b)
+    )
+    assert sqla.shape_key(select(User.id).where(User.id == a)) != sqla.shape_key(
+        select(Enrollment.id).where(Enrollment.user_id == a)
+    )
+    assert sqla.shape_key(select(User.id).where(User.id == a)) != sqla.shape_key(
+        select(User.id).where(User.email == "x@example.org")
+    )
+    assert sqla.shape_key(object()) is None  # not a statement: nothing to key
