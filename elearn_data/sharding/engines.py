@@ -21,6 +21,7 @@ bound parameters from their log lines and error messages (``hide_parameters``).
 from __future__ import annotations
 
 import logging
+import math
 import select
 import threading
 import time
@@ -60,7 +61,10 @@ class NodeHealth:
     last_error: str | None = None
     replay_lsn: int = 0  # highest replay LSN observed (replicas only; monotonic)
     lag_bytes: int | None = None
-    lag_checked_at: float = 0.0
+    # time.monotonic() of the last lag check; never checked: -inf, not 0.0
+    # (the clock counts from boot, so 0.0 is "recently" on a machine up for
+    # less than check_interval_s, and an unchecked replica looked lagging).
+    lag_checked_at: float = -math.inf
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def mark_down(self, error: str, for_seconds: float) -> None:
