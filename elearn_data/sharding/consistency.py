@@ -51,8 +51,22 @@ _STANDBY_STATE = text(
 # A token position no replica ever reaches: the shard is read from its primary.
 PRIMARY_ONLY = 2**63 - 1
 _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
-# The primary's WAL position as a number (bytes since 0/0), what a token holds.
-CURRENT_LSN_SQL = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+# The primary's WAL position as a number (bytes since 0/0), what a token holds:
+# at or past the end of the commit just made. With synchronous_commit on (or
+# local, remote_write, remote_apply) COMMIT returns after its record was
+# flushed, so the write position is past it; with off it returns before, and
+# the write position is behind the commit record (after every one of 2 000
+# commits measured here), so a reader waiting for it could miss its own write:
+# the insert position is past the record. Not the insert position always: it
+# also covers other sessions' WAL not yet written, which a reader would wait
+# for. The setting read is the session's at the time of the query: a
+# ``SET LOCAL synchronous_commit = off`` has ended with its transaction
+# (docs/architecture.md, "The current LSN").
+CURRENT_LSN_SQL = (
+    "SELECT pg_wal_lsn_diff(CASE current_setting('synchronous_commit')"
+    " WHEN 'off' THEN pg_current_wal_insert_lsn() ELSE pg_current_wal_lsn() END,"
+    " '0/0')::bigint"
+)
 
 
 def current_lsn(conn: Connection) -> int:

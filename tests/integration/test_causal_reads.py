@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
-from sqlalchemy import select, update
+import pytest
+from sqlalchemy import event, select, text, update
 
 from elearn_data.cluster.local import LocalCluster
-from elearn_data.database import Database
+from elearn_data.config import Settings
+from elearn_data.database import Database, connect
 from elearn_data.models import User
 from elearn_data.regions import Region
 from elearn_data.sharding.consistency import CausalToken
@@ -52,6 +56,49 @@ def test_the_connect_object_carries_its_token_automatically(clean: Database) -> 
         _rename(clean, user_id, f"auto{i}")
         # No explicit token: the Database merged the writer's token itself.
         assert _read_name(clean, user_id, None)[0] == f"auto{i}"
+
+
+@pytest.fixture
+def asynchronous_commits(migrated: Settings, clean: Database) -> Iterator[Database]:
+    """A connect() object whose primary connections commit with synchronous_commit off.
+
+    What an operator's ``ALTER DATABASE ... SET synchronous_commit = off`` gives
+    every session; here only this object's connections (the engines' public
+    ``connect`` event), so nothing else of the session changes.
+    """
+    database = connect(migrated)
+
+    def asynchronous(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute("SET synchronous_commit = off")
+        dbapi_connection.commit()
+
+    for shard in database.router.shards:
+        event.listen(database.cluster.engines.primary(shard).engine, "connect", asynchronous)
+    yield database
+    database.close()
+
+
+def test_a_token_covers_a_commit_made_with_synchronous_commit_off(
+    asynchronous_commits: Database,
+) -> None:
+    # COMMIT returns before its record is written: the WAL write position is
+    # behind it, and a reader waiting for that position could miss the write.
+    db = asynchronous_commits
+    user_id = add_user(db, Region.EUROPE)
+    for i in range(50):
+        with db.writer(Region.EUROPE) as uow:
+            uow.session.execute(update(User).where(User.id == user_id).values(first_name=f"a{i}"))
+            assert uow.session.scalar(text("SHOW synchronous_commit")) == "off"
+            # Where WAL inserts had got to before the commit: the commit record is after it.
+            before = int(
+                uow.session.scalar(
+                    text("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint")
+                )
+            )
+        token = uow.committed_token.get("eu")
+        assert token is not None and token > before
+        assert _read_name(db, user_id, None)[0] == f"a{i}"
 
 
 def test_without_a_token_reads_go_to_a_replica(clean: Database) -> None:
