@@ -11,12 +11,22 @@ therefore sees each shard's data as of one instant, and every round runs on all
 shards in parallel. One shard's statements run one after another (a connection
 is never used by two threads at once), whichever pool thread runs them.
 
+A call that asks each shard one statement (``FanOut.each``, the
+one-statement analytics) needs neither threads nor snapshots: the calling
+thread sends the statement to every shard's replica on its asynchronous
+connection (:mod:`~elearn_data.sharding.multiplex`) and waits on every socket
+at once; a shard the selector cannot take that way (a lag check or a causal
+wait due, a primary, an engine with listeners) is read on a pool thread
+meanwhile, as above.
+
 Each shard has ``timeout_s`` for the whole call: the server is told the same
-budget (``SET LOCAL statement_timeout``), so a query nobody waits for any more
-is cancelled on the server too. A shard that fails -- down, timed out,
-cancelled -- ends the call with :class:`~elearn_data.errors.ShardUnavailable`
-naming that shard, as soon as the failure is known (the other shards are not
-waited for).
+budget (``SET LOCAL statement_timeout``, or the same setting sent with the one
+statement), so a query nobody waits for any more is cancelled on the server
+too, and the client stops waiting at the deadline even for a server that
+cannot answer at all. A shard that fails -- down, timed out, cancelled -- ends
+the call with :class:`~elearn_data.errors.ShardUnavailable` naming that shard,
+as soon as the failure is known (the other shards' threads are not waited
+for; statements sent from the calling thread are, each within the budget).
 """
 
 from __future__ import annotations
@@ -36,7 +46,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from elearn_data import retry
 from elearn_data.dberrors import translate
 from elearn_data.errors import ShardUnavailable
-from elearn_data.sharding.unit_of_work import UnitOfWork
+from elearn_data.sharding import multiplex
+from elearn_data.sharding.unit_of_work import PreparedRead, UnitOfWork
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -83,21 +94,36 @@ class ShardQuery:
     def _execute(self, statement: Executable, params: dict[str, Any]) -> Any:
         if self._budget_ms is None:
             return self._uow.execute(statement, params or None, shard=self.shard)
+        self._one_statement()
+        return self._uow.execute_with_timeout(
+            statement, params, shard=self.shard, timeout_ms=self._budget_ms()
+        )
+
+    def _one_statement(self) -> None:
         if self._asked:
             raise RuntimeError(
                 "a fan-out without a snapshot asks each shard one statement;"
                 " use FanOut(..., snapshot=True) for several"
             )
         self._asked = True
-        return self._uow.execute_with_timeout(
-            statement, params, shard=self.shard, timeout_ms=self._budget_ms()
-        )
 
     @property
     def node(self) -> str:
         """``shard/role@host:port`` of the node serving this shard's reads."""
         choice = self._uow.choices.get(self.shard)
         return choice.node.label if choice is not None else f"{self.shard}/?"
+
+    def prepared(self, query: PreparedRead, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Return the rows of the timed prepared read ``query`` (see :meth:`FanOut.each`)."""
+        if self._budget_ms is None:
+            raise RuntimeError("a timed prepared read runs in a fan-out without snapshot")
+        self._one_statement()
+        try:
+            return self._uow.fetch_prepared_rows(
+                query, (self._budget_ms(), *args), shard=self.shard
+            )
+        except SQLAlchemyError as exc:
+            raise translate(exc, self.shard) from exc
 
     def rows(self, statement: Executable, **params: Any) -> list[dict[str, Any]]:
         """Return the rows of ``statement`` as dicts (column name -> value)."""
@@ -147,6 +173,8 @@ class FanOut:
         self._deadline = 0.0
         self._open_block = False
         self._abandoned = False
+        # {shard: node label} of the shards each() read on an asynchronous connection.
+        self._multiplexed: dict[str, str] = {}
 
     def __enter__(self) -> FanOut:
         self._deadline = time.monotonic() + self.timeout_s
@@ -178,7 +206,9 @@ class FanOut:
     @property
     def nodes(self) -> dict[str, str]:
         """``{shard: node label}`` of the nodes that answered so far."""
-        return {shard: query.node for shard, query in self._queries.items()}
+        found = dict(self._multiplexed)
+        found.update({shard: query.node for shard, query in self._queries.items()})
+        return {shard: found[shard] for shard in self.shards if shard in found}
 
     def remaining(self) -> float:
         """Seconds left of the per-shard budget of this call."""
@@ -196,30 +226,112 @@ class FanOut:
         Raises:
             ShardUnavailable: a shard failed or did not answer in time (names the shard).
         """
+        self._check_runnable()
+        targets = tuple(shards or self.shards)
+        futures = {shard: self._submit(shard, work) for shard in targets}
+        return self._gather(targets, futures, {})
+
+    def each(self, query: PreparedRead, *args: Any) -> dict[str, list[tuple[Any, ...]]]:
+        """Ask every shard one timed prepared read at once; return each shard's rows.
+
+        The path of the one-statement calls (a fan-out without snapshot, and
+        ``query`` built with ``timed=True``: what is left of the budget is its
+        statement timeout). The calling thread sends the statement to every
+        shard whose replica the selector takes without a query, on that
+        replica's asynchronous connection
+        (:mod:`~elearn_data.sharding.multiplex`), and waits on every socket at
+        once, until the deadline: no hand-off to a thread and no wake-up per
+        shard, and the statements start together. The other shards (a lag check
+        or a causal wait due, a primary, an engine with listeners) and a shard
+        whose asynchronous connection was lost are read on pool threads, as
+        :meth:`run` reads them, at the same time. Rows come in the statement's
+        column order (``query.columns``).
+
+        Raises:
+            RuntimeError: a fan-out with a snapshot, or ``query`` is not timed.
+            ShardUnavailable: a shard failed or did not answer in time (names the shard).
+        """
+        if self.snapshot or not query.timed:
+            raise RuntimeError("each() asks a timed PreparedRead of a fan-out without snapshot")
+        self._check_runnable()
+        targets = self.shards
+        timed = (self._budget_ms(), *args)
+
+        def ask(q: ShardQuery) -> list[tuple[Any, ...]]:
+            return q.prepared(query, args)
+
+        futures: dict[str, Future[list[tuple[Any, ...]]]] = {}
+        outcomes: dict[str, multiplex.Outcome] = {}
+        uow = UnitOfWork(self._db.cluster, "reader", None, token=self._db.token)
+        sent: list[multiplex.Taken] = []
+        try:
+            for shard in targets:
+                taken = uow.take_multiplexed(shard)
+                if taken is None:
+                    futures[shard] = self._submit(shard, ask)
+                    continue
+                multiplex.send(taken, query, timed)
+                sent.append(taken)
+            outcomes = multiplex.collect(sent, query, timed, deadline=self._deadline)
+        finally:
+            multiplex.abandon(sent)  # an error before collect: nothing waits for them
+            for taken in sent:
+                _give_back(taken)
+            self._multiplexed.update({s: c.node.label for s, c in uow.choices.items()})
+            uow.close()
+        for shard, outcome in list(outcomes.items()):
+            if isinstance(outcome, multiplex.ConnectionLost):
+                log.info("%s; reading it through the engine's connections", outcome)
+                del outcomes[shard]
+                futures[shard] = self._submit(shard, ask)
+        return self._gather(targets, futures, outcomes)
+
+    def _check_runnable(self) -> None:
         if not self._open_block:
             raise RuntimeError("FanOut.run() outside its `with` block")
         if self._abandoned:
             raise RuntimeError("this fan-out ended with an unavailable shard; open a new one")
-        targets = tuple(shards or self.shards)
-        pool = _pool()
-        futures: dict[str, Future[T]] = {
-            shard: pool.submit(self._call, shard, work) for shard in targets
-        }
-        self._last.update(futures)
+
+    def _submit(self, shard: str, work: Callable[[ShardQuery], T]) -> Future[T]:
+        future = _pool().submit(self._call, shard, work)
+        self._last[shard] = future
+        return future
+
+    def _gather(
+        self,
+        targets: Sequence[str],
+        futures: dict[str, Future[T]],
+        outcomes: dict[str, Any],
+    ) -> dict[str, T]:
+        """Wait for ``futures`` until the deadline; return every target's result in order.
+
+        ``outcomes``: the shards answered already (rows, or the exception of a
+        failure: a :class:`~elearn_data.sharding.multiplex.NoAnswer` is a late
+        shard). The first failure in shard order is raised, as soon as it is
+        known; a late shard after every failure known.
+        """
+        known_failure = any(isinstance(o, BaseException) for o in outcomes.values())
         done, pending = wait(
-            futures.values(), timeout=self.remaining(), return_when=FIRST_EXCEPTION
+            futures.values(),
+            timeout=0 if known_failure else self.remaining(),
+            return_when=FIRST_EXCEPTION,
         )
+        late = [
+            shard
+            for shard in targets
+            if futures.get(shard) in pending or isinstance(outcomes.get(shard), multiplex.NoAnswer)
+        ]
         for shard in targets:
-            future = futures[shard]
-            if future in done and future.exception() is not None:
+            future = futures.get(shard)
+            failure = future.exception() if future in done else outcomes.get(shard)
+            if isinstance(failure, BaseException) and not isinstance(failure, multiplex.NoAnswer):
                 if pending:
                     self._abandoned = True
                 for other in pending:
                     other.cancel()
-                raise _named(shard, future.exception())
-        if pending:
+                raise _named(shard, failure)
+        if late:
             self._abandoned = True
-            late = [shard for shard in targets if futures[shard] in pending]
             for future in pending:
                 future.cancel()
             raise ShardUnavailable(
@@ -227,7 +339,10 @@ class FanOut:
                 f"no answer within {self.timeout_s:g} s (analytics_timeout_s)"
                 + (f"; also late: {', '.join(late[1:])}" if len(late) > 1 else ""),
             )
-        return {shard: futures[shard].result() for shard in targets}
+        return {
+            shard: futures[shard].result() if shard in futures else outcomes[shard]
+            for shard in targets
+        }
 
     # -------------------------------------------------------------- workers
 
@@ -287,6 +402,14 @@ class FanOut:
             query.close()
         except Exception as exc:  # closing must never mask the call's own outcome
             log.debug("closing the analytics reader of shard %s failed: %s", shard, exc)
+
+
+def _give_back(taken: multiplex.Taken) -> None:
+    """Return ``taken``'s connection to its pool (an invalidated one is discarded)."""
+    try:
+        taken.fairy.close()
+    except SQLAlchemyError as exc:
+        log.debug("returning the connection of shard %s failed: %s", taken.shard, exc)
 
 
 def _named(shard: str, exc: BaseException | None) -> BaseException:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Executable
 
     from elearn_data.services.base import CausalCluster
+    from elearn_data.sharding.unit_of_work import PreparedRead
 
 T = TypeVar("T")
 
@@ -166,13 +167,25 @@ class Analytics:
     def _fan_out(self, *, snapshot: bool = True) -> FanOut:
         return FanOut(self._db, timeout_s=self.timeout_s, snapshot=snapshot)
 
-    def _everywhere(
-        self, work: Callable[[ShardQuery], T], *, snapshot: bool = True
-    ) -> tuple[dict[str, T], dict[str, str]]:
-        """Run ``work`` on every shard at once; ``snapshot=False`` when it asks one statement."""
-        with self._fan_out(snapshot=snapshot) as fan:
+    def _everywhere(self, work: Callable[[ShardQuery], T]) -> tuple[dict[str, T], dict[str, str]]:
+        """Run ``work`` on every shard at once, each shard in one snapshot."""
+        with self._fan_out() as fan:
             results = fan.run(work)
             return results, fan.nodes
+
+    def _each(
+        self, query: PreparedRead, *args: Any
+    ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+        """Ask every shard the one statement ``query`` at once; its rows as dicts, by shard."""
+        with self._fan_out(snapshot=False) as fan:
+            found = fan.each(query, *args)
+            nodes = fan.nodes
+        columns = query.columns
+        rows = {
+            shard: [dict(zip(columns, row, strict=True)) for row in shard_rows]
+            for shard, shard_rows in found.items()
+        }
+        return rows, nodes
 
     # ------------------------------------------------------------- platform
 
@@ -192,9 +205,8 @@ class Analytics:
         if self._on_duckdb("platform_stats"):
             partials, nodes = on_duckdb.platform_partials(self.engine, self._db.router.shards)
         else:
-            partials, nodes = self._everywhere(
-                lambda q: q.one(queries.PLATFORM_STATS), snapshot=False
-            )
+            found, nodes = self._each(queries.PLATFORM_STATS)
+            partials = {shard: _single(shard, rows) for shard, rows in found.items()}
         rows: list[dict[str, Any]] = []
         for shard, partial in partials.items():
             rows.append({"shard": shard, **_platform_row(partial)})
@@ -337,9 +349,7 @@ class Analytics:
         if self._on_duckdb("revenue_by_month"):
             found, nodes = on_duckdb.revenue_rows(self.engine, first, last)
         else:
-            partials, nodes = self._everywhere(
-                lambda q: q.rows(queries.REVENUE_BY_MONTH, start=first, end=last), snapshot=False
-            )
+            partials, nodes = self._each(queries.REVENUE_BY_MONTH, first, last)
             found = [row for rows in partials.values() for row in rows]
         merged = group_sum(found, ("month", "currency"), REVENUE_COLUMNS)
         rows = [
@@ -368,9 +378,7 @@ class Analytics:
         if self._on_duckdb("enrollments_by_region"):
             found, nodes = on_duckdb.region_rows(self.engine)
         else:
-            partials, nodes = self._everywhere(
-                lambda q: q.rows(queries.ENROLLMENTS_BY_REGION), snapshot=False
-            )
+            partials, nodes = self._each(queries.ENROLLMENTS_BY_REGION)
             found = [row for rows in partials.values() for row in rows]
         merged = group_sum(found, ("region",), REGION_COLUMNS)
         rows = []
@@ -395,9 +403,7 @@ class Analytics:
         Raises:
             ShardUnavailable: a shard did not answer.
         """
-        partials, nodes = self._everywhere(
-            lambda q: q.rows(queries.POINTS_BY_REGION), snapshot=False
-        )
+        partials, nodes = self._each(queries.POINTS_BY_REGION)
         merged = group_sum(
             (row for rows in partials.values() for row in rows),
             ("region",),
@@ -429,7 +435,7 @@ class Analytics:
         Raises:
             ShardUnavailable: a shard did not answer.
         """
-        partials, nodes = self._everywhere(lambda q: q.rows(queries.BADGE_COUNTS), snapshot=False)
+        partials, nodes = self._each(queries.BADGE_COUNTS)
         badges: dict[Any, dict[str, Any]] = {}
         for rows in partials.values():
             for row in rows:
@@ -515,6 +521,13 @@ class Analytics:
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def _single(shard: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The one row a shard's ``get_platform_stats()`` returns."""
+    if len(rows) != 1:
+        raise RuntimeError(f"shard {shard}: get_platform_stats() returned {len(rows)} rows, not 1")
+    return rows[0]
 
 
 def _platform_row(partial: dict[str, Any]) -> dict[str, Any]:

@@ -552,7 +552,7 @@ class FanOutQuery(Workload):
     def _alone(self, shard: str) -> float:
         start = time.perf_counter()
         with FanOut(self.db, timeout_s=self.timeout, shards=(shard,), snapshot=False) as fan:
-            fan.run(lambda q: q.one(PLATFORM_STATS))
+            fan.each(PLATFORM_STATS)
         return time.perf_counter() - start
 
     def baseline(self, round_no: int, chunk: int) -> Sample:
@@ -701,7 +701,7 @@ class GlobalQuery(Workload):
 
 def _timed_part(q: Any) -> float:
     start = time.perf_counter()
-    q.one(PLATFORM_STATS)
+    q.prepared(PLATFORM_STATS, ())
     return time.perf_counter() - start
 
 

@@ -21,12 +21,15 @@ a replica does. Which replica a shard is read on is still the
 (``connect_pooled(..., multiplexed=True)``); a lost connection is invalidated
 with the pool's older ones (as SQLAlchemy does after a disconnect) and
 reported as :class:`ConnectionLost`, on which the caller reads again through
-the ordinary path, which reconnects.
+the ordinary path, which reconnects. A caller with a deadline (the analytics
+fan-out) stops waiting then: a shard still running is reported as
+:class:`NoAnswer` and its connection invalidated, never pooled busy.
 """
 
 from __future__ import annotations
 
 import select
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,6 +72,19 @@ class ConnectionLost(Exception):
         super().__init__(f"shard {shard}: connection lost: {error.orig}")
         self.shard = shard
         self.error = error
+
+
+class NoAnswer(Exception):
+    """``shard`` had not answered by the caller's deadline; its connection was invalidated.
+
+    A timed statement (``PreparedRead(timed=True)``) is also stopped by the
+    server when its timeout ends; the connection is not returned to its pool
+    with a statement running either way.
+    """
+
+    def __init__(self, shard: str) -> None:
+        super().__init__(f"shard {shard}: no answer by the deadline")
+        self.shard = shard
 
 
 @dataclass
@@ -121,8 +137,12 @@ def _step(taken: Taken) -> int | None:
     return int(state)
 
 
-def _wait_all(taken: Sequence[Taken]) -> None:
-    """Drive every busy statement until each is done or failed, on one ``select``."""
+def _wait_all(taken: Sequence[Taken], deadline: float | None) -> None:
+    """Drive every busy statement until each is done or failed, on one ``select``.
+
+    ``deadline`` (``time.monotonic()``): return then, with the statements
+    still running left busy.
+    """
     waiting: dict[Any, Taken] = {t.fairy.dbapi_connection: t for t in taken if t.busy}
     states = {conn: _step(t) for conn, t in waiting.items()}
     while True:
@@ -130,7 +150,13 @@ def _wait_all(taken: Sequence[Taken]) -> None:
         writers = [c for c, s in states.items() if s == _POLL_WRITE]
         if not readers and not writers:
             return
-        ready_r, ready_w, _ = select.select(readers, writers, [])
+        if deadline is None:
+            ready_r, ready_w, _ = select.select(readers, writers, [])
+        else:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            ready_r, ready_w, _ = select.select(readers, writers, [], left)
         for conn in (*ready_r, *ready_w):
             states[conn] = _step(waiting[conn])
 
@@ -138,30 +164,43 @@ def _wait_all(taken: Sequence[Taken]) -> None:
 Outcome = list[tuple[Any, ...]] | BaseException
 
 
-def collect(taken: Sequence[Taken], query: PreparedRead, args: Sequence[Any]) -> dict[str, Outcome]:
+def collect(
+    taken: Sequence[Taken],
+    query: PreparedRead,
+    args: Sequence[Any],
+    *,
+    deadline: float | None = None,
+) -> dict[str, Outcome]:
     """Wait for every statement :func:`send` sent on ``taken``; return each shard's outcome.
 
     The outcome is the shard's rows, or the exception for its failure: a
     :class:`ConnectionLost` (the connection, and its pool's older ones, are
-    invalidated: read the shard again elsewhere), or the domain error
-    ``dberrors.translate`` names (a timeout, ...; a programming error stays
-    SQLAlchemy's ``DBAPIError``). A shard whose server lost the prepared
-    statement (or already has it) is sent the other form once more. Every
-    connection is idle again when this returns or raises; one still busy (an
-    interrupt while waiting) is invalidated, never returned to its pool with a
+    invalidated: read the shard again elsewhere), a :class:`NoAnswer` (still
+    running at ``deadline``, a ``time.monotonic()`` instant; no deadline: wait
+    for every answer), or the domain error ``dberrors.translate`` names (a
+    timeout, ...; a programming error stays SQLAlchemy's ``DBAPIError``). A
+    shard whose server lost the prepared statement (or already has it) is
+    sent the other form once more. Every connection is idle again when this
+    returns or raises; one still busy (past the deadline, or an interrupt
+    while waiting) is invalidated, never returned to its pool with a
     statement running.
     """
+    late: set[str] = set()
     try:
-        _wait_all(taken)
-        again = [t for t in taken if _retry_prepare(t, query)]
+        _wait_all(taken, deadline)
+        again = [t for t in taken if not t.busy and _retry_prepare(t, query)]
         if again:
             for t in again:
                 send(t, query, args)
-            _wait_all(again)
+            _wait_all(again, deadline)
+        late = {t.shard for t in taken if t.busy}
     finally:
         abandon(taken)
     outcomes: dict[str, Outcome] = {}
     for t in taken:
+        if t.shard in late:
+            outcomes[t.shard] = NoAnswer(t.shard)
+            continue
         if t.error is None:
             outcomes[t.shard] = t.rows or []
             continue

@@ -100,6 +100,8 @@ _END_SNAPSHOT = text("ROLLBACK")
 # set_config(..., true) lasts for the statement after it only, and the pooled
 # connection keeps its usual statement_timeout.
 _WITH_TIMEOUT = "SELECT set_config('statement_timeout', %(elearn_timeout_ms)s, true); "
+# The same for a timed PreparedRead, whose first positional argument is the timeout.
+_WITH_TIMEOUT_FIRST = "SELECT set_config('statement_timeout', %s::text, true); "
 
 
 # The generic plan for the one query string it starts (a multi-statement string is
@@ -153,6 +155,12 @@ class PreparedRead:
             parameter in ``LIMIT``, which it takes for 10 % of the rows -- and
             the planning can cost more than the execution. Only for a statement
             whose best plan does not depend on its parameters' values.
+        timed: every call gives the server a time limit of its own: the first
+            argument of each call is the ``statement_timeout`` in milliseconds,
+            followed by the statement's parameters. It is set for that one query
+            string, in the same round trip (as ``UnitOfWork.execute_with_timeout``
+            sends it), so the pooled connection keeps its usual timeout. Runs on
+            autocommit readers only (a transaction would keep the setting).
     """
 
     def __init__(
@@ -162,6 +170,7 @@ class PreparedRead:
         params: Sequence[str],
         *,
         generic_plan: bool = False,
+        timed: bool = False,
     ) -> None:
         if not _NAME.match(name):
             raise ValueError(f"not a prepared statement name: {name!r}")
@@ -181,13 +190,24 @@ class PreparedRead:
         self.sql = sql
         self.statement = statement
         self.params = tuple(params)
-        self.columns = tuple(c.key for c in statement.selected_columns)
+        self.columns: tuple[str, ...] = tuple(str(c.key) for c in statement.selected_columns)
         # The compiled text escapes "%" for the driver; it is only ever sent with
         # arguments (as part of the first EXECUTE), so the driver unescapes it.
         execute = f"EXECUTE {name}({placeholders})" if params else f"EXECUTE {name}"
         self.execute_sql = (_GENERIC_PLAN if generic_plan else "") + execute
         self.prepare_sql = f"PREPARE {name} AS {sql}"
         self.prepare_and_execute_sql = f"{self.prepare_sql}; {self.execute_sql}"
+        self.timed = timed
+        if timed:
+            self.execute_sql = _WITH_TIMEOUT_FIRST + self.execute_sql
+            self.prepare_and_execute_sql = _WITH_TIMEOUT_FIRST + self.prepare_and_execute_sql
+
+    def bind(self, args: Sequence[Any]) -> tuple[int | None, dict[str, Any]]:
+        """Split one call's ``args`` into (its timeout in ms or None, the parameters)."""
+        if not self.timed:
+            return None, dict(zip(self.params, args, strict=True))
+        timeout_ms, *rest = args
+        return int(timeout_ms), dict(zip(self.params, rest, strict=True))
 
 
 # Compiled forms for execute_with_timeout, by (statement, dialect) identity: the
@@ -679,7 +699,10 @@ class UnitOfWork:
         observes (engine events, echo) runs the same statement through
         SQLAlchemy instead, so listeners see
         every statement and a transaction never meets a PREPARE error. A lost
-        pooled connection is replaced once, as in :meth:`execute`.
+        pooled connection is replaced once, as in :meth:`execute`. A timed
+        query (``PreparedRead(timed=True)``) runs on autocommit readers only
+        (``RuntimeError`` elsewhere); listeners see it as
+        :meth:`execute_with_timeout` sends it.
         """
         target = shard or self.scoped_to
         if target is None:
@@ -703,7 +726,16 @@ class UnitOfWork:
                     )
                 except SQLAlchemyError as exc:
                     raise translate(exc, target) from exc
-        params = dict(zip(query.params, args, strict=True))
+        timeout_ms, params = query.bind(args)
+        if timeout_ms is not None:
+            if not self._autocommit:
+                raise RuntimeError(
+                    f"prepared read {query.name} carries a timeout: autocommit readers only"
+                )
+            timed = self.execute_with_timeout(
+                query.statement, params, shard=target, timeout_ms=timeout_ms
+            )
+            return [tuple(row) for row in timed]
         return [tuple(row) for row in self._on_shard(target, query.statement, params)]
 
     def _fetch_pooled(
@@ -785,7 +817,7 @@ class UnitOfWork:
         outcomes: dict[str, multiplex.Outcome] = {}
         try:
             for shard in targets:
-                taken = self._take_multiplexed(shard)
+                taken = self.take_multiplexed(shard)
                 if taken is None:
                     rest.append(shard)
                 else:
@@ -823,13 +855,15 @@ class UnitOfWork:
 
         return dict(zip(shards, crossshard.in_parallel(run, shards), strict=True))
 
-    def _take_multiplexed(self, shard: str) -> multiplex.Taken | None:
+    def take_multiplexed(self, shard: str) -> multiplex.Taken | None:
         """The shard's multiplexed connection, or None when one cannot serve it.
 
         None: a shard this unit of work already reads on (it keeps one node
         per shard), an unknown shard, a replica the selector cannot take
         without a query, or an engine something observes (listeners must see
-        every statement).
+        every statement). The caller gives the connection back to its pool
+        (``taken.fairy.close()``) after :func:`multiplex.collect`; the node
+        is recorded in :attr:`choices`.
         """
         if (
             shard in self._connections

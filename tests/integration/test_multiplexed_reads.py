@@ -6,11 +6,17 @@ socket at once. These tests pin what that path must keep: the rows the
 ordinary (threaded) path returns, the statements visible to listeners, a
 statement error raised as a domain error with every connection idle after
 it, a lost connection replaced, and a prepared statement the server forgot.
+The analytics fan-out's one-statement calls (``FanOut.each``) take the same
+path with a deadline: a shard that does not answer by it is named, and its
+connection never goes back to the pool busy.
 """
 
 from __future__ import annotations
 
+import os
 import select
+import signal
+import threading
 import time
 import uuid
 import warnings
@@ -25,10 +31,12 @@ import pytest
 from sqlalchemy import DateTime, String, Uuid, column, event, text
 from sqlalchemy.pool import QueuePool
 
+from elearn_data.analytics import fanout
+from elearn_data.analytics.fanout import FanOut
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.config import Settings
 from elearn_data.database import Database, connect
-from elearn_data.errors import InvalidInput
+from elearn_data.errors import InvalidInput, ShardUnavailable
 from elearn_data.regions import Region
 from elearn_data.sharding import multiplex
 from elearn_data.sharding.unit_of_work import PreparedRead
@@ -58,6 +66,17 @@ SLOW = PreparedRead(
     "elearn_test_slow",
     text("SELECT CAST(:one AS int) FROM pg_sleep(0.2)").columns(column("one", String)),
     ("one",),
+)
+
+# A timed read (FanOut.each) that sleeps: when the server started it (now(): the
+# start of its query string) and when it ended.
+OVERLAP = PreparedRead(
+    "elearn_test_overlap",
+    text(
+        "SELECT now() AS started, clock_timestamp() AS ended FROM pg_sleep(CAST(:pause AS float8))"
+    ).columns(column("started", DateTime), column("ended", DateTime)),
+    ("pause",),
+    timed=True,
 )
 
 
@@ -284,3 +303,123 @@ def test_an_interrupted_wait_never_returns_a_busy_connection_to_its_pool(
     _assert_every_connection_idle(fresh)
     with fresh.reader() as uow:
         assert uow.fetch_prepared_on_shards(NEWEST, (2,)) == expected
+
+
+def _each(db: Database, query: PreparedRead, *args: Any, timeout_s: float = 30.0) -> Any:
+    with FanOut(db, timeout_s=timeout_s, snapshot=False) as fan:
+        return fan.each(query, *args), fan.nodes
+
+
+def _no_threads() -> None:
+    raise AssertionError("a pool thread was asked for")
+
+
+def test_a_fan_out_sends_every_shard_its_statement_from_the_calling_thread_at_once(
+    fresh: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _everyone(fresh)
+    monkeypatch.setattr(fanout, "_pool", _no_threads)
+    caller = threading.current_thread()
+    with _checkouts(fresh) as counted:
+        found, nodes = _each(fresh, OVERLAP, 0.3)
+    assert threading.current_thread() is caller
+    assert counted == dict.fromkeys(fresh.router.shards, 1)
+    assert list(found) == list(fresh.router.shards)
+    assert all(label.startswith(f"{shard}/replica") for shard, label in nodes.items())
+    # Every shard started its statement before any of them ended: all in flight at once.
+    runs = [rows[0] for rows in found.values()]  # (started, ended) of each shard
+    assert max(started for started, _ in runs) < min(ended for _, ended in runs)
+    assert all(pool.checkedout() == 0 for pool in _pools(fresh))
+
+
+def _sleeping(cluster: LocalCluster) -> int:
+    """How many statements of OVERLAP the replicas are still running."""
+    running = 0
+    for shard in ("na", "eu", "apac"):
+        for replica in cluster.state().replicas_of(shard):
+            conn = cluster.admin_connect(replica, dbname="elearn")
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(
+                        "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                        " AND query LIKE '%elearn_test_overlap%' AND pid <> pg_backend_pid()"
+                    )
+                    running += int(cur.fetchone()[0])
+            finally:
+                conn.close()
+    return running
+
+
+def test_a_timed_read_carries_its_budget_to_the_server_on_every_path(
+    fresh: Database, cluster: LocalCluster
+) -> None:
+    # The server ends a statement that outlives the budget, whichever path sent it.
+    _everyone(fresh)
+    with pytest.raises(ShardUnavailable):  # the server's timeout or the client's deadline
+        _each(fresh, OVERLAP, 5.0, timeout_s=0.5)
+    _assert_every_connection_idle(fresh)
+    # The statements sleep 5 s, yet the servers stopped them by themselves.
+    deadline = time.monotonic() + 3
+    while _sleeping(cluster):
+        assert time.monotonic() < deadline, "a replica still runs the statement"
+        time.sleep(0.05)
+    with fresh.reader() as uow:
+        assert uow.fetch_prepared_rows(OVERLAP, (60_000, 0), shard="eu")
+        with pytest.raises(ShardUnavailable, match="statement timeout"):
+            uow.fetch_prepared_rows(OVERLAP, (200, 5.0), shard="na")
+    with fresh.writer("eu") as writer, pytest.raises(RuntimeError, match="autocommit readers"):
+        writer.fetch_prepared_rows(OVERLAP, (60_000, 0), shard="eu")
+
+
+def _client_backends(cluster: LocalCluster, shard: str) -> list[int]:
+    """The pids of the application's server connections on the shard's replica."""
+    (replica,) = cluster.state().replicas_of(shard)
+    conn = cluster.admin_connect(replica, dbname="elearn")
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                " AND usename <> current_user"
+            )
+            return [int(row[0]) for row in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def test_a_fan_out_names_a_shard_that_does_not_answer_by_its_deadline(
+    fresh: Database, cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server that cannot answer at all (its backends stopped: not even its own
+    # statement timeout fires): the client's deadline ends the call.
+    _everyone(fresh)
+    expected = _each(fresh, OVERLAP, 0)[0].keys()
+    stopped = _client_backends(cluster, "eu")
+    assert stopped
+    monkeypatch.setattr(fanout, "_pool", _no_threads)  # the multiplexed wait's own deadline
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(ShardUnavailable) as info:
+            _each(fresh, OVERLAP, 0, timeout_s=1.0)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        monkeypatch.undo()
+    assert info.value.shard == "eu"
+    assert "no answer within 1 s (analytics_timeout_s)" in str(info.value)
+    # Its connection was discarded, not returned with a statement running.
+    _assert_every_connection_idle(fresh)
+    assert _each(fresh, OVERLAP, 0)[0].keys() == expected
+
+
+def test_a_fan_out_reads_a_shard_whose_connection_was_lost_on_a_pool_thread(
+    fresh: Database, cluster: LocalCluster
+) -> None:
+    _everyone(fresh)
+    _each(fresh, OVERLAP, 0)
+    assert _terminate_multiplexed(cluster, "eu", fresh) >= 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # invalidating a connection twice would warn
+        found, nodes = _each(fresh, OVERLAP, 0)
+    assert list(found) == list(fresh.router.shards)
+    assert nodes["eu"].startswith("eu/replica")

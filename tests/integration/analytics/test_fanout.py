@@ -155,8 +155,8 @@ def test_a_fan_out_without_snapshot_refuses_a_second_statement_to_a_shard(
     world: World, db: Database
 ) -> None:
     def twice(q: ShardQuery) -> None:
-        q.one(PLATFORM_STATS)
-        q.one(PLATFORM_STATS)
+        q.one(PLATFORM_STATS.statement)
+        q.one(PLATFORM_STATS.statement)
 
     with FanOut(db, timeout_s=10, snapshot=False) as fan, pytest.raises(RuntimeError, match="one"):
         fan.run(twice)
