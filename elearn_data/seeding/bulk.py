@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.engine import TwoPhaseTransaction
 
 from elearn_data.config import Settings, with_user
 from elearn_data.dberrors import translate
@@ -95,7 +94,11 @@ class ShardWriter:
         self._indexes: list[tuple[str, str]] = []
         self._jobs: queue.Queue[_Job | None] = queue.Queue(maxsize=QUEUE_DEPTH)
         try:
-            self.connection: Connection = self._engine.connect()
+            # The driver in autocommit: the transaction is sent as SQL, as a unit
+            # of work's writer sends it (twophase.ServerTransaction).
+            self.connection: Connection = self._engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT"
+            )
             # A large load runs for minutes: no statement timeout; timestamps
             # written without a zone are UTC. lock_timeout stays: a table held
             # by someone else fails the run instead of hanging it.
@@ -103,8 +106,8 @@ class ShardWriter:
             self.connection.exec_driver_sql("SET TIME ZONE 'UTC'")
             # Index builds after the load sort in memory rather than on disk.
             self.connection.exec_driver_sql("SET maintenance_work_mem = '512MB'")
-            self.connection.commit()
-            self.transaction: TwoPhaseTransaction = self.connection.begin_twophase(gid)
+            self.connection.commit()  # SQLAlchemy's autobegun bookkeeping only
+            self.transaction = twophase.ServerTransaction(self.connection, gid)
         except Exception as exc:
             self._engine.dispose()
             raise translate(exc, shard) from exc
@@ -300,6 +303,8 @@ def commit_all(writers: dict[str, ShardWriter], coordinator: str, gid: str) -> C
         raise translate(exc, coordinator) from exc
     lsns: dict[str, int] = dict(result.positions)
     for shard in result.committed:
+        if shard in lsns:
+            continue
         connection = writers[shard].connection
         try:
             lsns[shard] = current_lsn(connection)

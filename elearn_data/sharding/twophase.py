@@ -8,8 +8,8 @@ can resolve. Here:
    for, which the gid names (``elearn:<coordinator>:<hex>``). The gid
    **always** names the shard that holds the decision; a unit of work that
    never touched its own shard opens it at commit time just to hold the
-   decision (psycopg2 fixes the gid when each transaction begins, so it
-   cannot be renamed to another shard). Recovery trusts the gid.
+   decision (every shard's transaction is given the unit of work's gid when
+   it begins, and the gid names the unit's own shard). Recovery trusts the gid.
 2. Every other participant that wrote anything runs ``PREPARE TRANSACTION gid``.
    Whether it wrote is tracked on the client (:attr:`Participant.wrote`): a
    participant the unit of work knows it wrote on (an INSERT/UPDATE/DELETE, an
@@ -55,8 +55,8 @@ recovery is safe even with a zero grace period.
 
 A prepared participant is never rolled back once the decision may have been
 sent: on any interruption after that point (``KeyboardInterrupt`` included)
-its connection is invalidated instead -- closing it normally would make
-SQLAlchemy run ``ROLLBACK PREPARED`` -- and recovery settles it by the record.
+its connection is invalidated instead -- the unit of work's rollback would run
+``ROLLBACK PREPARED`` -- and recovery settles it by the record.
 
 Lock order: participants are written in the caller's order and prepared in
 sorted shard order; multi-shard writers in this package touch shards in sorted
@@ -72,14 +72,15 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
-from psycopg2.extensions import TRANSACTION_STATUS_INTRANS
-from sqlalchemy import Connection, TwoPhaseTransaction, text
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS
+from sqlalchemy import Connection, RootTransaction, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from elearn_data.errors import AbortedByRecovery, CommitPending, OutcomeUnknown
 from elearn_data.retry import Backoff
-from elearn_data.sharding.consistency import current_lsn
+from elearn_data.sharding.consistency import CURRENT_LSN_SQL, current_lsn
 from elearn_data.sharding.engines import EngineMap
 from elearn_data.sharding.locks import advisory_lock
 
@@ -150,13 +151,109 @@ def coordinator_of(gid: str) -> str | None:
     return parts[1]
 
 
+# A writer's COMMIT with the causal token's WAL position read in the same query
+# string (one round trip): a multi-statement string runs its statements in
+# order, so the position is read after the commit, by the same session
+# (consistency.CURRENT_LSN_SQL). COMMIT PREPARED cannot share a string: the
+# server refuses it inside the implicit transaction block of a multi-statement
+# query. The gid is bound by the driver as a literal (no parameter is allowed).
+_COMMIT_AND_POSITION = "COMMIT; " + CURRENT_LSN_SQL
+_COMMIT_PREPARED = "COMMIT PREPARED %(gid)s"
+
+
+class ServerTransaction:
+    """A writer's transaction on one shard, sent as SQL over an autocommit driver connection.
+
+    psycopg2 begins a transaction by itself before the first statement and
+    ends it with ``commit()``, which sends nothing but ``COMMIT``: the causal
+    token's WAL position then costs a round trip of its own after it. Here the
+    driver is in autocommit (SQLAlchemy's ``isolation_level="AUTOCOMMIT"`` on
+    the connection) and the transaction is the unit of work's: ``BEGIN`` when
+    it opens, ``PREPARE TRANSACTION gid``, and a commit that returns the
+    position, read in the same round trip (``COMMIT; SELECT ...``; ``COMMIT
+    PREPARED``, which the server runs only as a query string of its own, is
+    followed by the position query). SQLAlchemy's own transaction on the connection
+    is begun and ended around it (the ORM session joins it) and sends nothing
+    to an autocommit driver. A connection returned to its pool with this
+    transaction still open on the server is rolled back by the engines'
+    ``reset`` hook; one that is invalidated takes an open transaction with it
+    and leaves a prepared one to recovery.
+    """
+
+    def __init__(self, connection: Connection, gid: str) -> None:
+        self.connection = connection
+        self.gid = gid
+        self._outer: RootTransaction = connection.begin()
+        self.prepared = False
+        self._ended = False
+        connection.exec_driver_sql("BEGIN")
+
+    @property
+    def is_active(self) -> bool:
+        """True until the transaction was committed or rolled back (a prepared one too).
+
+        False once the connection was invalidated (:func:`_detach`): nothing is
+        ever sent on it again, and a prepared transaction is left to recovery.
+        """
+        return not self._ended and not self.connection.invalidated
+
+    def prepare(self) -> None:
+        """``PREPARE TRANSACTION gid``: phase one; the server keeps it past this session."""
+        self.connection.exec_driver_sql("PREPARE TRANSACTION %(gid)s", {"gid": self.gid})
+        self.prepared = True
+
+    def commit(self) -> int | None:
+        """Commit (``COMMIT PREPARED`` once prepared); return the WAL position just after it.
+
+        A plain commit and its position are one round trip: if it fails, the
+        commit failed, or its outcome is unknown when the connection was lost
+        (as for any ``COMMIT`` whose reply never came). After ``COMMIT
+        PREPARED`` succeeded, a position query that fails returns None: the
+        caller reads the position elsewhere.
+        """
+        conn = self.connection
+        if not self.prepared:
+            found = conn.exec_driver_sql(_COMMIT_AND_POSITION)
+            self._end(committed=True)
+            return int(found.scalar_one())
+        conn.exec_driver_sql(_COMMIT_PREPARED, {"gid": self.gid})
+        self._end(committed=True)
+        try:
+            return int(conn.exec_driver_sql(CURRENT_LSN_SQL).scalar_one())
+        except SQLAlchemyError as exc:
+            log.warning("committed %s; its WAL position could not be read: %s", self.gid, exc)
+            return None
+
+    def rollback(self) -> None:
+        """Roll back (``ROLLBACK PREPARED`` once prepared); nothing is sent for a transaction
+        the server has ended already (a failed COMMIT ended it)."""
+        if self.prepared:
+            self.connection.exec_driver_sql("ROLLBACK PREPARED %(gid)s", {"gid": self.gid})
+        elif self._open_on_server():
+            self.connection.exec_driver_sql("ROLLBACK")
+        self._end(committed=False)
+
+    def _open_on_server(self) -> bool:
+        # libpq's view of the last reply: no round trip.
+        dbapi: Any = self.connection.connection.dbapi_connection
+        return bool(dbapi.info.transaction_status != TRANSACTION_STATUS_IDLE)
+
+    def _end(self, *, committed: bool) -> None:
+        self._ended = True
+        if self._outer.is_active:  # SQLAlchemy's bookkeeping: nothing reaches the driver
+            if committed:
+                self._outer.commit()
+            else:
+                self._outer.rollback()
+
+
 @dataclass
 class Participant:
-    """One shard's connection and its open two-phase-capable transaction."""
+    """One shard's connection and its open transaction."""
 
     shard: str
     connection: Connection
-    transaction: TwoPhaseTransaction
+    transaction: ServerTransaction
     # True once the client knows it wrote here: PREPAREd without asking the
     # server. False means "unknown", never "read-only": the server is asked.
     wrote: bool = False
@@ -183,9 +280,12 @@ def _prepare_without_asking(part: Participant) -> bool:
 class CommitResult:
     """What :func:`commit_all` committed.
 
-    ``committed``: shards committed through their own connection (their WAL
-    position can be read there); ``positions``: WAL positions of shards whose
-    commit was finished on a fresh connection; ``gid``: the gid used.
+    ``committed``: the shards committed (the coordinator first, then the
+    writers); ``positions``: the WAL position of each whose commit returned
+    it (read with the commit, or after finishing it on a fresh connection).
+    A committed shard without a position (a decision whose COMMIT reported an
+    error, then read back as committed) is read on a fresh connection by the
+    caller; ``gid``: the gid used.
     """
 
     committed: list[str]
@@ -201,9 +301,9 @@ def _pgcode(exc: BaseException) -> str | None:
 def _detach(part: Participant) -> None:
     """Drop a prepared participant's connection without rolling its transaction back.
 
-    ``Connection.close()`` (and the unit of work's rollback) would run
-    ``ROLLBACK PREPARED``; an invalidated connection runs nothing, and the
-    prepared transaction outlives it on the server until it is settled.
+    The unit of work's rollback would run ``ROLLBACK PREPARED``; an invalidated
+    connection runs nothing (and is never used again), and the prepared
+    transaction outlives it on the server until it is settled.
     """
     try:
         part.connection.invalidate()
@@ -232,8 +332,8 @@ def commit_all(
         CommitPending: decided, but a participant could not be committed in time.
     """
     if coordinator_of(gid) != coordinator or coordinator not in participants:
-        # The gid is the driver's transaction name from the first statement on:
-        # it cannot be renamed, so the coordinator must be the shard it names.
+        # Every participant's transaction was given the gid when it began, and
+        # recovery looks for the decision on the shard the gid names.
         raise ValueError(f"gid {gid} does not name the participating coordinator {coordinator}")
     writers: list[str] = []
     for shard in sorted(participants):
@@ -246,10 +346,10 @@ def commit_all(
             part.transaction.commit()  # read-only here: nothing to prepare
     coord = participants[coordinator]
     if not writers:
-        coord.transaction.commit()
-        return CommitResult([coordinator], gid=gid)
+        return CommitResult([coordinator], _known(coordinator, coord.transaction.commit()), gid=gid)
 
     prepared: list[str] = []
+    positions: dict[str, int] = {}
     decision_sent = False
     try:
         for shard in writers:
@@ -267,7 +367,7 @@ def commit_all(
             raise
         # No COMMIT was sent before this point: everything above is undecided.
         decision_sent = True
-        coord.transaction.commit()  # the decision point
+        positions.update(_known(coordinator, coord.transaction.commit()))  # the decision point
     except AbortedByRecovery:
         raise
     except Exception as exc:
@@ -303,7 +403,7 @@ def commit_all(
         if after_decision is not None:
             after_decision(gid)
         return _finish_all(
-            participants, coordinator, writers, gid, engines=engines, resolve_s=resolve_s
+            participants, coordinator, writers, gid, positions, engines=engines, resolve_s=resolve_s
         )
     except BaseException:
         # Decided: whatever is still prepared must be committed, never rolled back.
@@ -314,22 +414,29 @@ def commit_all(
         raise
 
 
+def _known(shard: str, position: int | None) -> dict[str, int]:
+    return {} if position is None else {shard: position}
+
+
 def _finish_all(
     participants: Mapping[str, Participant],
     coordinator: str,
     writers: list[str],
     gid: str,
+    positions: dict[str, int],
     *,
     engines: EngineMap | None,
     resolve_s: float,
 ) -> CommitResult:
-    """Run COMMIT PREPARED on every participant; finish failed ones on fresh connections."""
-    result = CommitResult([coordinator], gid=gid)
+    """Run COMMIT PREPARED on every participant; finish failed ones on fresh connections.
+
+    ``positions``: those known already (the coordinator's, read with its commit).
+    """
+    result = CommitResult([coordinator, *writers], dict(positions), gid=gid)
     for shard in writers:
         part = participants[shard]
         try:
-            part.transaction.commit()
-            result.committed.append(shard)
+            result.positions.update(_known(shard, part.transaction.commit()))
             continue
         except SQLAlchemyError as exc:
             log.warning("COMMIT PREPARED %s on shard %s failed, retrying: %s", gid, shard, exc)

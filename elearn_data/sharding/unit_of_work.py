@@ -417,8 +417,15 @@ class UnitOfWork:
         selector = self.cluster.selector
         try:
             if self.role == "writer":
-                conn = self.cluster.engines.primary(shard).engine.connect()
-                transaction = conn.begin_twophase(self._gid)
+                # The transaction is sent as SQL (twophase.ServerTransaction): its
+                # commit returns the causal token's position in the same round trip.
+                primary = self.cluster.engines.primary(shard).engine
+                conn = primary.connect().execution_options(isolation_level="AUTOCOMMIT")
+                try:
+                    transaction = twophase.ServerTransaction(conn, self._gid)
+                except BaseException:
+                    conn.close()
+                    raise
                 self._participants[shard] = twophase.Participant(shard, conn, transaction)
             elif pooled:
                 lsn = self.token.get(shard)
@@ -905,7 +912,9 @@ class UnitOfWork:
             if not touched:
                 committed: list[str] = []
             elif len(touched) == 1:
-                self._participants[touched[0]].transaction.commit()
+                position = self._participants[touched[0]].transaction.commit()
+                if position is not None:
+                    positions[touched[0]] = position
                 committed = touched
             else:
                 # The gid names the default shard, so the decision must live there,
@@ -941,6 +950,8 @@ class UnitOfWork:
         """
         lsns: dict[str, int] = dict(known or {})
         for shard in shards:
+            if shard in lsns:
+                continue
             conn = self._connections[shard]
             try:
                 lsns[shard] = current_lsn(conn)

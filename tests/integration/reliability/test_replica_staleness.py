@@ -8,7 +8,9 @@
   a home replica behind the directory's must not turn into NotFound.
 * A commit whose WAL position cannot be read on its own connection still
   pins the shard in the causal token (read on a fresh connection, or
-  ``PRIMARY_ONLY``), so the writer never reads a stale replica of it.
+  ``PRIMARY_ONLY``), so the writer never reads a stale replica of it. A plain
+  commit reads its position in the same round trip as its ``COMMIT``: a
+  connection cut there is a failed commit, reported, with nothing written.
 """
 
 from __future__ import annotations
@@ -25,11 +27,17 @@ from sqlalchemy import event, select
 from elearn_data.cluster.local import LocalCluster, NodeSpec
 from elearn_data.config import ReplicaPolicy, Settings
 from elearn_data.database import Database
+from elearn_data.errors import ShardUnavailable
 from elearn_data.models import User
 from elearn_data.security import normalise_email
 from elearn_data.sharding.consistency import PRIMARY_ONLY, CausalToken
 from tests.integration.api.helpers import PASSWORD, register
-from tests.integration.reliability.drills import admin, insert_user_on, wait_replayed
+from tests.integration.reliability.drills import (
+    admin,
+    insert_user_on,
+    present_user_ids,
+    wait_replayed,
+)
 from tests.integration.reliability.test_twophase_edges import _email_away_from
 
 pytestmark = pytest.mark.timeout(120)
@@ -135,16 +143,16 @@ def test_find_by_email_and_authenticate_survive_a_home_replica_behind_the_direct
         other.close()
 
 
-def test_a_commit_whose_position_cannot_be_read_still_pins_its_shard(
-    clean: Database, cluster: LocalCluster
-) -> None:
-    engine = clean.cluster.engines.primary("eu").engine
+@contextmanager
+def _cut_on(cluster: LocalCluster, db: Database, shard: str, starts: str) -> Iterator[list[int]]:
+    """Terminate the server connection of the first statement on ``shard`` that starts so."""
+    engine = db.cluster.engines.primary(shard).engine
     cut: list[int] = []
 
-    def cut_position_read(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "pg_current_wal_lsn" in statement and not cut:
+    def cut_it(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.startswith(starts) and not cut:
             pid = cursor.connection.get_backend_pid()
-            killer = admin(cluster, cluster.state().primary_of("eu"))
+            killer = admin(cluster, cluster.state().primary_of(shard))
             try:
                 with killer.cursor() as cur:
                     cur.execute("SELECT pg_terminate_backend(%s, 10000)", (pid,))
@@ -152,22 +160,57 @@ def test_a_commit_whose_position_cannot_be_read_still_pins_its_shard(
                 killer.close()
             cut.append(pid)
 
-    killer = admin(cluster, cluster.state().primary_of("eu"))
-    with killer.cursor() as cur:
-        cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
-        before = int(cur.fetchone()[0])
-    killer.close()
-    event.listen(engine, "before_cursor_execute", cut_position_read)
+    event.listen(engine, "before_cursor_execute", cut_it)
     try:
-        with clean.writer("eu") as uow:
-            user_id = insert_user_on(uow, "eu")
+        yield cut
     finally:
-        event.remove(engine, "before_cursor_execute", cut_position_read)
+        event.remove(engine, "before_cursor_execute", cut_it)
+
+
+def _position(cluster: LocalCluster, shard: str) -> int:
+    killer = admin(cluster, cluster.state().primary_of(shard))
+    try:
+        with killer.cursor() as cur:
+            cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+            return int(cur.fetchone()[0])
+    finally:
+        killer.close()
+
+
+def test_a_commit_whose_position_cannot_be_read_still_pins_its_shard(
+    clean: Database, cluster: LocalCluster
+) -> None:
+    # A participant's COMMIT PREPARED and its position are two round trips (the
+    # server refuses COMMIT PREPARED in a multi-statement string): cut the second.
+    before = _position(cluster, "na")
+    with (
+        _cut_on(cluster, clean, "na", "SELECT pg_wal_lsn_diff") as cut,
+        clean.writer("europe") as uow,
+    ):
+        ours = insert_user_on(uow, "eu")
+        theirs = insert_user_on(uow, "na")
     assert cut, "the position read was never cut"
-    position = uow.committed_token.get("eu")
+    position = uow.committed_token.get("na")
     assert position is not None and position > before
-    assert clean.token.get("eu") is not None
-    assert clean.users.get(user_id).id == user_id
+    assert clean.token.get("na") is not None
+    assert clean.users.get(theirs).id == theirs
+    assert clean.users.get(ours).id == ours
+
+
+def test_a_plain_commit_cut_in_its_round_trip_fails_and_writes_nothing(
+    clean: Database, cluster: LocalCluster
+) -> None:
+    # COMMIT and the position go as one query string: cut before it reaches the
+    # server, the transaction is rolled back with the connection, and the
+    # caller is told (a lost commit is never retried: its outcome could be unknown).
+    with (
+        _cut_on(cluster, clean, "eu", "COMMIT; SELECT pg_wal_lsn_diff") as cut,
+        pytest.raises(ShardUnavailable),
+        clean.writer("eu") as uow,
+    ):
+        user_id = insert_user_on(uow, "eu")
+    assert cut, "the commit was never cut"
+    assert present_user_ids(cluster, "eu", [user_id]) == set()
 
 
 def test_a_token_that_pins_a_shard_to_its_primary_never_uses_a_replica(clean: Database) -> None:

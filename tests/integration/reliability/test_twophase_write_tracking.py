@@ -58,36 +58,26 @@ UNMARKED_RESERVE = text("SELECT reserve_seat(:course_id)")
 def statements(db: Database, *shards: str) -> Iterator[dict[str, list[str]]]:
     """Collect what each shard's primary is sent while the block runs.
 
-    Statements as SQLAlchemy sends them, plus ``PREPARE TRANSACTION`` and
-    ``COMMIT PREPARED`` (psycopg2's two-phase calls, seen as connection events).
+    Every statement as SQLAlchemy sends it: the transaction's own ``BEGIN``,
+    ``PREPARE TRANSACTION`` and ``COMMIT [PREPARED]`` are statements too
+    (``twophase.ServerTransaction``).
     """
     seen: dict[str, list[str]] = {shard: [] for shard in shards}
-    listeners: list[tuple[Any, str, Any]] = []
+    listeners: list[tuple[Any, Any]] = []
     for shard in shards:
         sent = seen[shard]
 
         def statement(conn: Any, cursor: Any, text: str, *_: Any, sent: list[str] = sent) -> None:
             sent.append(text)
 
-        def prepare(conn: Any, xid: Any, sent: list[str] = sent) -> None:
-            sent.append(PREPARE)
-
-        def commit(conn: Any, xid: Any, is_prepared: bool, sent: list[str] = sent) -> None:
-            sent.append("COMMIT PREPARED" if is_prepared else "COMMIT")
-
         engine = db.cluster.engines.primary(shard).engine
-        for name, fn in (
-            ("before_cursor_execute", statement),
-            ("prepare_twophase", prepare),
-            ("commit_twophase", commit),
-        ):
-            event.listen(engine, name, fn)
-            listeners.append((engine, name, fn))
+        event.listen(engine, "before_cursor_execute", statement)
+        listeners.append((engine, statement))
     try:
         yield seen
     finally:
-        for engine, name, fn in listeners:
-            event.remove(engine, name, fn)
+        for engine, fn in listeners:
+            event.remove(engine, "before_cursor_execute", fn)
 
 
 def _count(sent: list[str], fragment: str) -> int:
