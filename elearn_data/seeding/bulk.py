@@ -107,7 +107,7 @@ class ShardWriter:
             # Index builds after the load sort in memory rather than on disk.
             self.connection.exec_driver_sql("SET maintenance_work_mem = '512MB'")
             self.connection.commit()  # SQLAlchemy's autobegun bookkeeping only
-            self.transaction = twophase.ServerTransaction(self.connection, gid)
+            self.transaction = twophase.ServerTransaction(self.connection, gid, begin_now=True)
         except Exception as exc:
             self._engine.dispose()
             raise translate(exc, shard) from exc

@@ -69,6 +69,23 @@ CURRENT_LSN_SQL = (
 )
 
 
+# A writer's COMMIT and the position after it, one round trip (twophase.ServerTransaction):
+# a multi-statement string runs its statements in order, in the same session.
+COMMIT_AND_POSITION_SQL = "COMMIT; " + CURRENT_LSN_SQL
+
+
+def commit_and_position(conn: Connection) -> int:
+    """Commit the transaction ``conn`` sent as SQL; return the WAL position just after it.
+
+    ``conn``'s driver is in autocommit (the transaction is the caller's
+    ``BEGIN``). One round trip: on the driver connection when nothing observes
+    ``conn``, through SQLAlchemy otherwise (listeners see the string).
+    """
+    if sqla.observed(conn):
+        return int(conn.exec_driver_sql(COMMIT_AND_POSITION_SQL).scalar_one())
+    return _current_lsn_on_driver(conn, conn.connection.dbapi_connection, COMMIT_AND_POSITION_SQL)
+
+
 def current_lsn(conn: Connection) -> int:
     """Return the WAL position of the primary ``conn`` is connected to (one round trip).
 
@@ -96,12 +113,15 @@ def current_lsn(conn: Connection) -> int:
     return _current_lsn_on_driver(conn, dbapi_connection)
 
 
-def _current_lsn_on_driver(conn: Connection, dbapi_connection: Any) -> int:
+def _current_lsn_on_driver(
+    conn: Connection, dbapi_connection: Any, sql: str = CURRENT_LSN_SQL
+) -> int:
     """:func:`current_lsn` on the idle driver connection of ``conn``, without SQLAlchemy's
     execution (nothing observes ``conn``): the driver is switched to autocommit for
     the one query and back (both local: no ``SET`` is sent), so SQLAlchemy's view of
     the connection -- and the pool's reset at check-in -- stays as it was. Driver errors
     become ``DBAPIError`` and a lost connection is invalidated, as SQLAlchemy would do.
+    ``sql``: the position query, or :data:`COMMIT_AND_POSITION_SQL`.
     """
     dialect = conn.dialect
     error = dialect.loaded_dbapi.Error
@@ -111,7 +131,7 @@ def _current_lsn_on_driver(conn: Connection, dbapi_connection: Any) -> int:
         if switched:
             dbapi_connection.autocommit = True
         cursor = dbapi_connection.cursor()
-        cursor.execute(CURRENT_LSN_SQL)
+        cursor.execute(sql)
         row = cursor.fetchone()
         cursor.close()
         if switched:
@@ -123,7 +143,7 @@ def _current_lsn_on_driver(conn: Connection, dbapi_connection: Any) -> int:
         elif switched and not dbapi_connection.closed:
             dbapi_connection.autocommit = False
         raise DBAPIError.instance(
-            CURRENT_LSN_SQL, None, exc, error, connection_invalidated=disconnect, dialect=dialect
+            sql, None, exc, error, connection_invalidated=disconnect, dialect=dialect
         ) from exc
     return int(row[0])
 

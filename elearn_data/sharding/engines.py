@@ -258,6 +258,62 @@ def ends_session(exc: BaseException) -> bool:
     return isinstance(code, str) and code.startswith(_SESSION_ENDED)
 
 
+class BeginsFirst(psycopg2.extensions.cursor):  # type: ignore[misc]  # untyped base
+    """A cursor whose statement also begins its connection's transaction, in the same string.
+
+    The connection's ``cursor_factory`` while its transaction is still to
+    begin (``twophase.ServerTransaction``): the first statement any cursor of the
+    connection runs is sent as ``BEGIN; <statement>`` -- what psycopg2 sends as
+    two round trips outside autocommit -- and the connection's cursors are
+    plain again from then on. A statement that cannot take the prefix (several
+    parameter sets, COPY, a named cursor, bytes) gets ``BEGIN`` on its own first.
+    """
+
+    def _begins(self) -> bool:
+        connection = self.connection
+        if connection.cursor_factory is not BeginsFirst:
+            return False
+        connection.cursor_factory = None
+        return True
+
+    def _begin_alone(self) -> None:
+        if self._begins():
+            super().execute("BEGIN")
+
+    def execute(self, query: Any, vars: Any = None) -> None:
+        if self.name is None and isinstance(query, str) and self._begins():
+            super().execute("BEGIN; " + query, vars)
+            return
+        self._begin_alone()
+        super().execute(query, vars)
+
+    def executemany(self, query: Any, vars_list: Any) -> None:
+        self._begin_alone()
+        super().executemany(query, vars_list)
+
+    def callproc(self, procname: Any, parameters: Any = None) -> Any:
+        self._begin_alone()
+        return super().callproc(procname, parameters)
+
+    def copy_expert(self, sql: Any, file: Any, size: int = 8192) -> None:
+        self._begin_alone()
+        super().copy_expert(sql, file, size)
+
+    def copy_from(self, file: Any, table: Any, *args: Any, **kwargs: Any) -> None:
+        self._begin_alone()
+        super().copy_from(file, table, *args, **kwargs)
+
+    def copy_to(self, file: Any, table: Any, *args: Any, **kwargs: Any) -> None:
+        self._begin_alone()
+        super().copy_to(file, table, *args, **kwargs)
+
+
+def end_pending_begin(dbapi_connection: Any) -> None:
+    """Forget a transaction that never began on ``dbapi_connection`` (its pool's reset hook)."""
+    if getattr(dbapi_connection, "cursor_factory", None) is BeginsFirst:
+        dbapi_connection.cursor_factory = None
+
+
 def _handle_stale_connections(engine: Engine, *, autocommit: bool) -> None:
     """Replace connections the server ended, through SQLAlchemy's public hooks.
 
@@ -272,9 +328,11 @@ def _handle_stale_connections(engine: Engine, *, autocommit: bool) -> None:
       "discard and reconnect" signal). No round trip: an idle connection
       receives nothing from a live server.
     * ``reset``: a connection in autocommit that goes back to the pool with a
-      transaction open on the server (a snapshot reader's explicit ``BEGIN``
-      that nothing ended) is rolled back first; if that fails, the pool
-      discards it. libpq knows the state locally: no round trip otherwise.
+      transaction open on the server (a snapshot reader's or a writer's
+      explicit ``BEGIN`` that nothing ended) is rolled back first; if that
+      fails, the pool discards it. libpq knows the state locally: no round
+      trip otherwise. A writer's ``BEGIN`` still waiting for its first
+      statement (:class:`BeginsFirst`) is dropped: nothing began.
     * ``checkin`` (engines not in autocommit): a connection whose isolation
       level SQLAlchemy restored (after ``execution_options(isolation_level=...)``)
       goes back to psycopg2's server default rather than an explicit READ
@@ -305,6 +363,7 @@ def _handle_stale_connections(engine: Engine, *, autocommit: bool) -> None:
             dbapi_connection.set_session(isolation_level="DEFAULT")
 
     def on_reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+        end_pending_begin(dbapi_connection)
         if (
             not state.terminate_only
             and dbapi_connection.autocommit

@@ -80,8 +80,8 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from elearn_data.errors import AbortedByRecovery, CommitPending, OutcomeUnknown
 from elearn_data.retry import Backoff
-from elearn_data.sharding.consistency import CURRENT_LSN_SQL, current_lsn
-from elearn_data.sharding.engines import EngineMap
+from elearn_data.sharding.consistency import commit_and_position, current_lsn
+from elearn_data.sharding.engines import BeginsFirst, EngineMap, end_pending_begin
 from elearn_data.sharding.locks import advisory_lock
 
 log = logging.getLogger(__name__)
@@ -151,42 +151,48 @@ def coordinator_of(gid: str) -> str | None:
     return parts[1]
 
 
-# A writer's COMMIT with the causal token's WAL position read in the same query
-# string (one round trip): a multi-statement string runs its statements in
-# order, so the position is read after the commit, by the same session
-# (consistency.CURRENT_LSN_SQL). COMMIT PREPARED cannot share a string: the
+# COMMIT PREPARED cannot share a query string with the position query: the
 # server refuses it inside the implicit transaction block of a multi-statement
 # query. The gid is bound by the driver as a literal (no parameter is allowed).
-_COMMIT_AND_POSITION = "COMMIT; " + CURRENT_LSN_SQL
 _COMMIT_PREPARED = "COMMIT PREPARED %(gid)s"
 
 
 class ServerTransaction:
     """A writer's transaction on one shard, sent as SQL over an autocommit driver connection.
 
-    psycopg2 begins a transaction by itself before the first statement and
-    ends it with ``commit()``, which sends nothing but ``COMMIT``: the causal
-    token's WAL position then costs a round trip of its own after it. Here the
+    psycopg2 outside autocommit begins a transaction by itself, in a round
+    trip of its own before the first statement, and ends it with ``commit()``,
+    which sends nothing but ``COMMIT``: a one-shard write was four round trips
+    (``BEGIN``, the write, ``COMMIT``, the causal token's position). Here the
     driver is in autocommit (SQLAlchemy's ``isolation_level="AUTOCOMMIT"`` on
-    the connection) and the transaction is the unit of work's: ``BEGIN`` when
-    it opens, ``PREPARE TRANSACTION gid``, and a commit that returns the
-    position, read in the same round trip (``COMMIT; SELECT ...``; ``COMMIT
-    PREPARED``, which the server runs only as a query string of its own, is
-    followed by the position query). SQLAlchemy's own transaction on the connection
-    is begun and ended around it (the ORM session joins it) and sends nothing
-    to an autocommit driver. A connection returned to its pool with this
-    transaction still open on the server is rolled back by the engines'
-    ``reset`` hook; one that is invalidated takes an open transaction with it
-    and leaves a prepared one to recovery.
+    the connection) and the transaction is the unit of work's: ``BEGIN`` goes
+    with the first statement (:class:`BeginsFirst`), ``PREPARE TRANSACTION
+    gid`` when the shard takes part in a two-phase commit, and a plain commit
+    reads the position in its own round trip (``COMMIT; SELECT ...``,
+    :func:`~elearn_data.sharding.consistency.commit_and_position`): two round
+    trips for a one-shard write. ``COMMIT PREPARED``, which the server runs only
+    as a query string of its own, is followed by the position query.
+    SQLAlchemy's own transaction on the connection is begun and ended around it
+    (the ORM session joins it) and sends nothing to an autocommit driver. A
+    connection returned to its pool with this transaction still open on the
+    server is rolled back by the engines' ``reset`` hook; one that is
+    invalidated takes an open transaction with it and leaves a prepared one to
+    recovery.
+
+    ``begin_now``: send ``BEGIN`` at once (a caller that uses the driver
+    connection directly, as the seeding bulk path does).
     """
 
-    def __init__(self, connection: Connection, gid: str) -> None:
+    def __init__(self, connection: Connection, gid: str, *, begin_now: bool = False) -> None:
         self.connection = connection
         self.gid = gid
         self._outer: RootTransaction = connection.begin()
         self.prepared = False
         self._ended = False
-        connection.exec_driver_sql("BEGIN")
+        if begin_now:
+            connection.exec_driver_sql("BEGIN")
+        else:
+            self._dbapi().cursor_factory = BeginsFirst
 
     @property
     def is_active(self) -> bool:
@@ -207,39 +213,48 @@ class ServerTransaction:
 
         A plain commit and its position are one round trip: if it fails, the
         commit failed, or its outcome is unknown when the connection was lost
-        (as for any ``COMMIT`` whose reply never came). After ``COMMIT
+        (as for any ``COMMIT`` whose reply never came). A transaction that never
+        began (no statement ran) only reads the position. After ``COMMIT
         PREPARED`` succeeded, a position query that fails returns None: the
         caller reads the position elsewhere.
         """
         conn = self.connection
         if not self.prepared:
-            found = conn.exec_driver_sql(_COMMIT_AND_POSITION)
+            if self._dbapi().cursor_factory is BeginsFirst:
+                self._dbapi().cursor_factory = None
+                position = current_lsn(conn)
+            else:
+                position = commit_and_position(conn)
             self._end(committed=True)
-            return int(found.scalar_one())
+            return position
         conn.exec_driver_sql(_COMMIT_PREPARED, {"gid": self.gid})
         self._end(committed=True)
         try:
-            return int(conn.exec_driver_sql(CURRENT_LSN_SQL).scalar_one())
+            return current_lsn(conn)
         except SQLAlchemyError as exc:
             log.warning("committed %s; its WAL position could not be read: %s", self.gid, exc)
             return None
 
     def rollback(self) -> None:
         """Roll back (``ROLLBACK PREPARED`` once prepared); nothing is sent for a transaction
-        the server has ended already (a failed COMMIT ended it)."""
+        the server has not begun or has ended already (a failed COMMIT ended it)."""
         if self.prepared:
             self.connection.exec_driver_sql("ROLLBACK PREPARED %(gid)s", {"gid": self.gid})
         elif self._open_on_server():
             self.connection.exec_driver_sql("ROLLBACK")
         self._end(committed=False)
 
+    def _dbapi(self) -> Any:
+        return self.connection.connection.dbapi_connection
+
     def _open_on_server(self) -> bool:
         # libpq's view of the last reply: no round trip.
-        dbapi: Any = self.connection.connection.dbapi_connection
-        return bool(dbapi.info.transaction_status != TRANSACTION_STATUS_IDLE)
+        return bool(self._dbapi().info.transaction_status != TRANSACTION_STATUS_IDLE)
 
     def _end(self, *, committed: bool) -> None:
         self._ended = True
+        if not self.connection.invalidated:
+            end_pending_begin(self._dbapi())
         if self._outer.is_active:  # SQLAlchemy's bookkeeping: nothing reaches the driver
             if committed:
                 self._outer.commit()

@@ -418,7 +418,8 @@ class UnitOfWork:
         try:
             if self.role == "writer":
                 # The transaction is sent as SQL (twophase.ServerTransaction): its
-                # commit returns the causal token's position in the same round trip.
+                # BEGIN goes with the first statement, and its commit returns the
+                # causal token's position in the same round trip.
                 primary = self.cluster.engines.primary(shard).engine
                 conn = primary.connect().execution_options(isolation_level="AUTOCOMMIT")
                 try:
