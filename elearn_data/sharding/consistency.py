@@ -74,16 +74,22 @@ CURRENT_LSN_SQL = (
 COMMIT_AND_POSITION_SQL = "COMMIT; " + CURRENT_LSN_SQL
 
 
-def commit_and_position(conn: Connection) -> int:
+def commit_and_position(
+    conn: Connection, before: str = "", params: Mapping[str, Any] | None = None
+) -> int:
     """Commit the transaction ``conn`` sent as SQL; return the WAL position just after it.
 
     ``conn``'s driver is in autocommit (the transaction is the caller's
     ``BEGIN``). One round trip: on the driver connection when nothing observes
     ``conn``, through SQLAlchemy otherwise (listeners see the string).
+    ``before``: statements that go first in the same string (``%(name)s``
+    placeholders, bound from ``params`` by the driver); the string stops at
+    the first error, so the COMMIT runs only if they succeeded.
     """
+    sql = before + COMMIT_AND_POSITION_SQL
     if sqla.observed(conn):
-        return int(conn.exec_driver_sql(COMMIT_AND_POSITION_SQL).scalar_one())
-    return _current_lsn_on_driver(conn, conn.connection.dbapi_connection, COMMIT_AND_POSITION_SQL)
+        return int(conn.exec_driver_sql(sql, dict(params) if params else None).scalar_one())
+    return _current_lsn_on_driver(conn, conn.connection.dbapi_connection, sql, params)
 
 
 def current_lsn(conn: Connection) -> int:
@@ -114,14 +120,18 @@ def current_lsn(conn: Connection) -> int:
 
 
 def _current_lsn_on_driver(
-    conn: Connection, dbapi_connection: Any, sql: str = CURRENT_LSN_SQL
+    conn: Connection,
+    dbapi_connection: Any,
+    sql: str = CURRENT_LSN_SQL,
+    params: Mapping[str, Any] | None = None,
 ) -> int:
     """:func:`current_lsn` on the idle driver connection of ``conn``, without SQLAlchemy's
     execution (nothing observes ``conn``): the driver is switched to autocommit for
     the one query and back (both local: no ``SET`` is sent), so SQLAlchemy's view of
     the connection -- and the pool's reset at check-in -- stays as it was. Driver errors
     become ``DBAPIError`` and a lost connection is invalidated, as SQLAlchemy would do.
-    ``sql``: the position query, or :data:`COMMIT_AND_POSITION_SQL`.
+    ``sql``: the position query, or :data:`COMMIT_AND_POSITION_SQL` (with
+    statements before it, bound from ``params``).
     """
     dialect = conn.dialect
     error = dialect.loaded_dbapi.Error
@@ -131,7 +141,7 @@ def _current_lsn_on_driver(
         if switched:
             dbapi_connection.autocommit = True
         cursor = dbapi_connection.cursor()
-        cursor.execute(sql)
+        cursor.execute(sql, params)
         row = cursor.fetchone()
         cursor.close()
         if switched:
@@ -143,7 +153,7 @@ def _current_lsn_on_driver(
         elif switched and not dbapi_connection.closed:
             dbapi_connection.autocommit = False
         raise DBAPIError.instance(
-            sql, None, exc, error, connection_invalidated=disconnect, dialect=dialect
+            sql, params, exc, error, connection_invalidated=disconnect, dialect=dialect
         ) from exc
     return int(row[0])
 

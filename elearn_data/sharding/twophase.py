@@ -26,8 +26,11 @@ can resolve. Here:
 3. The coordinator inserts ``(gid, committed=true)`` into ``twophase_decisions``
    in its own transaction and commits. That commit is the decision. It first
    takes the decision fence (a shared advisory lock) that a cross-shard restore
-   point holds exclusively for the instant it takes; the fence and the insert
-   are sent as one two-statement string (one round trip, run in that order).
+   point holds exclusively for the instant it takes. The fence, the insert,
+   the COMMIT and the causal token's position are sent as one query string
+   (one round trip, run in that order, stopping at the first error): a
+   failure that leaves the transaction aborted on the server (libpq reports
+   it with the reply) came before the COMMIT, so nothing is decided.
    If the COMMIT itself fails (a cut connection, a shutdown while a synchronous
    standby is awaited) the outcome is **unknown, not an abort**: the decision
    may be durable already. The participants stay prepared and the outcome is
@@ -74,7 +77,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from psycopg2.extensions import TRANSACTION_STATUS_IDLE, TRANSACTION_STATUS_INTRANS
+from psycopg2.extensions import (
+    TRANSACTION_STATUS_IDLE,
+    TRANSACTION_STATUS_INERROR,
+    TRANSACTION_STATUS_INTRANS,
+)
 from sqlalchemy import Connection, RootTransaction, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
@@ -108,8 +115,11 @@ RECOVERY_LOCK_KEY = 0x656C6561726E7263
 # The fence and the decision in one round trip: a multi-statement string runs
 # its statements in order and stops at the first error (the fence is held from
 # before the insert until the decision commits, as with two round trips).
-_FENCE_AND_DECIDE = text(
-    "SELECT pg_advisory_xact_lock_shared(:key); SELECT elearn_twophase_decide(:gid)"
+# The fence and the decision go first in the coordinator's COMMIT string
+# (ServerTransaction.commit_after): one round trip for all three, run in order,
+# stopping at the first error (so no COMMIT without its decision row).
+_FENCE_AND_DECIDE = (
+    "SELECT pg_advisory_xact_lock_shared(%(key)s); SELECT elearn_twophase_decide(%(gid)s); "
 )
 _CLAIM_ABORT = text("SELECT elearn_twophase_claim_abort(:gid)")
 _DECISION = text("SELECT committed FROM twophase_decisions WHERE gid = :gid")
@@ -234,6 +244,27 @@ class ServerTransaction:
         except SQLAlchemyError as exc:
             log.warning("committed %s; its WAL position could not be read: %s", self.gid, exc)
             return None
+
+    def commit_after(self, statements: str, params: Mapping[str, Any]) -> int:
+        """Run ``statements`` and commit, in one query string; return the position after it.
+
+        The string stops at the first error: when one of ``statements`` fails,
+        nothing was committed and :meth:`failed_before_commit` says so.
+        """
+        position = commit_and_position(self.connection, statements, params)
+        self._end(committed=True)
+        return position
+
+    def failed_before_commit(self) -> bool:
+        """True when the last query string failed inside the transaction (its COMMIT never ran).
+
+        libpq reports the server's state with each reply: a transaction block
+        that an error aborted. A connection that was lost cannot say (False).
+        """
+        if self.connection.invalidated:
+            return False
+        status = self._dbapi().info.transaction_status
+        return bool(status == TRANSACTION_STATUS_INERROR)
 
     def rollback(self) -> None:
         """Roll back (``ROLLBACK PREPARED`` once prepared); nothing is sent for a transaction
@@ -372,17 +403,22 @@ def commit_all(
             prepared.append(shard)
         if after_prepare is not None:
             after_prepare(gid)
+        # No COMMIT was sent before this point: everything above is undecided.
+        # The fence, the decision and the COMMIT (the decision point) go now.
+        decision_sent = True
         try:
-            coord.connection.execute(_FENCE_AND_DECIDE, {"key": DECISION_FENCE_KEY, "gid": gid})
+            positions[coordinator] = coord.transaction.commit_after(
+                _FENCE_AND_DECIDE, {"key": DECISION_FENCE_KEY, "gid": gid}
+            )
         except SQLAlchemyError as exc:
+            if not coord.transaction.failed_before_commit():
+                raise  # the COMMIT may have been applied: read the outcome below
+            decision_sent = False  # the string stopped before its COMMIT
             if _pgcode(exc) == _UNIQUE_VIOLATION:
                 # Our own decision row cannot exist yet: a recoverer claimed the abort.
                 _roll_back(participants, coord, prepared, writers)
                 raise AbortedByRecovery(gid) from exc
             raise
-        # No COMMIT was sent before this point: everything above is undecided.
-        decision_sent = True
-        positions.update(_known(coordinator, coord.transaction.commit()))  # the decision point
     except AbortedByRecovery:
         raise
     except Exception as exc:

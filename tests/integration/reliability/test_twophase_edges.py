@@ -312,6 +312,38 @@ def test_a_decision_committed_while_its_connection_was_cut_is_committed_everywhe
     _assert_nothing_left(cluster)
 
 
+def test_a_decision_that_fails_before_its_commit_rolls_every_shard_back(
+    clean: Database, cluster: LocalCluster
+) -> None:
+    # The fence, the decision and the COMMIT go as one query string. Held by a
+    # restore point (exclusively), the fence times out: the string stops before
+    # its COMMIT, libpq reports the transaction aborted, and nothing is decided.
+    impatient = Database(
+        clean.settings.model_copy(
+            update={"lock_timeout_ms": 300, "recover_on_connect": False, "recover_interval_s": 0.0}
+        )
+    )
+    made: dict[str, uuid.UUID] = {}
+    fence = admin(cluster, cluster.state().primary_of("eu"))
+    try:
+        with fence.cursor() as cur:
+            cur.execute("SELECT count(*) FROM twophase_decisions")
+            decisions = cur.fetchone()[0]
+            cur.execute("SELECT pg_advisory_lock(%s)", (twophase.DECISION_FENCE_KEY,))
+        with pytest.raises(ConcurrencyConflict), impatient.writer("europe") as uow:
+            made["eu"] = insert_user_on(uow, "eu")
+            made["na"] = insert_user_on(uow, "na")
+        with fence.cursor() as cur:
+            # Not even an abort claimed: the call knew nothing was decided.
+            cur.execute("SELECT count(*) FROM twophase_decisions")
+            assert cur.fetchone()[0] == decisions
+    finally:
+        fence.close()
+        impatient.close()
+    assert not _exists(cluster, "eu", made["eu"]) and not _exists(cluster, "na", made["na"])
+    _assert_nothing_left(cluster)
+
+
 def test_an_interrupt_after_the_decision_was_sent_leaves_participants_prepared_not_rolled_back(
     clean: Database, cluster: LocalCluster
 ) -> None:
