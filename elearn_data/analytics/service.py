@@ -55,17 +55,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-PLATFORM_COLUMNS = (
-    "users",
-    "students",
-    "instructors",
-    "courses",
-    "published_courses",
-    "enrollments",
-    "active_enrollments",
-    "completed_enrollments",
-    "revenue",
-)
+# The columns of get_platform_stats(), as its statement names them.
+PLATFORM_COLUMNS = queries.PLATFORM_STATS.columns
 # Catalog (reference) counts: the same on every shard, taken once in the `all` row.
 CATALOG_COLUMNS = ("courses", "published_courses")
 REGION_COLUMNS = ("enrollments", "active", "completed", "dropped", "learners")

@@ -26,7 +26,12 @@ from elearn_data.errors import InvalidInput
 from elearn_data.models import User
 from elearn_data.regions import Region
 from elearn_data.sharding.engines import BeginsFirst
-from tests.integration.reliability.drills import admin, insert_user_on, present_user_ids
+from tests.integration.reliability.drills import (
+    admin,
+    insert_user_on,
+    present_user_ids,
+    wal_position,
+)
 
 
 @contextmanager
@@ -59,20 +64,10 @@ def _pool_is_clean(db: Database, shard: str) -> None:
             fairy.close()
 
 
-def _position(cluster: LocalCluster, shard: str) -> int:
-    conn = admin(cluster, cluster.state().primary_of(shard))
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
-            return int(cur.fetchone()[0])
-    finally:
-        conn.close()
-
-
 def test_a_one_shard_write_is_two_round_trips_and_its_token_covers_the_commit(
     clean: Database, cluster: LocalCluster
 ) -> None:
-    before = _position(cluster, "eu")
+    before = wal_position(cluster, "eu")
     with _sent(clean, "eu") as sent, clean.writer("eu") as uow:
         user_id = insert_user_on(uow, "eu")
     # The INSERT on the cursor that prefixes BEGIN, then COMMIT with the position.
@@ -80,7 +75,7 @@ def test_a_one_shard_write_is_two_round_trips_and_its_token_covers_the_commit(
     assert sent[0][1] is BeginsFirst
     assert sent[1][0].startswith("COMMIT; SELECT pg_wal_lsn_diff")
     position = uow.committed_token.get("eu")
-    assert position is not None and before < position <= _position(cluster, "eu")
+    assert position is not None and before < position <= wal_position(cluster, "eu")
     assert clean.users.get(user_id).id == user_id
     _pool_is_clean(clean, "eu")
 

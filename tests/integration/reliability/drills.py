@@ -101,6 +101,17 @@ def admin(cluster: LocalCluster, node: NodeSpec, dbname: str = "elearn") -> Any:
     return cluster.admin_connect(node, dbname=dbname)
 
 
+def wal_position(cluster: LocalCluster, shard: str) -> int:
+    """The WAL position of the shard's primary now, as the causal token counts it."""
+    conn = admin(cluster, cluster.state().primary_of(shard))
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
+            return int(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
 def node_named(cluster: LocalCluster, name: str) -> NodeSpec:
     return next(n for n in cluster.state().nodes if n.name == name)
 

@@ -37,6 +37,7 @@ from tests.integration.reliability.drills import (
     insert_user_on,
     present_user_ids,
     wait_replayed,
+    wal_position,
 )
 from tests.integration.reliability.test_twophase_edges import _email_away_from
 
@@ -167,22 +168,12 @@ def _cut_on(cluster: LocalCluster, db: Database, shard: str, starts: str) -> Ite
         event.remove(engine, "before_cursor_execute", cut_it)
 
 
-def _position(cluster: LocalCluster, shard: str) -> int:
-    killer = admin(cluster, cluster.state().primary_of(shard))
-    try:
-        with killer.cursor() as cur:
-            cur.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint")
-            return int(cur.fetchone()[0])
-    finally:
-        killer.close()
-
-
 def test_a_commit_whose_position_cannot_be_read_still_pins_its_shard(
     clean: Database, cluster: LocalCluster
 ) -> None:
     # A participant's COMMIT PREPARED and its position are two round trips (the
     # server refuses COMMIT PREPARED in a multi-statement string): cut the second.
-    before = _position(cluster, "na")
+    before = wal_position(cluster, "na")
     with (
         _cut_on(cluster, clean, "na", "SELECT pg_wal_lsn_diff") as cut,
         clean.writer("europe") as uow,
