@@ -261,10 +261,7 @@ class ServerTransaction:
         libpq reports the server's state with each reply: a transaction block
         that an error aborted. A connection that was lost cannot say (False).
         """
-        if self.connection.invalidated:
-            return False
-        status = self._dbapi().info.transaction_status
-        return bool(status == TRANSACTION_STATUS_INERROR)
+        return bool(self.server_status() == TRANSACTION_STATUS_INERROR)
 
     def rollback(self) -> None:
         """Roll back (``ROLLBACK PREPARED`` once prepared); nothing is sent for a transaction
@@ -278,9 +275,20 @@ class ServerTransaction:
     def _dbapi(self) -> Any:
         return self.connection.connection.dbapi_connection
 
+    def server_status(self) -> int | None:
+        """libpq's transaction status from the server's last reply (no round trip).
+
+        None when the connection was invalidated or cannot say.
+        """
+        if self.connection.invalidated:
+            return None
+        try:
+            return int(self._dbapi().info.transaction_status)
+        except (SQLAlchemyError, AttributeError):
+            return None
+
     def _open_on_server(self) -> bool:
-        # libpq's view of the last reply: no round trip.
-        return bool(self._dbapi().info.transaction_status != TRANSACTION_STATUS_IDLE)
+        return bool(self.server_status() != TRANSACTION_STATUS_IDLE)
 
     def _end(self, *, committed: bool) -> None:
         self._ended = True
@@ -313,13 +321,7 @@ def _prepare_without_asking(part: Participant) -> bool:
     connection that cannot say sends the participant to the server's check,
     which raises for a failed transaction before anything is decided.
     """
-    if not part.wrote:
-        return False
-    try:
-        status = part.connection.connection.dbapi_connection.info.transaction_status  # type: ignore[union-attr]
-    except (SQLAlchemyError, AttributeError):
-        return False
-    return bool(status == TRANSACTION_STATUS_INTRANS)
+    return part.wrote and bool(part.transaction.server_status() == TRANSACTION_STATUS_INTRANS)
 
 
 @dataclass

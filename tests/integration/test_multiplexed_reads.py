@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-import threading
 import time
 import uuid
 import warnings
@@ -319,10 +318,8 @@ def test_a_fan_out_sends_every_shard_its_statement_from_the_calling_thread_at_on
 ) -> None:
     _everyone(fresh)
     monkeypatch.setattr(fanout, "_pool", _no_threads)
-    caller = threading.current_thread()
     with _checkouts(fresh) as counted:
         found, nodes = _each(fresh, OVERLAP, 0.3)
-    assert threading.current_thread() is caller
     assert counted == dict.fromkeys(fresh.router.shards, 1)
     assert list(found) == list(fresh.router.shards)
     assert all(label.startswith(f"{shard}/replica") for shard, label in nodes.items())
@@ -335,7 +332,7 @@ def test_a_fan_out_sends_every_shard_its_statement_from_the_calling_thread_at_on
 def _sleeping(cluster: LocalCluster) -> int:
     """How many statements of OVERLAP the replicas are still running."""
     running = 0
-    for shard in ("na", "eu", "apac"):
+    for shard in cluster.state().shards:
         for replica in cluster.state().replicas_of(shard):
             conn = cluster.admin_connect(replica, dbname="elearn")
             try:
