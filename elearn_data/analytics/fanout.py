@@ -226,7 +226,7 @@ class FanOut:
         Raises:
             ShardUnavailable: a shard failed or did not answer in time (names the shard).
         """
-        self._check_runnable()
+        self._check_runnable("run")
         targets = tuple(shards or self.shards)
         futures = {shard: self._submit(shard, work) for shard in targets}
         return self._gather(targets, futures, {})
@@ -253,7 +253,7 @@ class FanOut:
         """
         if self.snapshot or not query.timed:
             raise RuntimeError("each() asks a timed PreparedRead of a fan-out without snapshot")
-        self._check_runnable()
+        self._check_runnable("each")
         targets = self.shards
         timed = (self._budget_ms(), *args)
 
@@ -286,9 +286,9 @@ class FanOut:
                 futures[shard] = self._submit(shard, ask)
         return self._gather(targets, futures, outcomes)
 
-    def _check_runnable(self) -> None:
+    def _check_runnable(self, method: str) -> None:
         if not self._open_block:
-            raise RuntimeError("FanOut.run() outside its `with` block")
+            raise RuntimeError(f"FanOut.{method}() outside its `with` block")
         if self._abandoned:
             raise RuntimeError("this fan-out ended with an unavailable shard; open a new one")
 

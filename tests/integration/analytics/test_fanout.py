@@ -165,6 +165,14 @@ def test_a_fan_out_without_snapshot_refuses_a_second_statement_to_a_shard(
         assert set(fan.run(twice)) == {"na", "eu", "apac"}
 
 
+def test_a_fan_out_used_outside_its_block_names_the_method_called(db: Database) -> None:
+    fan = FanOut(db, timeout_s=10, snapshot=False)
+    with pytest.raises(RuntimeError, match=r"FanOut\.each\(\) outside its `with` block"):
+        fan.each(PLATFORM_STATS)
+    with pytest.raises(RuntimeError, match=r"FanOut\.run\(\) outside its `with` block"):
+        fan.run(lambda q: None)
+
+
 def test_an_analytics_timeout_must_be_positive(db: Database) -> None:
     with pytest.raises(ValueError, match="positive"):
         Analytics(db, timeout_s=0)

@@ -107,15 +107,31 @@ def test_metrics_are_served_on_loopback_only_below_the_ephemeral_range(clean: Da
         server.shutdown()
 
 
-def test_top_merges_each_statement_over_nodes_and_shards(clean: Database) -> None:
+def test_top_merges_each_statement_over_nodes_and_shards(
+    clean: Database, cluster: LocalCluster
+) -> None:
     marker = f"top_marker_{secrets.token_hex(4)}"
     # pg_stat_statements identifies a statement by its shape, not by its aliases
     # or constants: a plain "SELECT 1 AS marker" shares its entry (and the first
     # text seen) with every other test's "SELECT 1". A seven-column VALUES list
-    # is a shape no other statement has.
+    # is a shape no other statement has -- except this test's earlier runs on a
+    # reused cluster, whose entry would keep the first run's marker as its text:
+    # that entry is reset first.
     statement = text(
         f"SELECT 1 AS {marker} FROM (VALUES (1, 2, 3, 4, 5, 6, 7)) AS v(a, b, c, d, e, f, g)"
     )
+    for shard in clean.router.shards:
+        owner = admin(cluster, cluster.state().primary_of(shard))
+        try:
+            with owner.cursor() as cur:
+                cur.execute(
+                    "SELECT elearn_stats.pg_stat_statements_reset(0, 0, queryid)"
+                    " FROM elearn_stats.pg_stat_statements"
+                    " WHERE query LIKE %s",
+                    ("%top\\_marker\\_%",),
+                )
+        finally:
+            owner.close()
     for shard in clean.router.shards:
         with clean.cluster.engines.primary(shard).engine.connect() as conn:
             for _ in range(3):
