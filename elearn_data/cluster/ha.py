@@ -296,6 +296,8 @@ class HACluster(LocalCluster):
         env_venv = os.environ.get(PATRONI_VENV_ENV)
         self._venv_override = patroni_venv or (Path(env_venv) if env_venv else None)
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
+        # The exit status of every server this object started and saw end, by pid.
+        self._exits: dict[int, int] = {}
 
     @staticmethod
     def is_ha(home: Path) -> bool:
@@ -471,8 +473,23 @@ class HACluster(LocalCluster):
 
     def _reap(self) -> None:
         for pid, proc in list(self._procs.items()):
-            if proc.poll() is not None:
+            status = proc.poll()
+            if status is not None:
+                self._exits[pid] = status
                 self._procs.pop(pid, None)
+
+    def _not_running(self, path: Path) -> str:
+        """Why the server whose pid file is ``path`` is not running (for an error message)."""
+        try:
+            pid = int(path.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return f"no pid in {path}"
+        status = self._exits.get(pid)
+        if status is None:
+            return f"pid {pid} is not running (cmdline {_cmdline(pid)!r})"
+        if status < 0:
+            return f"pid {pid} was killed by {signal.Signals(-status).name}"
+        return f"pid {pid} exited with status {status}"
 
     def _pid(self, path: Path, marker: str) -> int | None:
         self._reap()
@@ -780,9 +797,11 @@ class HACluster(LocalCluster):
             leader = view.leader
             if leader is not None and leader.state == "running":
                 return
-            if self.patroni_pid(node) is None or time.monotonic() > deadline:
+            running = self.patroni_pid(node) is not None
+            if not running or time.monotonic() > deadline:
+                why = "timed out" if running else self._not_running(self._pid_path(node))
                 tail = self.patroni_log(node).read_text(errors="replace")[-3000:]
-                raise ConfigurationError(f"{node.name}: Patroni did not bootstrap: {tail}")
+                raise ConfigurationError(f"{node.name}: Patroni did not bootstrap ({why}): {tail}")
             time.sleep(0.2)
 
     def _patch_config(self, state: ClusterState, shard: str, patch: dict[str, Any]) -> None:
