@@ -488,7 +488,7 @@ class HACluster(LocalCluster):
         if status is None:
             return f"pid {pid} is not running (cmdline {_cmdline(pid)!r})"
         if status < 0:
-            return f"pid {pid} was killed by {signal.Signals(-status).name}"
+            return f"pid {pid} was killed by signal {-status} ({signal.strsignal(-status)})"
         return f"pid {pid} exited with status {status}"
 
     def _pid(self, path: Path, marker: str) -> int | None:

@@ -44,7 +44,7 @@ def test_a_server_that_exits_is_reported_with_its_status(cluster: HACluster) -> 
 
 def test_a_server_that_is_killed_is_reported_with_the_signal(cluster: HACluster) -> None:
     why = cluster._not_running(ended(cluster, "kill -KILL $$"))
-    assert why.endswith(f"was killed by {signal.SIGKILL.name}")
+    assert why.endswith(f"was killed by signal {int(signal.SIGKILL)} (Killed)")
 
 
 def test_a_missing_pid_file_is_named(cluster: HACluster) -> None:
