@@ -19,6 +19,7 @@ from elearn_data.database import Database
 from elearn_data.errors import InvalidInput, NotFound
 from elearn_data.monitoring.deep import deep_report
 from elearn_data.monitoring.statements import top
+from tests.integration.analytics.truth import superuser
 from tests.integration.api.helpers import published_course, register
 from tests.integration.reliability.drills import admin
 
@@ -121,17 +122,13 @@ def test_top_merges_each_statement_over_nodes_and_shards(
         f"SELECT 1 AS {marker} FROM (VALUES (1, 2, 3, 4, 5, 6, 7)) AS v(a, b, c, d, e, f, g)"
     )
     for shard in clean.router.shards:
-        owner = admin(cluster, cluster.state().primary_of(shard))
-        try:
-            with owner.cursor() as cur:
-                cur.execute(
-                    "SELECT elearn_stats.pg_stat_statements_reset(0, 0, queryid)"
-                    " FROM elearn_stats.pg_stat_statements"
-                    " WHERE query LIKE %s",
-                    ("%top\\_marker\\_%",),
-                )
-        finally:
-            owner.close()
+        superuser(
+            cluster,
+            shard,
+            "SELECT elearn_stats.pg_stat_statements_reset(0, 0, queryid)"
+            " FROM elearn_stats.pg_stat_statements WHERE query LIKE %s",
+            "%top\\_marker\\_%",
+        )
     for shard in clean.router.shards:
         with clean.cluster.engines.primary(shard).engine.connect() as conn:
             for _ in range(3):
