@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from elearn_data import retry
 from elearn_data.analytics import Analytics
@@ -34,7 +34,7 @@ from elearn_data.services.outbox import BATCH, apply_pending, drain_shard
 from elearn_data.services.users import Users
 from elearn_data.sharding import twophase
 from elearn_data.sharding.consistency import CausalToken, TokenStore
-from elearn_data.sharding.unit_of_work import Cluster, UnitOfWork
+from elearn_data.sharding.unit_of_work import Cluster, PreparedRead, UnitOfWork, read_prepared
 
 if TYPE_CHECKING:
     from elearn_data.health import HealthReport
@@ -316,6 +316,18 @@ class Database:
         return UnitOfWork(
             self.cluster, "reader", self._shard(region_or_shard), token=effective, snapshot=snapshot
         )
+
+    def read_prepared(
+        self, region_or_shard: object, query: PreparedRead, args: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """Return the rows of one prepared read, as ``db.reader(region_or_shard)`` reads them.
+
+        For a call that is nothing but that read (``db.users.get``): a replica
+        whose pooled connection serves it is read with no unit of work built
+        around it; see :func:`~elearn_data.sharding.unit_of_work.read_prepared`.
+        """
+        shard = self.router.resolve(region_or_shard)
+        return read_prepared(self.cluster, shard, query, args, token=self.token)
 
     # ------------------------------------------------- one call = one UoW
 

@@ -11,6 +11,7 @@ email from any region queue on its primary key, and exactly one wins.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -73,9 +74,20 @@ _USER_COLUMNS = (
 # Built once: the point read by id is the hottest statement of the API. It is
 # prepared on the server once per pooled connection (see PreparedRead).
 USER_BY_ID = select(*_USER_COLUMNS).outerjoin(UserProfile).where(User.id == bindparam("user_id"))
-_USER_BY_ID = PreparedRead("elearn_user_by_id", USER_BY_ID, ("user_id",))
-if _USER_BY_ID.columns != tuple(UserView.__dataclass_fields__):
+PREPARED_USER_BY_ID = PreparedRead("elearn_user_by_id", USER_BY_ID, ("user_id",))
+if PREPARED_USER_BY_ID.columns != tuple(UserView.__dataclass_fields__):
     raise RuntimeError("USER_BY_ID must select UserView's fields in order")
+
+
+def user_of(user_id: uuid.UUID, rows: Sequence[tuple[Any, ...]]) -> UserView:
+    """Return the user that ``PREPARED_USER_BY_ID``'s rows describe.
+
+    Raises:
+        NotFound: no row, or the user was erased.
+    """
+    if not rows or rows[0][6] == ERASED_STATUS:
+        raise NotFound(f"user {user_id} not found")
+    return UserView(*rows[0])
 
 
 class UsersRepository:
@@ -149,10 +161,9 @@ class UsersRepository:
         """
         if shard is None:
             shard = self.uow.router.shard_of_owner(user_id)
-        row = self.uow.fetch_prepared(_USER_BY_ID, (user_id,), shard=shard)
-        if row is None or row[6] == ERASED_STATUS:
-            raise NotFound(f"user {user_id} not found")
-        return UserView(*row)
+        return user_of(
+            user_id, self.uow.fetch_prepared_rows(PREPARED_USER_BY_ID, (user_id,), shard=shard)
+        )
 
     def locate(self, email_hash: bytes) -> tuple[uuid.UUID, Region] | None:
         """Return (user id, region) of the email's owner from the directory."""

@@ -14,15 +14,15 @@ round (``tests/unit/test_import_graph.py`` checks the import graph).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from elearn_data.config import Settings
     from elearn_data.content import ContentStore
     from elearn_data.sharding.consistency import CausalToken
     from elearn_data.sharding.routing import Router
-    from elearn_data.sharding.unit_of_work import Cluster, UnitOfWork
+    from elearn_data.sharding.unit_of_work import Cluster, PreparedRead, UnitOfWork
 
 T = TypeVar("T")
 
@@ -49,6 +49,15 @@ class Units(Protocol):
         ``token`` (default: the caller's writes); ``snapshot=True`` reads each shard
         in one read-only REPEATABLE READ snapshot. A lost connection is replaced
         and the statement run again by the unit of work itself, once per shard.
+        """
+        ...
+
+    def read_prepared(
+        self, shard: str, query: PreparedRead, args: Sequence[Any]
+    ) -> list[tuple[Any, ...]]:
+        """The rows of one prepared read on ``shard``: what a reader scoped to the shard
+        returns from ``fetch_prepared_rows``, for a call that is only that read (no
+        unit of work built around it when a replica's pooled connection serves it).
         """
         ...
 

@@ -10,7 +10,13 @@ from elearn_data.config import Settings
 from elearn_data.errors import InvalidInput, LoginThrottled, NotFound
 from elearn_data.models.base import ROLES
 from elearn_data.regions import parse_region
-from elearn_data.repositories.users import PROFILE_FIELDS, USER_FIELDS, UsersRepository
+from elearn_data.repositories.users import (
+    PREPARED_USER_BY_ID,
+    PROFILE_FIELDS,
+    USER_FIELDS,
+    UsersRepository,
+    user_of,
+)
 from elearn_data.repositories.views import UserView
 from elearn_data.security import EmailHasher, Passwords, normalise_email
 from elearn_data.services.base import OutboxRelay, Units
@@ -140,8 +146,7 @@ class Users:
         """
         uid = validation.identifier("user_id", user_id)
         shard = self._router.shard_of_owner(uid)
-        with self._units.reader(shard) as uow:
-            return UsersRepository(uow).get(uid, shard=shard)
+        return user_of(uid, self._units.read_prepared(shard, PREPARED_USER_BY_ID, (uid,)))
 
     def find_by_email(self, email: str) -> UserView | None:
         """Return the user with this email, in any region, or None."""

@@ -1051,6 +1051,74 @@ class UnitOfWork:
             self._on_commit(token)
 
 
+def read_prepared(
+    cluster: Cluster,
+    shard: str,
+    query: PreparedRead,
+    args: Sequence[Any],
+    *,
+    token: CausalToken | None = None,
+) -> list[tuple[Any, ...]]:
+    """Return the rows of one prepared read on ``shard``, as a reader scoped to it reads them.
+
+    What ``with UnitOfWork(cluster, "reader", shard, token=token) as uow:
+    uow.fetch_prepared_rows(query, args)`` returns, for a call that is nothing
+    but that one read (``db.users.get``). In the common case -- a replica the
+    selector takes without a query, whose engine nothing observes -- the read
+    runs on the replica's pooled driver connection with no unit of work built
+    and closed around it (a tenth of a point read's client CPU); the pool's
+    hooks and the instruments run as for a unit of work's read. Everything
+    else is the unit of work's own path: a lag check or causal wait due, the
+    primary fallback, an observed engine, and a lost connection, which is
+    replaced once, the read run again on a new one.
+
+    Raises:
+        ShardUnavailable, ...: as the unit of work's read (translated driver errors).
+    """
+    lsn = (token or _NO_TOKEN).get(shard)
+    started = time.perf_counter()
+    try:
+        found = cluster.selector.connect_pooled(shard, lsn)
+    except (DBAPIError, PoolTimeout) as exc:
+        raise translate(exc, shard) from exc
+    if isinstance(found, Remaining):
+        return _read_in_unit(cluster, shard, query, args, token)
+    pooled, choice = found
+    engine = choice.node.engine
+    if sqla.observed_engine(engine):
+        UnitOfWork._close_pooled(pooled)
+        return _read_in_unit(cluster, shard, query, args, token)
+    instruments = cluster.instruments
+    instruments.checked_out(shard, "reader", time.perf_counter() - started)
+    try:
+        try:
+            return _fetch_prepared(pooled, engine, query, args, pooled.invalidate)
+        finally:
+            UnitOfWork._close_pooled(pooled)
+            instruments.unit_closed("reader", 1)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise translate(exc, shard) from exc
+        log.info("shard %s: connection lost, reading on a new one: %s", shard, exc)
+    return _read_in_unit(cluster, shard, query, args, token, replaced=True)
+
+
+def _read_in_unit(
+    cluster: Cluster,
+    shard: str,
+    query: PreparedRead,
+    args: Sequence[Any],
+    token: CausalToken | None,
+    *,
+    replaced: bool = False,
+) -> list[tuple[Any, ...]]:
+    """:func:`read_prepared` in a reader unit of work (``replaced``: its replacement is spent)."""
+    with UnitOfWork(cluster, "reader", shard, token=token) as uow:
+        if replaced:
+            uow._replaced.add(shard)
+        return uow.fetch_prepared_rows(query, args)
+
+
 def _note_flushed_shards(session: Session, flush: UOWTransaction) -> None:
     """``after_flush``: the shards a writer's ORM flush wrote on are known written.
 

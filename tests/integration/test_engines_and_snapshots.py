@@ -30,7 +30,7 @@ from elearn_data.database import Database
 from elearn_data.errors import ElearnDataError, NotFound
 from elearn_data.models import User
 from elearn_data.regions import Region
-from elearn_data.repositories.users import _USER_BY_ID
+from elearn_data.repositories.users import PREPARED_USER_BY_ID
 from elearn_data.sharding.consistency import CausalToken, current_lsn
 from elearn_data.sharding.engines import ends_session
 from elearn_data.sharding.unit_of_work import UnitOfWork
@@ -127,7 +127,7 @@ def test_a_backend_terminated_while_checked_out_is_replaced_for_the_read(
             elif statement == "orm":
                 found = uow.session.scalar(select(User.id).where(User.id == user_id))
             else:
-                prepared = uow.fetch_prepared(_USER_BY_ID, (user_id,), shard="eu")
+                prepared = uow.fetch_prepared(PREPARED_USER_BY_ID, (user_id,), shard="eu")
                 assert prepared is not None
                 found = prepared[0]
             assert found == user_id, statement

@@ -16,13 +16,13 @@ import warnings
 from typing import Any
 
 import pytest
-from sqlalchemy import bindparam, event, select, text
+from sqlalchemy import bindparam, event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from elearn_data import ids
 from elearn_data.cluster.local import LocalCluster
 from elearn_data.database import Database
-from elearn_data.errors import NotFound
+from elearn_data.errors import NotFound, ShardUnavailable
 from elearn_data.models import User, UserProfile
 from elearn_data.regions import Region
 from elearn_data.repositories import users as users_repository
@@ -108,7 +108,7 @@ def test_a_statement_the_server_already_has_is_just_executed(clean: Database) ->
 
 
 def _prepared() -> PreparedRead:
-    return users_repository._USER_BY_ID
+    return users_repository.PREPARED_USER_BY_ID
 
 
 def test_a_replica_connection_killed_between_reads_is_replaced(
@@ -299,3 +299,71 @@ def test_a_generic_plan_read_is_planned_once_and_answers_as_a_custom_one(
         # PostgreSQL plans the first five anew, then weighs the generic plan by
         # its estimates (with LIMIT $1 on a large table: dearer, never taken).
         assert plans.custom_plans >= 5
+
+
+def _units(db: Database) -> float:
+    value = db.cluster.instruments.registry.get_sample_value(
+        "elearn_units_of_work_total", {"role": "reader", "kind": "single_shard"}
+    )
+    return value or 0.0
+
+
+def test_a_lone_prepared_read_runs_on_the_pooled_connection_and_is_counted_as_a_unit(
+    clean: Database,
+) -> None:
+    """``db.read_prepared``: a reader's answer, no unit of work, the same instruments."""
+    user_id = _with_profile(clean)
+    clean.users.get(user_id)  # the lag check is fresh: no query decides the replica
+    engines = [node.engine for node in clean.cluster.engines.replicas("eu")]
+    connections: list[object] = []
+
+    def on_engine_connect(conn: object) -> None:
+        connections.append(conn)
+
+    units = _units(clean)
+    rows = clean.read_prepared(Region.EUROPE, _prepared(), (user_id,))
+    assert _units(clean) == units + 1
+    assert len(rows) == 1 and UserView(*rows[0]) == _core_view(clean, user_id)
+    assert all(engine.pool.checkedout() == 0 for engine in engines)
+    for engine in engines:
+        event.listen(engine, "engine_connect", on_engine_connect)
+    try:
+        # Observed: the same read goes through a unit of work and a Connection.
+        assert clean.read_prepared("eu", _prepared(), (user_id,)) == rows
+    finally:
+        for engine in engines:
+            event.remove(engine, "engine_connect", on_engine_connect)
+    assert connections
+    assert clean.read_prepared("eu", _prepared(), (uuid.uuid4(),)) == []
+
+
+_END_OWN_SESSION = PreparedRead(
+    "elearn_test_end_own_session",
+    select(func.pg_terminate_backend(func.pg_backend_pid()).label("ended")),
+    (),
+)
+
+
+def test_a_lone_prepared_read_replaces_a_lost_connection_once(clean: Database) -> None:
+    """The fast path's lost connection is the read's one replacement: the next loss raises."""
+    user_id = _with_profile(clean)
+    clean.users.get(user_id)
+    engines = [node.engine for node in clean.cluster.engines.replicas("eu")]
+    made: list[object] = []
+
+    def on_connect(dbapi_connection: object, record: object) -> None:
+        made.append(dbapi_connection)
+
+    for engine in engines:
+        event.listen(engine, "connect", on_connect)
+    try:
+        # Every attempt ends its own session: the first on the pooled connection,
+        # the second on the replacement; there is no third.
+        with pytest.raises(ShardUnavailable):
+            clean.read_prepared("eu", _END_OWN_SESSION, ())
+    finally:
+        for engine in engines:
+            event.remove(engine, "connect", on_connect)
+        forget_failures(clean, "eu")
+    assert len(made) == 1
+    assert clean.users.get(user_id).id == user_id
