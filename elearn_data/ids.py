@@ -161,8 +161,12 @@ def as_uuid(value: object) -> uuid.UUID:
     raise InvalidInput(f"not an id: {value!r}")
 
 
-def decode(value: object) -> DecodedId:
-    """Return what an id says about its row.
+# The first millisecond past what datetime holds (the year 9999 ends before it).
+_END_MS = 253_402_300_800_000
+
+
+def _fields(value: object) -> tuple[int, bool, Region | None]:
+    """Return (the time in ms, whether it is a reference id, its region) of one of our ids.
 
     Raises:
         InvalidInput: the value is not a UUID at all.
@@ -180,25 +184,36 @@ def decode(value: object) -> DecodedId:
     region = _CODE_REGIONS.get(region_code)
     if region is None and not (reference and region_code == 0):
         raise ForeignId(ident, f"unknown region code {code}")
-    try:
-        created = datetime.fromtimestamp((bits >> 80) / 1000, tz=UTC)
-    except (OverflowError, ValueError, OSError):
+    ms = bits >> 80
+    if ms >= _END_MS:
         # Our tag, but a time past what datetime holds (year > 9999): not one of ours.
-        raise ForeignId(ident, "timestamp out of range") from None
+        raise ForeignId(ident, "timestamp out of range")
+    return ms, reference, region
+
+
+def decode(value: object) -> DecodedId:
+    """Return what an id says about its row.
+
+    Raises:
+        InvalidInput: the value is not a UUID at all.
+        ForeignId: a UUID this platform did not issue.
+    """
+    ms, reference, region = _fields(value)
+    created = datetime.fromtimestamp(ms / 1000, tz=UTC)
     return DecodedId(created_at=created, reference=reference, region=region)
 
 
 def owner_region(value: object) -> Region:
-    """Return the region that owns a learner-owned row.
+    """Return the region that owns a learner-owned row (every routed call asks it).
 
     Raises:
         ForeignId: not one of our ids, or a reference (catalog) id, which no
             region owns.
     """
-    decoded = decode(value)
-    if decoded.reference or decoded.region is None:
+    _, reference, region = _fields(value)
+    if reference or region is None:
         raise ForeignId(as_uuid(value), "a catalog id, not owned by a region")
-    return decoded.region
+    return region
 
 
 def is_reference(value: object) -> bool:

@@ -716,7 +716,7 @@ class CausalRead(Workload):
     kind: Kind = "time"
     target = None
     measured_label = (
-        "point read by id (db.read + UsersRepository.get) right after db.users.update_profile,"
+        "point read by id (db.reader + UsersRepository.get) right after db.users.update_profile,"
         " holding the write's causal token"
     )
     baseline_label = "the same write, then the same read without a token (plain replica read)"

@@ -332,7 +332,8 @@ def _handle_stale_connections(engine: Engine, *, autocommit: bool) -> None:
       explicit ``BEGIN`` that nothing ended) is rolled back first; if that
       fails, the pool discards it. libpq knows the state locally: no round
       trip otherwise. A writer's ``BEGIN`` still waiting for its first
-      statement (:class:`BeginsFirst`) is dropped: nothing began.
+      statement (:class:`BeginsFirst`, on a primary's engine) is dropped:
+      nothing began.
     * ``checkin`` (engines not in autocommit): a connection whose isolation
       level SQLAlchemy restored (after ``execution_options(isolation_level=...)``)
       goes back to psycopg2's server default rather than an explicit READ
@@ -363,11 +364,12 @@ def _handle_stale_connections(engine: Engine, *, autocommit: bool) -> None:
             dbapi_connection.set_session(isolation_level="DEFAULT")
 
     def on_reset(dbapi_connection: Any, record: ConnectionPoolEntry, state: PoolResetState) -> None:
-        end_pending_begin(dbapi_connection)
+        if not autocommit:  # writers' connections (BeginsFirst) come from non-autocommit engines
+            end_pending_begin(dbapi_connection)
         if (
             not state.terminate_only
             and dbapi_connection.autocommit
-            and dbapi_connection.info.transaction_status != _IDLE
+            and dbapi_connection.get_transaction_status() != _IDLE
         ):
             with dbapi_connection.cursor() as cursor:
                 cursor.execute("ROLLBACK")

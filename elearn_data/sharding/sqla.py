@@ -143,7 +143,7 @@ def observed(conn: Connection) -> bool:
         return True
     # handle_error listeners (ours included) are served by the fast path's own
     # error handling; a do_execute listener must see the statement.
-    return _listened(conn.dialect.dispatch, ("do_execute",))
+    return _listened(conn.dialect.dispatch, _DIALECT_EVENTS)
 
 
 def observed_engine(engine: Engine) -> bool:
@@ -158,9 +158,9 @@ def observed_engine(engine: Engine) -> bool:
     """
     if engine._should_log_info() or Connection._has_events:
         return True
-    if engine._has_events and _listened(engine.dispatch, (*_STATEMENT_EVENTS, "engine_connect")):
+    if engine._has_events and _listened(engine.dispatch, _ENGINE_EVENTS):
         return True
-    return _listened(engine.dialect.dispatch, ("do_execute",))
+    return _listened(engine.dialect.dispatch, _DIALECT_EVENTS)
 
 
 # The connection events that see a statement run.
@@ -170,6 +170,10 @@ _STATEMENT_EVENTS = (
     "before_execute",
     "after_execute",
 )
+# ... and, asked of an engine, the one that sees a Connection made; of a dialect,
+# the one that sees the driver's execute.
+_ENGINE_EVENTS = (*_STATEMENT_EVENTS, "engine_connect")
+_DIALECT_EVENTS = ("do_execute",)
 
 
 def _listened(dispatch: Any, events: Sequence[str]) -> bool:

@@ -1073,7 +1073,8 @@ def read_prepared(
     replaced once, the read run again on a new one.
 
     Raises:
-        ShardUnavailable, ...: as the unit of work's read (translated driver errors).
+        ShardUnavailable: no node of the shard could serve the read (as in a
+            unit of work; other driver errors are translated the same way).
     """
     lsn = (token or _NO_TOKEN).get(shard)
     started = time.perf_counter()
