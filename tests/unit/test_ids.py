@@ -87,3 +87,13 @@ def test_a_tagged_id_from_the_far_future_is_foreign_not_a_crash() -> None:
     far = (0xFFFF_FFFF_FFFF << 80) | (0x8 << 76) | (0b10 << 62) | (1 << 58) | (0x2E1 << 48)
     with pytest.raises(ids.ForeignId, match="out of range"):
         ids.decode(uuid.UUID(int=far))
+
+
+def test_the_last_millisecond_datetime_holds_is_ours_and_the_next_is_foreign() -> None:
+    last = ids.make_id(Region.AFRICA, ms=253_402_300_799_999, counter=0, rand48=0)
+    assert ids.decode(last).created_at.year == 9999
+    assert ids.owner_region(last) is Region.AFRICA
+    past = ids.make_id(Region.AFRICA, ms=253_402_300_800_000, counter=0, rand48=0)
+    for read in (ids.decode, ids.owner_region):
+        with pytest.raises(ids.ForeignId, match="out of range"):
+            read(past)
